@@ -1,0 +1,1 @@
+"""Configuration as data: the election definition format, device settings, samples and test keys."""

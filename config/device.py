@@ -1,0 +1,104 @@
+"""Device settings: how this box is wired. Data, validated on load; errors name the field.
+
+The GPIO numbers are BCM numbers on the 40-pin header. The gpiochip is never hard-coded: on a Pi 5 the
+RPi.GPIO API comes from rpi-lgpio, which finds the header's chip itself; `gpio_chip` only overrides that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_DEVICE = Path(__file__).parent / "device-sim.json"
+
+Pin = Annotated[int, Field(ge=2, le=27)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeederPins(_Strict):
+    motor_forward: Pin = 17  # H-bridge IN1
+    motor_reverse: Pin = 27  # H-bridge IN2
+    motor_enable: Pin = 22  # H-bridge EN (PWM-capable not required: full speed)
+    sensor_entry: Pin = 5
+    sensor_imaging: Pin = 6
+    sensor_exit: Pin = 13
+    sensor_double_sheet: Pin = 19
+    sensor_box_full: Pin = 26
+    sensor_cover: Pin = 21  # closed = low
+    sensors_active_low: bool = True  # IR reflective sensors pull low when paper is present
+    debounce_ms: Annotated[int, Field(ge=1, le=200)] = 15
+    take_in_timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.5
+    drop_timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.5
+    return_timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.5
+
+
+class SwitchPins(_Strict):
+    seal: Pin = 23  # seal loop intact = low
+    lid: Pin = 24  # lid closed = low
+    led_ready: Pin = 16
+    led_busy: Pin = 20
+    led_attention: Pin = 12
+    buzzer: Pin = 25
+    debounce_ms: Annotated[int, Field(ge=1, le=200)] = 30
+
+
+class PanelPins(_Strict):
+    """Display + two buttons variant of the voter panel (the touchscreen variant is an HDMI app)."""
+
+    button_cast: Pin = 7
+    button_return: Pin = 8
+    led_valid: Pin = 9  # green lamp beside "VAŽEĆI"
+    led_invalid: Pin = 10  # red lamp beside "NEVAŽEĆI"
+    led_ambiguous: Pin = 11  # amber lamp beside "PROVJERITE LISTIĆ" (ambiguous / foreign / unreadable)
+    debounce_ms: Annotated[int, Field(ge=1, le=200)] = 30
+
+
+class PrinterSettings(_Strict):
+    port: str = "/dev/serial0"
+    baudrate: Annotated[int, Field(ge=1200, le=921600)] = 115200
+    width_px: Literal[384, 576] = 576  # 80 mm paper at 203 dpi; 384 for 58 mm
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+
+class CameraSettings(_Strict):
+    dpi: Annotated[float, Field(ge=72, le=600)] = 200.0  # calibrated at provisioning with the test target
+    width: Annotated[int, Field(ge=320, le=9152)] = 2339
+    height: Annotated[int, Field(ge=240, le=6944)] = 1654
+    exposure_us: Annotated[int, Field(ge=50, le=100000)] = 4000
+
+
+class DeviceSettings(_Strict):
+    kind: Literal["pi", "sim"] = "sim"
+    device_id: Annotated[str, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = "BB-SIM-0001"
+    gpio_chip: int | None = None
+    feeder: FeederPins = FeederPins()
+    switches: SwitchPins = SwitchPins()
+    panel: PanelPins = PanelPins()
+    printer: PrinterSettings = PrinterSettings()
+    camera: CameraSettings = CameraSettings()
+    data_dir: str = "/var/lib/ballotbox"
+
+
+class DeviceSettingsError(ValueError):
+    pass
+
+
+def load_device_settings(path: str | Path = DEFAULT_DEVICE) -> DeviceSettings:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeviceSettingsError(f"{path}: no such device settings file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeviceSettingsError(f"{path}: cannot be read as JSON ({exc}); restore it from the provisioning medium") from None
+    try:
+        return DeviceSettings.model_validate(data)
+    except ValidationError as exc:
+        errs = [f"{path.name}: {'.'.join(map(str, e['loc']))}: {e.get('input')!r}: {e['msg']}" for e in exc.errors()]
+        raise DeviceSettingsError("\n".join(errs)) from None

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install whatever is missing for ballotbox on a Debian / Raspberry Pi OS machine: system packages
+# (libzbar0 for pyzbar, a TrueType font with Latin č ć đ š ž and Cyrillic glyphs), the virtual
+# environment in .venv and the Python packages. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || need_apt+=(libzbar0)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "setup: ballotbox needs Python 3.11 or newer; $("$PY" --version 2>&1) found. Install python3.11 (Bookworm ships it)." >&2
+  exit 1
+fi
+
+# On a Pi the venv sees the apt-installed picamera2 (python3-picamera2 is not on PyPI in a usable form).
+venv_args=()
+if [ -f /proc/device-tree/model ] && grep -qi raspberry /proc/device-tree/model 2>/dev/null; then
+  venv_args+=(--system-site-packages)
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv "${venv_args[@]}" .venv
+
+stamp=.venv/.ballotbox-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  extras="dev"
+  if [ ${#venv_args[@]} -gt 0 ]; then extras="dev,pi"; fi
+  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  touch "$stamp"
+fi
