@@ -23,6 +23,10 @@ from config.script import latin_to_cyrillic
 SAMPLE_ELECTION = Path(__file__).parent / "elections" / "municipal-2024-sample.json"
 LARGE_ELECTION = Path(__file__).parent / "elections" / "council-30x35.json"
 
+# What the ballot layout engine is built and tested for (DOMAIN.md: large municipalities reach ~30 x 35).
+MAX_LISTS = 30
+MAX_CANDIDATES_PER_LIST = 35
+
 STATION_CODE = re.compile(r"^\d{3}[A-Z]\d{3}$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -118,7 +122,16 @@ class Contest(_Strict):
                 raise ValueError(f"contest '{self.id}': put candidates of an open_list contest inside their list")
             _unique(self.id, "list number", [pl.number for pl in self.lists])
             _unique(self.id, "list id", [pl.id for pl in self.lists])
+            if len(self.lists) > MAX_LISTS:
+                raise ValueError(f"contest '{self.id}': {len(self.lists)} lists, layout allows {MAX_LISTS}")
             for pl in self.lists:
+                if not pl.candidates:
+                    raise ValueError(f"contest '{self.id}', list {pl.number} ({pl.id}): no candidates")
+                if len(pl.candidates) > MAX_CANDIDATES_PER_LIST:
+                    raise ValueError(
+                        f"contest '{self.id}', list {pl.number} ({pl.id}): {len(pl.candidates)} candidates, "
+                        f"layout allows {MAX_CANDIDATES_PER_LIST}"
+                    )
                 _unique(f"{self.id}/{pl.id}", "candidate number", [c.number for c in pl.candidates])
                 _unique(f"{self.id}/{pl.id}", "candidate id", [c.id for c in pl.candidates])
         return self
@@ -138,11 +151,27 @@ class Paper(_Strict):
     max_height_mm: Annotated[float, Field(ge=140, le=1200)] = 1000
 
 
+class BoxGeometry(_Strict):
+    """Sizes of the voting boxes and rows (mm). Small enough for 30 x 35 on long paper, large enough
+    that a 100-dpi capture still has 16 px across a box."""
+
+    box_mm: Annotated[float, Field(ge=4, le=12)] = 5.0
+    row_mm: Annotated[float, Field(ge=5, le=20)] = 6.5
+    column_min_mm: Annotated[float, Field(ge=40, le=200)] = 64.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> "BoxGeometry":
+        if self.row_mm < self.box_mm + 1.0:
+            raise ValueError(f"row_mm {self.row_mm} leaves under 1 mm between boxes of {self.box_mm} mm")
+        return self
+
+
 class BallotStyle(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,4}$")]
     title: Name
     contests: Annotated[list[str], Field(min_length=1)]
     paper: Paper = Paper()
+    boxes: BoxGeometry = BoxGeometry()
     colour: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffffff"
 
 
@@ -260,6 +289,15 @@ class Election(_Strict):
     def script(self) -> str:
         """Primary script of the station's language ('latn' or 'cyrl')."""
         return "cyrl" if self.station.language == Language.SR_CYRL else "latn"
+
+    def content_digest(self) -> str:
+        """SHA-256 over what is printed on the ballots (election, contests, styles), station excluded:
+        the same election at another station has the same content digest, so a ballot from there is
+        told apart by its station code, not mistaken for another election."""
+        content = {"id": self.id, "date": self.date, "contests": [c.model_dump(mode="json") for c in self.contests],
+                   "ballot_styles": [s.model_dump(mode="json") for s in self.ballot_styles]}
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the definition: printed on reports, bound into ballot codes."""

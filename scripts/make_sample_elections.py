@@ -89,13 +89,15 @@ def main() -> None:
     mayor = {"id": "nacelnik", "kind": "single_choice", "title": "Načelnik općine",
              "instructions": "Označite samo jednog kandidata", "vote_for": 1,
              "candidates": [{"id": f"m{i + 1}", "number": i + 1, "name": person(rng, used)} for i in range(8)]}
-    sizes = [20, 17, 20, 12, 15, 9, 20, 6, 18, 14, 1, 11]
+    sizes = [20, 17, 20, 12, 15, 9, 20, 6, 18, 14, 5, 1]
     sample["contests"] = [mayor, council(rng, used, 12, sizes)]
     sample["ballot_styles"] = [
         {"id": "N", "title": "Glasački listić za izbor načelnika", "contests": ["nacelnik"],
-         "paper": {"width_mm": 210, "height_mm": 297}, "colour": "#ffffff"},
+         "paper": {"width_mm": 210, "height_mm": 297}, "colour": "#ffffff",
+         "boxes": {"box_mm": 7.0, "row_mm": 13.0, "column_min_mm": 120.0}},
         {"id": "V", "title": "Glasački listić za izbor općinskog vijeća", "contests": ["vijece"],
-         "paper": {"width_mm": 297, "height_mm": None, "max_height_mm": 1000}, "colour": "#ffffff"},
+         "paper": {"width_mm": 297, "height_mm": None, "max_height_mm": 1000}, "colour": "#ffffff",
+         "boxes": {"box_mm": 5.0, "row_mm": 6.5, "column_min_mm": 64.0}},
     ]
     out = ROOT / "config" / "elections"
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,8 @@ def main() -> None:
             pl["candidates"] = [{"id": f"{pl['id']}c{j + 1}", "number": j + 1, "name": person(rng, used)} for j in range(35)]
     large["contests"] = [contest]
     large["ballot_styles"] = [{"id": "V", "title": "Glasački listić za izbor gradske skupštine", "contests": ["vijece"],
-                               "paper": {"width_mm": 420, "height_mm": None, "max_height_mm": 1200}}]
+                               "paper": {"width_mm": 420, "height_mm": None, "max_height_mm": 1200},
+                               "boxes": {"box_mm": 4.5, "row_mm": 5.5, "column_min_mm": 64.0}}]
     (out / "council-30x35.json").write_text(json.dumps(large, ensure_ascii=False, indent=1) + "\n")
 
 
