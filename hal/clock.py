@@ -10,6 +10,13 @@ from zoneinfo import ZoneInfo
 SARAJEVO = ZoneInfo("Europe/Sarajevo")
 
 
+def station_time(date: str, hhmm: str) -> datetime:
+    """'2024-10-06', '07:00' -> that moment in the station's time zone."""
+    y, m, d = map(int, date.split("-"))
+    hh, mm = map(int, hhmm.split(":"))
+    return datetime(y, m, d, hh, mm, tzinfo=SARAJEVO)
+
+
 @runtime_checkable
 class Clock(Protocol):
     def now(self) -> datetime:

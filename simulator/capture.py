@@ -49,6 +49,28 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
     if profile.blur_sigma_px > 0:
         img = cv2.GaussianBlur(img, (0, 0), profile.blur_sigma_px)
     if profile.noise_sigma > 0:
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, profile.noise_sigma, img.shape)
-        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        img = _add_noise(img, profile.noise_sigma, rng)
     return img
+
+
+_NOISE_PAD = 97
+_noise_cache: dict[tuple[tuple[int, ...], float], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
+    """Gaussian sensor noise. Drawing millions of normals per frame costs more than the whole OMR, so a
+    field is drawn once per frame size and each capture takes it at a random offset (seeded): the noise
+    still differs from frame to frame and pixel to pixel."""
+    h, w = img.shape[:2]
+    key = ((h, w), sigma)
+    if key not in _noise_cache:
+        field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
+        if len(_noise_cache) >= 8:
+            _noise_cache.clear()
+        _noise_cache[key] = (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
+    pos, neg = _noise_cache[key]
+    dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
+    p, n = pos[dy:dy + h, dx:dx + w], neg[dy:dy + h, dx:dx + w]
+    if img.ndim == 3:
+        p, n = cv2.merge([p] * img.shape[2]), cv2.merge([n] * img.shape[2])
+    return cv2.subtract(cv2.add(img, p), n)

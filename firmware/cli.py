@@ -1,0 +1,243 @@
+"""`ballotbox`: the one command line of the box, the simulator and the print house.
+
+    ballotbox simulate --voters N --seed S --out DIR [--election PATH]
+    ballotbox ballots render --election PATH --style STYLE --dpi D --out FILE.png [--layout-json F] [--pdf F]
+    ballotbox omr interpret --election PATH IMAGE...
+    ballotbox election check PATH
+
+Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
+2 bad input (a corrupt election package, a missing file): the message names it and what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from config.election import SAMPLE_ELECTION, ElectionError, load_election
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UserError(Exception):
+    """Bad input from the person at the keyboard: printed without a traceback, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.run(args))
+    except (UserError, ElectionError) as exc:
+        print(f"ballotbox: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ballotbox: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ballotbox", description="Scanner ballot box firmware, simulator and tools.")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    sim = sub.add_parser("simulate", help="run a simulated polling-station day and check the tallies")
+    sim.add_argument("--voters", type=int, default=300, help="number of voters (default 300)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same day")
+    sim.add_argument("--out", type=Path, default=Path("out/day"), help="output directory (reports, results.json)")
+    sim.add_argument("--election", type=Path, default=SAMPLE_ELECTION, help="election definition (default: sample)")
+    sim.add_argument("--no-faults", action="store_true", help="no paper jams, double sheets or open covers")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(run=_simulate)
+
+    ballots = sub.add_parser("ballots", help="ballot printing").add_subparsers(metavar="ACTION")
+    render = ballots.add_parser("render", help="render a ballot style as PNG (and layout JSON, PDF)")
+    render.add_argument("--election", type=Path, required=True)
+    render.add_argument("--style", required=True, help="ballot style id, e.g. N or V")
+    render.add_argument("--dpi", type=float, default=200.0)
+    render.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    render.add_argument("--layout-json", type=Path, help="write the box positions in pixels of this render")
+    render.add_argument("--pdf", type=Path, help="also write a print-ready PDF at this dpi")
+    render.add_argument("--key", type=Path, help="CEC ballot-code signing key (PEM); default: the TEST key")
+    render.add_argument("--mode", choices=["official", "test"], help="override the election's mode (test = specimen)")
+    render.set_defaults(run=_render)
+
+    omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
+    interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
+    interp.add_argument("--election", type=Path, required=True)
+    interp.add_argument("--dpi", type=float, help="capture resolution, if the image does not record it")
+    interp.add_argument("images", nargs="+", type=Path)
+    interp.set_defaults(run=_interpret)
+
+    election = sub.add_parser("election", help="election definitions").add_subparsers(metavar="ACTION")
+    check = election.add_parser("check", help="validate an election definition and summarise it")
+    check.add_argument("path", type=Path)
+    check.set_defaults(run=_check)
+    return p
+
+
+# -- simulate ---------------------------------------------------------------------------------
+def _simulate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from firmware.i18n import Messages
+    from firmware.reports import render_png, report_to_json
+    from simulator.day import FaultRates, run_day
+
+    if args.voters < 1 or args.voters > 5000:
+        raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
+    election = load_election(args.election)
+    console = Console(stderr=False)
+    out: Path = args.out
+    reports_dir = out / "reports"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    messages = Messages.for_language(election.station.language)
+
+    def save_report(kind: str, report: Any) -> None:
+        render_png(report, election, reports_dir / f"{kind}-report.png")
+        (reports_dir / f"{kind}-report.json").write_text(
+            json.dumps(report_to_json(report), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+    faults = FaultRates(0, 0, 0, 0) if args.no_faults else FaultRates()
+    started = time.perf_counter()
+    console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
+                  f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}")
+    with Progress(TextColumn("voters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=args.quiet) as progress:
+        task = progress.add_task("day", total=args.voters)
+        result = run_day(election, args.voters, args.seed, out / "device-data", messages, faults=faults,
+                         on_report=save_report, progress=lambda i, n: progress.update(task, completed=i))
+    elapsed = time.perf_counter() - started
+
+    from simulator.results import write_results
+    write_results(out / "results.json", election, result)
+
+    table = Table(title="Box tallies vs ground truth (the physical ballot box)")
+    for col in ("contest", "ballots", "valid", "invalid", "ambiguous", "agree"):
+        table.add_column(col, justify="right" if col not in ("contest", "agree") else "left")
+    for cid, t in result.box_tallies.items():
+        truth = result.truth_tallies[cid]
+        same = not [d for d in result.differences if d.startswith(f"contest {cid}:")]
+        table.add_row(cid, str(t["ballots"]), str(t["valid"]), str(sum(t["invalid_by_reason"].values())),
+                      str(t["ambiguous"]), "[green]yes[/]" if same else f"[red]NO[/] (truth {truth['ballots']})")
+    console.print(table)
+    s = result.stats
+    console.print(f"sheets in the box {s['sheets_in_box']}, replacement ballots {s.get('replacement_ballots', 0)}, "
+                  f"returned after 'nevažeći' {s.get('returned_after_nevazeci', 0)}, "
+                  f"returned ambiguous {s.get('returned_ambiguous', 0)}, "
+                  f"paper-path faults {sum(v for k, v in s.items() if k.startswith('fault_'))}")
+    console.print(f"one ballot through the feeder (simulated capture + OMR + store), wall: median "
+                  f"{s['cycle_ms_median']} ms, p95 {s['cycle_ms_p95']} ms; whole run {elapsed:.1f} s")
+    console.print(f"reports: {reports_dir}/  results: {out / 'results.json'}")
+    if result.agree:
+        console.print("[bold green]TALLIES AGREE[/] with the simulator's ground truth")
+        return EXIT_OK
+    console.print("[bold red]TALLIES DIFFER[/] from the simulator's ground truth:")
+    for d in result.differences[:30]:
+        console.print(f"  {d}")
+    return EXIT_CHECK_FAILED
+
+
+# -- ballots render ---------------------------------------------------------------------------
+def _render(args: argparse.Namespace) -> int:
+    from firmware.ballots import BallotKeyError, load_signing_key, render_ballot
+    from omr.layout import LayoutError
+
+    election = load_election(args.election)
+    if not 50 <= args.dpi <= 1200:
+        raise UserError(f"--dpi {args.dpi}: give 50 to 1200")
+    try:
+        key = load_signing_key(args.key) if args.key else load_signing_key()
+        img, layout = render_ballot(election, args.style, args.dpi, key=key, mode=args.mode)
+    except (BallotKeyError, LayoutError) as exc:
+        raise UserError(str(exc)) from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(args.out, dpi=(args.dpi, args.dpi))
+    if args.layout_json:
+        args.layout_json.write_text(json.dumps(layout.to_json(args.dpi), indent=1) + "\n")
+    if args.pdf:
+        img.save(args.pdf, "PDF", resolution=args.dpi)
+    if args.key is None:
+        print("ballotbox: note: signed with the TEST key (config/keys): not for an official election", file=sys.stderr)
+    print(f"{args.out}: ballot style {args.style}, {img.width} x {img.height} px at {args.dpi:g} dpi, "
+          f"{len(layout.boxes)} boxes")
+    return EXIT_OK
+
+
+# -- omr interpret ----------------------------------------------------------------------------
+def _interpret(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from omr.interpret import interpret
+
+    election = load_election(args.election)
+    worst = EXIT_OK
+    for path in args.images:
+        record: dict[str, Any] = {"image": str(path)}
+        try:
+            with Image.open(path) as im:
+                dpi = args.dpi or _image_dpi(im)
+                pixels = np.array(im.convert("RGB"))
+        except FileNotFoundError:
+            record.update(verdict="unreadable", reasons=["image_invalid"], error=f"{path}: no such file")
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+            worst = EXIT_CHECK_FAILED
+            continue
+        except (UnidentifiedImageError, OSError) as exc:
+            record.update(verdict="unreadable", reasons=["image_invalid"],
+                          error=f"{path}: not an image we can read ({exc}); scan it again as PNG or JPEG")
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+            worst = EXIT_CHECK_FAILED
+            continue
+        t0 = time.perf_counter()
+        result = interpret(pixels, election, dpi=dpi)
+        ms = (time.perf_counter() - t0) * 1000
+        record.update(result.to_json())
+        record["orientation"] = result.orientation
+        record["ms"] = round(ms, 1)
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return worst
+
+
+def _image_dpi(im: Any) -> float | None:
+    dpi = im.info.get("dpi")
+    if dpi and dpi[0] and abs(float(dpi[0]) - 72.0) > 0.5:  # 72 is what many tools write when they know nothing
+        return float(dpi[0])
+    return None
+
+
+# -- election check ---------------------------------------------------------------------------
+def _check(args: argparse.Namespace) -> int:
+    from omr.layout import LayoutError, layout_ballot
+
+    election = load_election(args.path)
+    print(f"{args.path}: election {election.id} '{election.title.latn}', {election.date}, mode {election.mode}")
+    print(f"  station {election.station.code} {election.station.name.latn}, "
+          f"{election.station.registered_voters} registered voters, language {election.station.language}")
+    for c in election.contests:
+        if c.lists:
+            print(f"  contest {c.id} (open list): {len(c.lists)} lists, "
+                  f"{sum(len(pl.candidates) for pl in c.lists)} candidates, max {c.max_preferences} preferences")
+        else:
+            print(f"  contest {c.id} (single choice): {len(c.candidates)} candidates, vote for {c.vote_for}")
+    for s in election.ballot_styles:
+        try:
+            lay = layout_ballot(election, s.id)
+        except LayoutError as exc:
+            raise UserError(str(exc)) from None
+        print(f"  ballot style {s.id}: {lay.width_mm:g} x {lay.height_mm:g} mm, {len(lay.boxes)} boxes")
+    print(f"  package digest {election.digest()}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

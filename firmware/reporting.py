@@ -1,0 +1,57 @@
+"""From the scanner service's state to report models, and onto paper.
+
+One model per report (firmware.reports), rendered for the thermal printer here; the CLI and the
+simulator also save the same model as PNG and JSON.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from firmware.identity import software_hash, software_version
+from firmware.reports import (Report, ReportHeader, ResultsReport, StyleCounts, ZeroReport, build_header,
+                              build_results_report, build_zero_report, render_raster)
+from hal.errors import HalError
+
+if TYPE_CHECKING:
+    from firmware.scanner import ScannerService
+
+
+class PrintFailed(RuntimeError):
+    """The report model exists (and is saved) but the paper copy failed: reprint after fixing the printer."""
+
+
+def header(svc: "ScannerService") -> ReportHeader:
+    return build_header(svc.election, device_id=svc.identity.device_id, software_version=software_version(),
+                        software_hash=software_hash(), device_key_fingerprint=svc.identity.fingerprint,
+                        printed_at=svc.d.clock.now())
+
+
+def style_counts(svc: "ScannerService") -> list[StyleCounts]:
+    counts = svc.store.counts()
+    return [StyleCounts(style_id=s.id, cast=counts.cast.get(s.id, 0), returned=counts.returned.get(s.id, 0))
+            for s in svc.election.ballot_styles]
+
+
+def zero_report(svc: "ScannerService") -> ZeroReport:
+    return build_zero_report(svc.election, header(svc), counts=style_counts(svc), self_test=svc.self_test_results,
+                             seal=svc.d.switches.read())
+
+
+def results_report(svc: "ScannerService") -> ResultsReport:
+    usage = svc.usage
+    problems = [f"{svc.msg.t('error.' + fault) if svc.msg.has('error.' + fault) else fault}: {n}"
+                for fault, n in sorted(usage.faults.items())]
+    assert svc.opened_at is not None and svc.closed_at is not None, "the polls table records both before this"
+    return build_results_report(
+        svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
+        tallies=svc.tallies(), seconds_per_ballot=(usage.seconds / usage.cycles) if usage.cycles else None,
+        device_problems=problems)
+
+
+def print_report(svc: "ScannerService", report: Report) -> None:
+    image = render_raster(report, svc.election, svc.d.printer.width_px)
+    try:
+        svc.d.printer.print_image(image)
+    except HalError as exc:
+        raise PrintFailed(f"{report.kind}: not printed: {exc}") from exc

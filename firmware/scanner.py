@@ -1,0 +1,363 @@
+"""The scanner service: feeder, camera, OMR, voter panel, printer, store, reports.
+
+Driven by the two state tables of firmware.states: an event fires a transition, the transition's
+actions run here (`_do_<action>`), and an action may produce the next event. Secrecy rules kept here:
+the cast-vote record goes to the store with no id, time or image; events logged name what happened to
+the device, never what a ballot said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from config.election import Election
+from firmware.i18n import Messages
+from firmware.identity import DeviceIdentity
+from firmware.states import (BallotEvent, BallotState, PollsEvent, PollsState, StateMachine, TransitionRefused,
+                             ballot_machine, polls_machine)
+from firmware.store import Resolution, ScannerStore
+from firmware.tally import ContestTally, tally
+from hal.camera import CaptureError
+from hal.devices import DeviceSet
+from hal.errors import DeviceStatus, HalError
+from hal.feeder import BoxFull, CoverOpen, DoubleSheet, PaperJam
+from hal.panel import PanelVerdict, VoterChoice
+from hal.switches import Indicator
+from omr.interpret import interpret
+from omr.types import Interpretation, Verdict
+
+VOTER_DECISION_TIMEOUT_S = 60.0
+
+
+class PollsError(RuntimeError):
+    """A polls action refused; the message says why and what to do."""
+
+
+@dataclass
+class CycleResult:
+    """What one pass of a sheet through the feeder came to (in memory only; never stored or logged)."""
+
+    state: BallotState  # where the ballot state machine stopped: WAITING, or a fault state
+    cast: bool = False
+    returned: bool = False
+    interpretation: Interpretation | None = None
+    fault: str | None = None
+
+
+@dataclass
+class _Ballot:
+    machine: StateMachine
+    interpretation: Interpretation | None = None
+    token: object | None = None
+    image: object | None = None
+    fault: str | None = None
+    cast: bool = False
+    returned: bool = False
+    sheet_removed: bool = True  # operator's answer when clearing a fault: a sheet was taken out of the path
+
+
+@dataclass
+class Usage:
+    """Art. 26: time needed to use the device - aggregated, never per ballot."""
+
+    cycles: int = 0
+    seconds: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+    unread_returned: int = 0  # sheets handed back whose ballot style could not be read (unreadable, foreign)
+
+
+class ScannerService:
+    def __init__(self, election: Election, devices: DeviceSet, store: ScannerStore, messages: Messages,
+                 identity: DeviceIdentity, on_report: Callable[[str, object], None] | None = None) -> None:
+        self.election = election
+        self.identity = identity
+        self.d = devices
+        self.store = store
+        self.msg = messages
+        self.polls = polls_machine(PollsState(store.polls_state()))
+        self.usage = Usage()
+        self.self_test_results: list[DeviceStatus] = []
+        self.zero_report_printed = False
+        self._ballot: _Ballot | None = None
+        self._on_report = on_report or (lambda kind, report: None)
+        record = store.polls_record()
+        self.opened_at: datetime | None = record.opened_at
+        self.closed_at: datetime | None = record.closed_at
+
+    # ------------------------------------------------------------------------------------------
+    # Polls
+    # ------------------------------------------------------------------------------------------
+    def self_test(self) -> list[DeviceStatus]:
+        """Art. 11/20: check every device; the results go on the zero report."""
+        results = []
+        for dev in (self.d.camera, self.d.feeder, self.d.panel, self.d.printer, self.d.switches):
+            try:
+                results.append(dev.self_test())
+            except HalError as exc:
+                results.append(DeviceStatus(type(dev).__name__, False, exc.message))
+        self.self_test_results = results
+        self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results)})
+        return results
+
+    def configure(self) -> None:
+        """Election loaded and self-tested: the box may print its zero report."""
+        if not self.self_test_results:
+            self.self_test()
+        failed = [r for r in self.self_test_results if not r.ok]
+        if failed:
+            raise PollsError("self-test failed: " + "; ".join(f"{r.device}: {r.detail}" for r in failed)
+                             + " -- fix the device and run the self-test again")
+        self._polls(PollsEvent.CONFIGURED)
+
+    def print_zero_report(self) -> None:
+        self._polls(PollsEvent.ZERO_REPORT)
+
+    def open_polls(self) -> None:
+        if not self.zero_report_printed:
+            raise PollsError("opening refused: print the zero report first and have the committee sign it (Art. 20(4))")
+        self.store.assert_can_open()
+        self._polls(PollsEvent.OPEN)
+        self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
+        self.d.switches.set_indicator(Indicator.READY, True)
+
+    def pause(self) -> None:
+        self._polls(PollsEvent.PAUSE)
+        self.d.panel.show_message(self.msg.t("panel.polls_paused"))
+
+    def resume(self) -> None:
+        self._polls(PollsEvent.RESUME)
+        self.d.switches.set_indicator(Indicator.ATTENTION, False)
+        self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
+
+    def close_polls(self) -> None:
+        if self._ballot is not None:
+            raise PollsError(f"closing refused: a ballot is in state '{self._ballot.machine.state}'; clear it first")
+        self._polls(PollsEvent.CLOSE)
+        self.d.switches.set_indicator(Indicator.READY, False)
+        self.d.panel.show_message(self.msg.t("panel.polls_closed"))
+
+    def reprint_results(self) -> None:
+        self._polls(PollsEvent.RESULTS_REPORT)
+
+    def _polls(self, event: PollsEvent) -> None:
+        try:
+            actions = self.polls.fire(event)
+        except TransitionRefused as exc:
+            raise PollsError(f"{exc}; see the day's steps in the README") from None
+        # The new state is on disk before any action prints: a printer out of paper must not undo a close.
+        self.store.set_polls_state(self.polls.state.value, self.d.clock.now())
+        for action in actions:
+            getattr(self, f"_do_{action}")(event)
+
+    def _do_log(self, event: PollsEvent) -> None:
+        self.store.log_event(f"polls_{event.value}", self.d.clock.now(), {"state": self.polls.state.value})
+
+    def _do_print_zero_report(self, event: PollsEvent) -> None:
+        from firmware.reporting import print_report, zero_report
+        report = zero_report(self)
+        self._on_report("zero", report)  # saved before printing: a paper jam loses nothing
+        print_report(self, report)  # raises PrintFailed: then the zero report does not count as printed
+        self.zero_report_printed = report.is_zero
+
+    def _do_record_opening(self, event: PollsEvent) -> None:
+        self.opened_at = self.store.polls_record().opened_at
+
+    def _do_record_closing(self, event: PollsEvent) -> None:
+        self.closed_at = self.store.polls_record().closed_at
+
+    def _do_print_results_report(self, event: PollsEvent) -> None:
+        from firmware.reporting import print_report, results_report
+        report = results_report(self)
+        self._on_report("results", report)
+        print_report(self, report)
+
+    # ------------------------------------------------------------------------------------------
+    # Ballots
+    # ------------------------------------------------------------------------------------------
+    def process_ballot(self, wait_s: float = 1.0) -> CycleResult | None:
+        """Wait up to wait_s for a sheet at the entry and take it through one full cycle.
+
+        Returns None when no sheet came, else where the cycle ended. A fault state (jam, cover open,
+        double sheet, box full) stays until the operator calls clear_fault()."""
+        if self._ballot is not None:
+            raise PollsError(f"the feeder is in state '{self._ballot.machine.state}': clear the fault first")
+        if self.polls.state != PollsState.OPEN:
+            return None
+        if not self.d.feeder.wait_for_ballot(wait_s):
+            return None
+        started = self.d.clock.monotonic()
+        b = self._ballot = _Ballot(ballot_machine())
+        self.d.switches.set_indicator(Indicator.BUSY, True)
+        self._run(BallotEvent.INSERTED)
+        self.d.switches.set_indicator(Indicator.BUSY, False)
+        result = CycleResult(b.machine.state, b.cast, b.returned, b.interpretation, b.fault)
+        if b.machine.state == BallotState.WAITING:
+            self._ballot = None
+            self.usage.cycles += 1
+            self.usage.seconds += self.d.clock.monotonic() - started
+            self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
+        return result
+
+    def clear_fault(self, sheet_removed: bool) -> None:
+        """The operator has cleared a fault. `sheet_removed`: a ballot was taken out of the paper path
+        (it goes back to the voter) - which also tells an interrupted drop did NOT reach the box."""
+        if self._ballot is None:
+            return
+        b = self._ballot
+        b.sheet_removed = sheet_removed
+        self._run(BallotEvent.CLEARED)
+        if b.machine.state == BallotState.WAITING:
+            self._ballot = None
+            self.d.switches.set_indicator(Indicator.ATTENTION, False)
+            self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
+
+    def _run(self, event: BallotEvent | None) -> None:
+        b = self._ballot
+        assert b is not None
+        while event is not None:
+            actions = b.machine.fire(event)
+            event = None
+            for action in actions:
+                produced = getattr(self, f"_do_{action}")(b)
+                if produced is not None:
+                    event = produced
+
+    def _do_take_in(self, b: _Ballot) -> BallotEvent:
+        try:
+            self.d.feeder.take_in()
+        except DoubleSheet:
+            b.fault = "double_sheet"
+            return BallotEvent.DOUBLE
+        except CoverOpen:
+            b.fault = "cover_open"
+            return BallotEvent.COVER_OPENED
+        except PaperJam:
+            b.fault = "paper_jam"
+            return BallotEvent.JAM
+        self.d.panel.show_message(self.msg.t("panel.reading"))
+        return BallotEvent.HELD
+
+    def _do_capture(self, b: _Ballot) -> BallotEvent | None:
+        try:
+            b.image = self.d.camera.capture()
+        except CaptureError:
+            b.fault = "capture_failed"
+            b.interpretation = Interpretation(Verdict.UNREADABLE, ("capture_failed",))
+            self.store.log_event("capture_failed", self.d.clock.now(), {})
+            return BallotEvent.RETURN_CHOSEN
+        return None
+
+    def _do_interpret(self, b: _Ballot) -> BallotEvent | None:
+        if b.image is None:  # capture failed: already returning
+            return None
+        b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi)  # type: ignore[attr-defined]
+        b.image = None  # the image is never kept
+        return BallotEvent.INTERPRETED
+
+    def _do_show_verdict(self, b: _Ballot) -> BallotEvent:
+        interp = b.interpretation
+        assert interp is not None
+        verdict = PanelVerdict(interp.verdict.value)
+        text = self.msg.verdict(interp.verdict.value)
+        self.d.panel.show_verdict(verdict, text, interp.castable)
+        if interp.verdict == Verdict.FOREIGN:
+            # Art. 21(10): a sheet that differs from the genuine ballots stops the voting; the president
+            # takes it. The box will not take it in and pauses until the committee resumes.
+            self.d.switches.set_indicator(Indicator.ATTENTION, True)
+            self.d.switches.beep(3)
+            self.store.log_event("foreign_ballot", self.d.clock.now(), {"reasons": [str(r) for r in interp.reasons]})
+            if self.polls.allows(PollsEvent.PAUSE):
+                self._polls(PollsEvent.PAUSE)
+        if not interp.castable:
+            return BallotEvent.RETURN_CHOSEN
+        choice = self.d.panel.ask_cast_or_return(VOTER_DECISION_TIMEOUT_S)
+        # No answer means no consent to cast: the ballot goes back (the voter keeps the secret).
+        return BallotEvent.CAST_CHOSEN if choice == VoterChoice.CAST else BallotEvent.RETURN_CHOSEN
+
+    def _do_write_intent(self, b: _Ballot) -> None:
+        assert b.interpretation is not None
+        b.token = self.store.begin_cast(b.interpretation.cast_vote_record())
+
+    def _do_drop(self, b: _Ballot) -> BallotEvent:
+        try:
+            self.d.feeder.drop_into_box()
+        except BoxFull:
+            b.fault = "box_full"
+            return BallotEvent.BOX_IS_FULL
+        except CoverOpen:
+            b.fault = "cover_open"
+            return BallotEvent.COVER_OPENED
+        except PaperJam:
+            b.fault = "paper_jam"
+            return BallotEvent.JAM
+        return BallotEvent.DROPPED
+
+    def _do_confirm_cast(self, b: _Ballot) -> None:
+        self.store.confirm_cast(b.token)
+        b.cast = True
+        self.d.panel.show_message(self.msg.t("panel.cast_done"))
+
+    def _do_abort_intent(self, b: _Ballot) -> None:
+        self.store.abort_cast(b.token)
+        b.token = None
+
+    def _do_return_to_voter(self, b: _Ballot) -> BallotEvent | None:
+        try:
+            self.d.feeder.return_to_voter()
+        except (PaperJam, CoverOpen):
+            b.fault = "paper_jam"
+            return BallotEvent.JAM if b.machine.state == BallotState.RETURNING else None
+        self.d.panel.show_message(self.msg.t("panel.take_ballot"))
+        return BallotEvent.RETURNED if b.machine.state == BallotState.RETURNING else None
+
+    def _do_record_return(self, b: _Ballot) -> None:
+        self._count_return(b)
+
+    def _count_return(self, b: _Ballot) -> None:
+        style = b.interpretation.style if b.interpretation else None
+        if style is not None:
+            self.store.record_return(style)
+        else:
+            self.usage.unread_returned += 1
+        b.returned = True
+
+    def _do_alert(self, b: _Ballot) -> None:
+        self.d.switches.set_indicator(Indicator.ATTENTION, True)
+        self.d.switches.beep(2)
+        fault = b.fault or "device_error"
+        self.usage.faults[fault] = self.usage.faults.get(fault, 0) + 1
+        self.store.log_event("feeder_fault", self.d.clock.now(), {"fault": fault, "state": b.machine.state.value})
+        key = {"double_sheet": "panel.double_sheet", "box_full": "panel.box_full", "cover_open": "panel.cover_open",
+               "paper_jam": "panel.paper_jam"}.get(fault, "panel.call_operator")
+        self.d.panel.show_message(self.msg.t(key))
+
+    def _do_resolve_intent(self, b: _Ballot) -> None:
+        """After a jam or an open cover: an open intent is resolved by what the operator found. A sheet
+        taken out of the path did not reach the box; an empty path after a drop began means it did."""
+        if b.token is None:
+            return
+        if b.sheet_removed:
+            self.store.abort_cast(b.token)
+            self._count_return(b)
+        else:
+            self.store.confirm_cast(b.token)
+            b.cast = True
+        b.token = None
+
+    def recover_after_power_cut(self) -> bool:
+        """At start-up: resolve an intent left open by a power cut from the paper-path sensors. A sheet
+        still in the path never reached the box; an empty path means the drop completed."""
+        sensors = self.d.feeder.sensors()
+        in_path = sensors.entry or sensors.imaging
+        return self.store.recover(lambda: not in_path) is not Resolution.NOTHING_OPEN
+
+    # ------------------------------------------------------------------------------------------
+    # Results
+    # ------------------------------------------------------------------------------------------
+    def tallies(self) -> dict[str, ContestTally]:
+        if self.polls.state not in (PollsState.CLOSED_FINAL, PollsState.TRANSMITTED):
+            # VVSG 10.2.2-B / Art. 23: results exist only after the polls close
+            raise PollsError("results are available only after the polls are closed")
+        return tally(self.election, self.store.cast_vote_records())

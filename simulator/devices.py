@@ -1,0 +1,293 @@
+"""Twins of every hal interface, for CI, training and rehearsing a day.
+
+They implement the same Protocols as the real drivers (hal/*), never a parallel API. The paper path
+has timing and injectable faults (jam, double sheet, box full, cover open); the physical ballot box
+records what actually dropped, kept apart from the firmware's store; the clock is accelerated, so a
+12-hour day runs in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from PIL import Image
+
+from config.election import Election
+from firmware.ballots import render_ballot
+from hal.camera import BallotImage, CaptureError
+from hal.clock import station_time
+from hal.devices import DeviceSet
+from hal.errors import DeviceStatus
+from hal.feeder import BoxFull, CoverOpen, DoubleSheet, FeederSensors, PaperJam
+from hal.panel import PanelVerdict, VoterChoice
+from hal.printer import PaperOut
+from hal.switches import Indicator, SealState
+from simulator.capture import MILD, CaptureProfile, capture
+from simulator.pens import draw_mark
+from simulator.voters import Sheet
+
+
+class AcceleratedClock:
+    """Simulated station time: sleep() advances it instantly."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start
+        self._elapsed = 0.0
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._elapsed)
+
+    def monotonic(self) -> float:
+        return self._elapsed
+
+    def sleep(self, seconds: float) -> None:
+        self._elapsed += max(0.0, seconds)
+
+    def advance_to(self, when: datetime) -> None:
+        self._elapsed = max(self._elapsed, (when - self._start).total_seconds())
+
+    @staticmethod
+    def for_day(date: str, hhmm: str = "05:30") -> "AcceleratedClock":
+        return AcceleratedClock(station_time(date, hhmm))
+
+
+@dataclass
+class PhysicalBallotBox:
+    """What is really in the box under the scanner. The firmware never sees this object."""
+
+    capacity: int = 3000
+    sheets: list[Sheet] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return len(self.sheets) >= self.capacity
+
+
+class PaperPath:
+    """The sheet's position in the feeder: None, 'entry', 'imaging'. Shared by feeder and camera."""
+
+    def __init__(self) -> None:
+        self.at_entry: Sheet | None = None
+        self.held: Sheet | None = None
+        self.returned: Sheet | None = None  # pushed back out, waiting for the voter to take it
+
+
+class SimFeeder:
+    # seconds of simulated motor time per action: measured on the reference mechanism's datasheet class
+    TAKE_IN_S, DROP_S, RETURN_S = 0.7, 0.5, 0.6
+
+    def __init__(self, path: PaperPath, box: PhysicalBallotBox, clock: AcceleratedClock) -> None:
+        self.path, self.box, self.clock = path, box, clock
+        self.faults: deque[str] = deque()  # one-shot faults for the next actions: jam_in, jam_drop, double, cover
+        self.cover_open = False
+
+    def inject(self, fault: str) -> None:
+        if fault not in ("jam_in", "jam_drop", "double", "cover"):
+            raise ValueError(f"unknown feeder fault {fault!r}: use jam_in, jam_drop, double or cover")
+        self.faults.append(fault)
+
+    def _fault(self, name: str) -> bool:
+        if self.faults and self.faults[0] == name:
+            self.faults.popleft()
+            return True
+        return False
+
+    def sensors(self) -> FeederSensors:
+        return FeederSensors(entry=self.path.at_entry is not None, imaging=self.path.held is not None,
+                             exit=False, double_sheet=False, box_full=self.box.full, cover_open=self.cover_open)
+
+    def wait_for_ballot(self, timeout_s: float) -> bool:
+        if self.path.at_entry is not None:
+            return True
+        self.clock.sleep(timeout_s)
+        return self.path.at_entry is not None
+
+    def take_in(self) -> None:
+        if self._fault("cover") or self.cover_open:
+            self.cover_open = True
+            raise CoverOpen("scanner cover is open", "close and lock the cover, then continue")
+        if self.path.at_entry is None:
+            raise PaperJam("no sheet at the entry sensor", "insert the ballot again")
+        if self._fault("double"):
+            self.clock.sleep(0.3)
+            raise DoubleSheet("two sheets were fed together", "take the ballots back and insert them one by one")
+        if self._fault("jam_in"):
+            self.clock.sleep(self.TAKE_IN_S * 3)
+            raise PaperJam("ballot did not reach the imaging position", "open the cover and clear the paper path")
+        self.clock.sleep(self.TAKE_IN_S)
+        self.path.held, self.path.at_entry = self.path.at_entry, None
+
+    def drop_into_box(self) -> None:
+        if self.path.held is None:
+            raise PaperJam("no ballot held at the imaging position", "call the operator")
+        if self.box.full:
+            raise BoxFull("the ballot box is full", "the committee seals this box and puts the scanner on a new one")
+        if self._fault("jam_drop"):
+            self.clock.sleep(self.DROP_S * 3)
+            raise PaperJam("ballot did not pass the exit sensor", "open the cover and clear the paper path")
+        self.clock.sleep(self.DROP_S)
+        self.box.sheets.append(self.path.held)
+        self.path.held = None
+
+    def return_to_voter(self) -> None:
+        sheet = self.path.held or self.path.at_entry
+        if sheet is None:
+            raise PaperJam("no ballot to return", "call the operator")
+        self.clock.sleep(self.RETURN_S)
+        self.path.held = self.path.at_entry = None
+        self.path.returned = sheet
+
+    def clear_jam(self) -> Sheet | None:
+        """The operator opens the cover and takes out the sheet in the path (it goes back to the voter)."""
+        sheet = self.path.held or self.path.at_entry
+        self.path.held = self.path.at_entry = None
+        self.path.returned = sheet
+        return sheet
+
+    def self_test(self) -> DeviceStatus:
+        ok = not self.cover_open and self.path.held is None
+        return DeviceStatus("feeder", ok, "motor, 6 sensors: ok" if ok else "paper in path or cover open")
+
+    def close(self) -> None:
+        pass
+
+
+class SimCamera:
+    """Photographs the held sheet: the printed ballot, the voter's marks, capture variation."""
+
+    def __init__(self, election: Election, path: PaperPath, rng: random.Random, dpi: float = 200.0,
+                 profile: CaptureProfile = MILD) -> None:
+        self.election, self.path, self.rng, self.dpi, self.profile = election, path, rng, dpi, profile
+        self.fail_next = False
+
+    def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
+        if sheet.image is None:
+            img, layout = render_ballot(self.election, sheet.style, self.dpi)
+            arr = np.array(img)
+            rects = {b.candidate or b.list: b.rect.px(self.dpi) for b in layout.boxes}
+            for box, (style, pen) in sorted(sheet.marks.items()):
+                draw_mark(arr, rects[box], style, pen, self.dpi, self.rng)
+            sheet.image = arr
+        return sheet.image
+
+    def capture(self) -> BallotImage:
+        if self.fail_next:
+            self.fail_next = False
+            raise CaptureError("camera returned no frame", "restart the scanner; if it repeats, call the operator")
+        sheet = self.path.held
+        if sheet is None:
+            # An empty imaging position photographs the bare bed: the interpreter finds no ballot there.
+            return BallotImage(np.full((600, 400, 3), 55, np.uint8), self.dpi)
+        return BallotImage(capture(self.printed_and_marked(sheet), self.dpi, self.rng, self.profile), self.dpi)
+
+    def self_test(self) -> DeviceStatus:
+        return DeviceStatus("ballot camera", True, f"{self.dpi:.0f} dpi, LED ok")
+
+    def close(self) -> None:
+        pass
+
+
+class SimPanel:
+    """The voter panel; `respond` is the voter standing in front of it."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[PanelVerdict, str, bool]] = []
+        self.messages: list[str] = []
+        self.respond = lambda verdict, castable: VoterChoice.CAST if castable else VoterChoice.RETURN
+
+    def show_verdict(self, verdict: PanelVerdict, text: str, castable: bool) -> None:
+        self.shown.append((verdict, text, castable))
+
+    def ask_cast_or_return(self, timeout_s: float) -> VoterChoice:
+        verdict, _, castable = self.shown[-1]
+        choice = self.respond(verdict, castable)
+        return VoterChoice.RETURN if choice == VoterChoice.CAST and not castable else choice
+
+    def show_message(self, text: str) -> None:
+        self.messages.append(text)
+        del self.messages[:-50]
+
+    def self_test(self) -> DeviceStatus:
+        return DeviceStatus("voter panel", True, "display and buttons ok")
+
+    def close(self) -> None:
+        pass
+
+
+class SimPrinter:
+    def __init__(self, width_px: int = 576) -> None:
+        self._width = width_px
+        self.printed: list[Image.Image] = []
+        self.paper_out = False
+
+    @property
+    def width_px(self) -> int:
+        return self._width
+
+    def print_image(self, image: Image.Image) -> None:
+        if self.paper_out:
+            raise PaperOut("printer is out of paper", "load a new 80 mm thermal roll and print again")
+        if image.width > self._width:
+            raise ValueError(f"image is {image.width} px wide, printer prints {self._width}")
+        self.printed.append(image.copy())
+
+    def self_test(self) -> DeviceStatus:
+        return DeviceStatus("printer", not self.paper_out, "paper ok" if not self.paper_out else "out of paper")
+
+    def close(self) -> None:
+        pass
+
+
+class SimSwitches:
+    def __init__(self) -> None:
+        self.state = SealState(seal_intact=True, lid_closed=True)
+        self.indicators: dict[Indicator, bool] = {i: False for i in Indicator}
+        self.beeps = 0
+
+    def read(self) -> SealState:
+        return self.state
+
+    def set_indicator(self, indicator: Indicator, on: bool) -> None:
+        self.indicators[indicator] = on
+
+    def beep(self, times: int = 1) -> None:
+        self.beeps += times
+
+    def self_test(self) -> DeviceStatus:
+        return DeviceStatus("seal and lid", self.state.seal_intact and self.state.lid_closed,
+                            f"seal {'intact' if self.state.seal_intact else 'BROKEN'}, "
+                            f"lid {'closed' if self.state.lid_closed else 'OPEN'}")
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SimStation:
+    """Everything physical at a simulated station: the device set the firmware drives, and the world."""
+
+    devices: DeviceSet
+    path: PaperPath
+    box: PhysicalBallotBox
+    clock: AcceleratedClock
+    feeder: SimFeeder
+    camera: SimCamera
+    panel: SimPanel
+    printer: SimPrinter
+    switches: SimSwitches
+
+
+def build_sim_station(election: Election, rng: random.Random, dpi: float = 200.0,
+                      profile: CaptureProfile = MILD, printer_width: int = 576) -> SimStation:
+    clock = AcceleratedClock.for_day(election.date)
+    path = PaperPath()
+    box = PhysicalBallotBox(capacity=max(3000, election.station.registered_voters * len(election.ballot_styles) * 2))
+    feeder = SimFeeder(path, box, clock)
+    camera = SimCamera(election, path, rng, dpi, profile)
+    panel, printer, switches = SimPanel(), SimPrinter(printer_width), SimSwitches()
+    devices = DeviceSet(camera=camera, feeder=feeder, panel=panel, printer=printer, switches=switches, clock=clock)
+    return SimStation(devices, path, box, clock, feeder, camera, panel, printer, switches)
