@@ -133,7 +133,10 @@ class Contest(_Strict):
                         f"layout allows {MAX_CANDIDATES_PER_LIST}"
                     )
                 _unique(f"{self.id}/{pl.id}", "candidate number", [c.number for c in pl.candidates])
-                _unique(f"{self.id}/{pl.id}", "candidate id", [c.id for c in pl.candidates])
+            # Preferential votes, box ids and tallies are keyed by candidate id: unique in the whole contest,
+            # and never equal to a list id (a box id names one or the other).
+            _unique(self.id, "candidate or list id",
+                    [pl.id for pl in self.lists] + [c.id for pl in self.lists for c in pl.candidates])
         return self
 
     def list_by_id(self, list_id: str) -> PartyList:
