@@ -104,6 +104,7 @@ def run_day(election: Election, voters: int, seed: int, data_dir: Path, messages
     stats["cycle_ms_median"] = round(sorted(day.cycle_ms)[len(day.cycle_ms) // 2], 1) if day.cycle_ms else None
     stats["cycle_ms_p95"] = round(sorted(day.cycle_ms)[int(len(day.cycle_ms) * 0.95)], 1) if day.cycle_ms else None
     stats["sheets_in_box"] = len(station.box.sheets)
+    store.close()  # the day is over: the store is released (and its journal scrubbed once more)
     return DayResult(not differences, differences, box_json, truth, cast_counts, stats, service, station)
 
 

@@ -1,0 +1,67 @@
+"""The CLI contracts: ballots render, omr interpret, election check, and errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from config.election import SAMPLE_ELECTION
+from firmware.cli import main
+
+
+def test_render_writes_png_layout_json_and_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, lay, pdf = tmp_path / "n.png", tmp_path / "n.json", tmp_path / "n.pdf"
+    rc = main(["ballots", "render", "--election", str(SAMPLE_ELECTION), "--style", "N", "--dpi", "150",
+               "--out", str(out), "--layout-json", str(lay), "--pdf", str(pdf)])
+    assert rc == 0
+    data = json.loads(lay.read_text())
+    with Image.open(out) as im:
+        assert im.size == (data["image"]["width"], data["image"]["height"]) == (1240, 1754)
+        assert round(im.info["dpi"][0]) == 150
+    assert data["style"] == "N" and len(data["boxes"]) == 8 and len(data["registration"]) == 4
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert "TEST key" in capsys.readouterr().err
+
+
+def test_interpret_prints_one_json_line_per_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    out, lay = tmp_path / "v.png", tmp_path / "v.json"
+    main(["ballots", "render", "--election", str(SAMPLE_ELECTION), "--style", "V", "--dpi", "200",
+          "--out", str(out), "--layout-json", str(lay)])
+    capsys.readouterr()
+    boxes = {b["list"] if b["kind"] == "list" else b["candidate"]: b["rect"] for b in json.loads(lay.read_text())["boxes"]}
+    arr = np.array(Image.open(out).convert("RGB"))
+    for box in ("l4", "l4c3"):
+        x, y, w, h = boxes[box]
+        arr[y + 8:y + h - 8, x + 8:x + w - 8] = (20, 20, 120)
+    marked = tmp_path / "marked.png"
+    Image.fromarray(arr).save(marked, dpi=(200, 200))
+    rc = main(["omr", "interpret", "--election", str(SAMPLE_ELECTION), str(marked), str(tmp_path / "missing.png")])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 1  # one image could not be read
+    first = lines[0]
+    assert set(first) >= {"image", "verdict", "reasons", "style", "contests", "ms"}
+    assert first["verdict"] == "valid" and first["style"] == "V"
+    assert first["contests"]["vijece"] == {"outcome": "valid", "list": "l4", "candidates": ["l4c3"], "reasons": []}
+    assert lines[1]["verdict"] == "unreadable" and "no such file" in lines[1]["error"]
+
+
+def test_corrupt_election_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "e.json"
+    bad.write_text("{", encoding="utf-8")
+    assert main(["election", "check", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_election_check_summarises(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["election", "check", str(SAMPLE_ELECTION)]) == 0
+    out = capsys.readouterr().out
+    assert "contest vijece (open list): 12 lists" in out and "ballot style N: 210 x 297 mm, 8 boxes" in out
+
+
+def test_unknown_style_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["ballots", "render", "--election", str(SAMPLE_ELECTION), "--style", "Q", "--out", str(tmp_path / "q.png")])
+    assert rc == 2 and "no ballot style 'Q'" in capsys.readouterr().err

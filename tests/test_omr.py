@@ -1,0 +1,129 @@
+"""The interpreter on rendered ballots marked with the simulator's pens and captured by its camera
+model: it must read pixels only, and every non-valid verdict carries its reasons."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from config.election import Election
+from firmware.ballots import load_signing_key, render_ballot
+from omr.interpret import interpret
+from omr.types import Outcome, Reason, Verdict
+from simulator.capture import CaptureProfile, capture
+from simulator.pens import INKS, MarkStyle, Pen, draw_mark
+
+DPI = 200.0
+
+
+def marked(election: Election, style: str, boxes: dict[str, MarkStyle], seed: int = 1, *, dpi: float = DPI,
+           upside_down: bool = False, pen: Pen | None = None) -> np.ndarray:
+    rng = random.Random(seed)
+    img, layout = render_ballot(election, style, dpi)
+    arr = np.array(img)
+    rects = {b.candidate or b.list: b.rect.px(dpi) for b in layout.boxes}
+    for box, how in boxes.items():
+        draw_mark(arr, rects[box], how, pen or Pen(INKS["blue"], 0.5), dpi, rng)
+    return capture(arr, dpi, rng, CaptureProfile(upside_down_rate=1.0 if upside_down else 0.0))
+
+
+@pytest.mark.parametrize("how", list(MarkStyle))
+@pytest.mark.parametrize("upside_down", [False, True])
+def test_mayor_vote_read_in_every_pen_style_and_orientation(election: Election, how: MarkStyle, upside_down: bool) -> None:
+    r = interpret(marked(election, "N", {"m6": how}, upside_down=upside_down), election, dpi=DPI)
+    assert r.verdict == Verdict.VALID, r.reasons
+    assert r.contests["nacelnik"].candidates == ("m6",)
+    assert r.orientation == (180 if upside_down else 0)
+    assert [s.box_id for s in r.scores if s.mark != "empty"] == ["nacelnik/m6"]
+
+
+def test_council_list_and_preferences(election: Election) -> None:
+    boxes = {"l7": MarkStyle.X, "l7c2": MarkStyle.CHECK, "l7c11": MarkStyle.X, "l7c20": MarkStyle.FILLED}
+    r = interpret(marked(election, "V", boxes, seed=3), election, dpi=DPI)
+    c = r.contests["vijece"]
+    assert (r.verdict, c.outcome, c.list, c.candidates) == (Verdict.VALID, Outcome.VALID, "l7", ("l7c2", "l7c11", "l7c20"))
+
+
+def test_council_two_lists_is_invalid_with_reason(election: Election) -> None:
+    r = interpret(marked(election, "V", {"l1": MarkStyle.X, "l9c3": MarkStyle.X}, seed=4), election, dpi=DPI)
+    assert r.verdict == Verdict.INVALID and r.reasons == (Reason.MULTIPLE_LISTS,)
+
+
+def test_blank_and_overvoted_mayor_ballots_are_invalid(election: Election) -> None:
+    blank = interpret(marked(election, "N", {}), election, dpi=DPI)
+    over = interpret(marked(election, "N", {"m1": MarkStyle.X, "m2": MarkStyle.X}), election, dpi=DPI)
+    assert (blank.verdict, blank.reasons) == (Verdict.INVALID, (Reason.BLANK,))
+    assert (over.verdict, over.reasons) == (Verdict.INVALID, (Reason.OVERVOTE,))
+
+
+def test_faint_small_mark_is_ambiguous_never_guessed(election: Election) -> None:
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m2")
+    # a short stroke covering ~5 % of the inner box: between marginal (3 %) and definite (8 %)
+    arr[y + h // 2 - 2:y + h // 2 + 2, x + w // 2 - 10:x + w // 2 + 10] = (30, 30, 30)
+    r = interpret(arr, election, dpi=DPI)
+    assert r.verdict == Verdict.AMBIGUOUS and r.reasons == ("marginal_mark:nacelnik/m2",)
+
+
+def test_ballot_of_another_station_is_foreign(election: Election) -> None:
+    other = election.model_copy(update={"station": election.station.model_copy(update={"code": "089A013"})})
+    img, _ = render_ballot(other, "N", DPI, key=load_signing_key())
+    r = interpret(np.array(img), election, dpi=DPI)
+    assert (r.verdict, r.reasons, r.castable) == (Verdict.FOREIGN, (Reason.OTHER_STATION,), False)
+
+
+def test_sheet_without_code_is_unreadable_with_reason(election: Election) -> None:
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = layout.code.px(DPI)
+    arr[y:y + h, x:x + w] = 255
+    r = interpret(arr, election, dpi=DPI)
+    assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.NO_CODE,))
+
+
+def test_cropped_registration_mark_is_unreadable_not_misread(election: Election) -> None:
+    arr = marked(election, "N", {"m1": MarkStyle.X})
+    arr[-260:, :260] = 55  # bottom-left corner of the capture out of view
+    r = interpret(arr, election, dpi=DPI)
+    assert r.verdict == Verdict.UNREADABLE and r.reasons[0] in (Reason.NO_REGISTRATION, Reason.BAD_GEOMETRY)
+
+
+def test_wrong_print_scale_is_rejected_when_dpi_is_known(election: Election) -> None:
+    import cv2
+    arr = marked(election, "N", {"m1": MarkStyle.X})
+    small = cv2.resize(arr, None, fx=0.94, fy=0.94, interpolation=cv2.INTER_AREA)
+    r = interpret(small, election, dpi=DPI)
+    assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.BAD_GEOMETRY,))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((100, 100), np.float32), "not an image"])
+def test_not_an_image_is_unreadable(election: Election, bad) -> None:
+    r = interpret(bad, election)  # type: ignore[arg-type]
+    assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.IMAGE_INVALID,))
+
+
+def test_blank_paper_is_unreadable(election: Election) -> None:
+    r = interpret(np.full((2339, 1654, 3), 250, np.uint8), election, dpi=DPI)
+    assert r.verdict == Verdict.UNREADABLE
+
+
+def test_30x35_ballot_reads_at_150_dpi(large_election: Election) -> None:
+    boxes = {"l30": MarkStyle.X, "l30c35": MarkStyle.X, "l30c1": MarkStyle.CHECK}
+    r = interpret(marked(large_election, "V", boxes, seed=9, dpi=150.0), large_election, dpi=150.0)
+    c = r.contests["vijece"]
+    assert (c.outcome, c.list, c.candidates) == (Outcome.VALID, "l30", ("l30c1", "l30c35"))
+    assert len(r.scores) == 1080
+
+
+def test_interpreter_is_pure_no_clock_no_disk(election: Election, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import time
+    arr = marked(election, "N", {"m3": MarkStyle.X})
+    def forbidden(*a, **k):
+        raise AssertionError("omr touched the clock or the disk")
+    monkeypatch.setattr(builtins, "open", forbidden)
+    monkeypatch.setattr(time, "time", forbidden)
+    assert interpret(arr, election, dpi=DPI).contests["nacelnik"].candidates == ("m3",)
