@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_DEVICE = Path(__file__).parent / "device-sim.json"
 
@@ -83,6 +83,19 @@ class DeviceSettings(_Strict):
     printer: PrinterSettings = PrinterSettings()
     camera: CameraSettings = CameraSettings()
     data_dir: str = "/var/lib/ballotbox"
+
+    @model_validator(mode="after")
+    def _pins_unique(self) -> "DeviceSettings":
+        owner: dict[int, str] = {}
+        for group in ("feeder", "switches", "panel"):
+            for name, value in getattr(self, group).model_dump().items():
+                if isinstance(value, bool) or not isinstance(value, int) or name.endswith(("_ms", "_s")):
+                    continue
+                if value in owner:
+                    raise ValueError(f"GPIO {value} is wired to both {owner[value]} and {group}.{name}; "
+                                     "each BCM pin can serve one signal")
+                owner[value] = f"{group}.{name}"
+        return self
 
 
 class DeviceSettingsError(ValueError):

@@ -185,7 +185,7 @@ class SimCamera:
         return BallotImage(capture(self.printed_and_marked(sheet), self.dpi, self.rng, self.profile), self.dpi)
 
     def self_test(self) -> DeviceStatus:
-        return DeviceStatus("ballot camera", True, f"{self.dpi:.0f} dpi, LED ok")
+        return DeviceStatus("ballot_camera", True, f"{self.dpi:.0f} dpi, LED ok")
 
     def close(self) -> None:
         pass
@@ -212,7 +212,7 @@ class SimPanel:
         del self.messages[:-50]
 
     def self_test(self) -> DeviceStatus:
-        return DeviceStatus("voter panel", True, "display and buttons ok")
+        return DeviceStatus("panel", True, "display and buttons ok")
 
     def close(self) -> None:
         pass
@@ -258,7 +258,7 @@ class SimSwitches:
         self.beeps += times
 
     def self_test(self) -> DeviceStatus:
-        return DeviceStatus("seal and lid", self.state.seal_intact and self.state.lid_closed,
+        return DeviceStatus("switches", self.state.seal_intact and self.state.lid_closed,
                             f"seal {'intact' if self.state.seal_intact else 'BROKEN'}, "
                             f"lid {'closed' if self.state.lid_closed else 'OPEN'}")
 

@@ -26,6 +26,7 @@ A training session or a test:
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import os
@@ -159,7 +160,7 @@ class GpioTwin:
         self.chip_opened: int | None = None
         self._pins: dict[int, _Pin] = {}
         self._mode: int | None = None
-        self._warnings = True
+        self.warnings_enabled = True  # what the drivers set with setwarnings(); the twin never warns
         self._output_watchers: list[Callable[[int, bool], None]] = []
         self.module = self._build_module()
 
@@ -191,7 +192,7 @@ class GpioTwin:
         start = self.clock.monotonic() + delay_s
         for index in range(bounce_toggles):
             level = high if index % 2 == 0 else not high
-            self.clock.call_at(start + index * bounce_interval_s, lambda level=level: self.drive(pin, level))
+            self.clock.call_at(start + index * bounce_interval_s, functools.partial(self.drive, pin, level))
         self.clock.call_at(start + bounce_toggles * bounce_interval_s, lambda: self.drive(pin, high))
 
     def watch_outputs(self, watcher: Callable[[int, bool], None]) -> None:
@@ -213,20 +214,25 @@ class GpioTwin:
             BOARD=BOARD, BCM=BCM, OUT=OUT, IN=IN, LOW=LOW, HIGH=HIGH,
             PUD_OFF=PUD_OFF, PUD_DOWN=PUD_DOWN, PUD_UP=PUD_UP, RISING=RISING, FALLING=FALLING, BOTH=BOTH,
         )  # fmt: skip
-        for name, value in constants.items():
-            setattr(module, name, value)
-        module.VERSION = "0.7.1"  # the RPi.GPIO version whose API this follows
-        module.RPI_INFO = {"P1_REVISION": 3, "TYPE": "ballotbox GPIO twin", "PROCESSOR": "simulated"}
-        module.setmode = self._setmode
-        module.getmode = lambda: self._mode
-        module.setwarnings = self._setwarnings
-        module.setup = self._setup
-        module.output = self._output
-        module.input = self._input
-        module.cleanup = self._cleanup
-        module.gpio_function = self._gpio_function
-        module.twin = self  # lets a test reach the twin from the module it installed
+        module.__dict__.update(constants)
+        functions: dict[str, object] = dict(
+            setmode=self._setmode,
+            getmode=self._getmode,
+            setwarnings=self._setwarnings,
+            setup=self._setup,
+            output=self._output,
+            input=self._input,
+            cleanup=self._cleanup,
+            gpio_function=self._gpio_function,
+        )
+        module.__dict__.update(functions)
+        module.__dict__["VERSION"] = "0.7.1"  # the RPi.GPIO version whose API this follows
+        module.__dict__["RPI_INFO"] = {"P1_REVISION": 3, "TYPE": "ballotbox GPIO twin", "PROCESSOR": "simulated"}
+        module.__dict__["twin"] = self  # lets a test reach the twin from the module it installed
         return module
+
+    def _getmode(self) -> int | None:
+        return self._mode
 
     def _setmode(self, mode: int) -> None:
         if mode == BOARD:
@@ -240,9 +246,11 @@ class GpioTwin:
         self._mode = mode
 
     def _setwarnings(self, flag: bool) -> None:
-        self._warnings = bool(flag)
+        self.warnings_enabled = bool(flag)
 
-    def _setup(self, channels: int | Iterable[int], direction: int, pull_up_down: int = PUD_OFF, initial: int | None = None) -> None:
+    def _setup(
+        self, channels: int | Iterable[int], direction: int, pull_up_down: int = PUD_OFF, initial: int | None = None
+    ) -> None:
         for pin in self._channels(channels):
             if direction not in (IN, OUT):
                 raise ValueError("An invalid direction was passed to setup()")
@@ -259,7 +267,7 @@ class GpioTwin:
         levels = [values] * len(pins) if isinstance(values, (int, bool)) else list(values)
         if len(levels) != len(pins):
             raise RuntimeError("Number of channels != number of values")
-        for pin, level in zip(pins, levels):
+        for pin, level in zip(pins, levels, strict=True):
             if self._pins.get(pin, _Pin()).direction != OUT:
                 raise RuntimeError("The GPIO channel has not been set up as an OUTPUT")
             self._set_output(pin, bool(level))
@@ -271,7 +279,11 @@ class GpioTwin:
         return HIGH if self.level(pin) else LOW
 
     def _cleanup(self, channels: int | Iterable[int] | None = None) -> None:
-        pins = [pin for pin, state in self._pins.items() if state.direction is not None] if channels is None else self._channels(channels)
+        pins = (
+            [pin for pin, state in self._pins.items() if state.direction is not None]
+            if channels is None
+            else self._channels(channels)
+        )
         for pin in pins:
             state = self._pins.setdefault(pin, _Pin())
             if state.direction == OUT and state.output_high:
@@ -316,7 +328,7 @@ def installed_rpi_gpio(twin: GpioTwin) -> Iterator[types.ModuleType]:
     the block, then restore whatever was there (a real RPi.GPIO on a Pi, or nothing)."""
     package = types.ModuleType("RPi", "Simulated RPi package (ballotbox simulator.gpio_twin).")
     package.__path__ = []  # a package, so that `import RPi.GPIO` resolves through sys.modules
-    package.GPIO = twin.module  # type: ignore[attr-defined]
+    package.__dict__["GPIO"] = twin.module
     saved = {name: sys.modules.get(name) for name in ("RPi", "RPi.GPIO")}
     sys.modules["RPi"] = package
     sys.modules["RPi.GPIO"] = twin.module
@@ -358,7 +370,9 @@ class PaperPathGeometry:
         ]
         for (name_a, a), (name_b, b) in itertools.pairwise(order):
             if not 0 < a < b:
-                raise ValueError(f"paper path geometry: {name_a} ({a} mm) must be positive and before {name_b} ({b} mm)")
+                raise ValueError(
+                    f"paper path geometry: {name_a} ({a} mm) must be positive and before {name_b} ({b} mm)"
+                )
         if not self.first_nip_mm < self.insert_depth_mm < self.double_sheet_sensor_mm:
             raise ValueError(
                 f"paper path geometry: insert_depth_mm ({self.insert_depth_mm}) must lie between the first nip "
@@ -461,9 +475,17 @@ class PaperPathTwin:
         self._jam_at_mm = at_mm
 
     def clear_jam(self) -> None:
-        """The committee opens the cover and frees the sheet."""
+        """The committee frees the crumpled sheet: it can move again (it stays where it is)."""
         self._jam_at_mm = None
         self._stuck = False
+
+    def remove_sheet(self) -> SimSheet | None:
+        """The committee opens the cover and takes out whatever sheet is in the path."""
+        sheet, self.sheet = self.sheet, None
+        self._jam_at_mm = None
+        self._stuck = False
+        self._drive_sensors()
+        return sheet
 
     def set_box_full(self, full: bool = True) -> None:
         self._box_full_forced = full
@@ -535,7 +557,10 @@ class PaperPathTwin:
             (self.pins.sensor_entry, paper_at(g.entry_sensor_mm)),
             (self.pins.sensor_imaging, paper_at(g.imaging_sensor_mm)),
             (self.pins.sensor_exit, paper_at(g.exit_sensor_mm)),
-            (self.pins.sensor_double_sheet, sheet is not None and sheet.sheets > 1 and paper_at(g.double_sheet_sensor_mm)),
+            (
+                self.pins.sensor_double_sheet,
+                sheet is not None and sheet.sheets > 1 and paper_at(g.double_sheet_sensor_mm),
+            ),
             (self.pins.sensor_box_full, self.box_full),
         ):
             self.gpio.drive(pin, active != active_low)
@@ -554,7 +579,11 @@ class PaperPathTwin:
 
     def _presented_sheet(self, verb: str) -> SimSheet:
         if self.sheet is None or not self.presented:
-            where = "the path is empty" if self.sheet is None else f"its leading edge is at {self.sheet.lead_mm:.1f} mm, inside the rollers"
+            where = (
+                "the path is empty"
+                if self.sheet is None
+                else f"its leading edge is at {self.sheet.lead_mm:.1f} mm, inside the rollers"
+            )
             raise RuntimeError(f"no ballot is presented in the slot to {verb}: {where}")
         return self.sheet
 
@@ -574,14 +603,22 @@ class SwitchBoardTwin:
         gpio.drive(pins.lid, False)
         gpio.watch_outputs(self._count_beeps)
 
-    def set_seal_intact(self, intact: bool, delay_s: float = 0.0, bounce_toggles: int = 0, bounce_interval_s: float = 0.001) -> None:
+    def set_seal_intact(
+        self, intact: bool, delay_s: float = 0.0, bounce_toggles: int = 0, bounce_interval_s: float = 0.001
+    ) -> None:
         self.gpio.set_input(self.pins.seal, not intact, delay_s, bounce_toggles, bounce_interval_s)
 
-    def set_lid_closed(self, closed: bool, delay_s: float = 0.0, bounce_toggles: int = 0, bounce_interval_s: float = 0.001) -> None:
+    def set_lid_closed(
+        self, closed: bool, delay_s: float = 0.0, bounce_toggles: int = 0, bounce_interval_s: float = 0.001
+    ) -> None:
         self.gpio.set_input(self.pins.lid, not closed, delay_s, bounce_toggles, bounce_interval_s)
 
     def lit_indicators(self) -> set[Indicator]:
-        lamps = {Indicator.READY: self.pins.led_ready, Indicator.BUSY: self.pins.led_busy, Indicator.ATTENTION: self.pins.led_attention}
+        lamps = {
+            Indicator.READY: self.pins.led_ready,
+            Indicator.BUSY: self.pins.led_busy,
+            Indicator.ATTENTION: self.pins.led_attention,
+        }
         return {indicator for indicator, pin in lamps.items() if self.gpio.is_output(pin) and self.gpio.level(pin)}
 
     def _count_beeps(self, pin: int, high: bool) -> None:

@@ -156,6 +156,9 @@ def test_jam_during_take_in_raises_paper_jam_after_the_time_budget(rig: Rig) -> 
     assert "still at the entry sensor" in caught.value.message
     assert rig.paper.sheet is not None and rig.paper.sheet.lead_mm == 200.0
     assert rig.paper.motor is MotorState.STOPPED
+    # The committee clears the path; the feeder reads idle again.
+    rig.paper.remove_sheet()
+    assert rig.feeder.sensors() == FeederSensors()
 
 
 def test_double_sheet_stops_take_in_near_the_slot_and_can_be_returned(rig: Rig) -> None:
@@ -374,3 +377,11 @@ def test_panel_self_test_reports_a_stuck_button(rig: Rig) -> None:
     assert rig.panel.self_test() == DeviceStatus(
         "panel", False, "return button reads pressed with nobody pressing: stuck or shorted"
     )
+
+
+def test_device_settings_refuse_a_pin_wired_twice() -> None:
+    from pydantic import ValidationError
+
+    from config.device import DeviceSettings
+    with pytest.raises(ValidationError, match=r"GPIO 17 is wired to both feeder.motor_forward and panel.button_cast"):
+        DeviceSettings.model_validate({"panel": {"button_cast": 17}})
