@@ -81,6 +81,9 @@ class ScannerService:
         self.self_test_results: list[DeviceStatus] = []
         self.zero_report_printed = False
         self._ballot: _Ballot | None = None
+        # A returned sheet sticks out of the slot over the entry sensor until the voter takes it: until
+        # the entry clears, "paper at the entry" is that sheet, not a new ballot (it must not be pulled in).
+        self._await_pickup = False
         self._on_report = on_report or (lambda kind, report: None)
         record = store.polls_record()
         self.opened_at: datetime | None = record.opened_at
@@ -185,6 +188,11 @@ class ScannerService:
             raise PollsError(f"the feeder is in state '{self._ballot.machine.state}': clear the fault first")
         if self.polls.state != PollsState.OPEN:
             return None
+        if self._await_pickup:
+            if self.d.feeder.sensors().entry:
+                self.d.clock.sleep(wait_s)
+                return None
+            self._await_pickup = False
         if not self.d.feeder.wait_for_ballot(wait_s):
             return None
         started = self.d.clock.monotonic()
@@ -309,6 +317,7 @@ class ScannerService:
         except (PaperJam, CoverOpen):
             b.fault = "paper_jam"
             return BallotEvent.JAM if b.machine.state == BallotState.RETURNING else None
+        self._await_pickup = True
         self.d.panel.show_message(self.msg.t("panel.take_ballot"))
         return BallotEvent.RETURNED if b.machine.state == BallotState.RETURNING else None
 

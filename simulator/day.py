@@ -169,21 +169,27 @@ class _Day:
             if result.interpretation is not None and result.fault is None:
                 self.cycle_ms.append((time.perf_counter() - t0) * 1000)
             self.st.clock.sleep(self.rng.uniform(4, 12))  # the voter reads the panel and decides
-            if result.state == BallotState.WAITING:
-                self.st.path.returned = None  # the voter takes back whatever came out
-                if result.cast or result.returned:
-                    return result
-                continue  # double sheet: returned, the voter feeds it again
-            # A fault: the operator opens the cover, takes out any sheet, closes it, clears the fault.
+            if result.state == BallotState.WAITING:  # cast, or handed back
+                self._take_back()
+                return result
+            # A fault: the operator opens the cover, takes out any sheet, closes it, clears the fault;
+            # the voter gets the sheet back and feeds it again.
             self.stats[f"fault_{result.state.value}"] += 1
             self.st.clock.sleep(self.rng.uniform(60, 180))
             self.st.feeder.cover_open = False
             removed = self.st.feeder.clear_jam() is not None
             self.svc.clear_fault(sheet_removed=removed)
-            self.st.path.returned = None
+            self._take_back()
             if self.svc.polls.state.value == "paused":
                 self.svc.resume()
         raise RuntimeError("a sheet could not be processed in 6 insertions: the simulated feeder is stuck")
+
+    def _take_back(self) -> None:
+        """The voter takes whatever sheet sticks out of the slot; the firmware's idle loop sees the entry
+        sensor clear before the next sheet comes."""
+        if self.st.path.returned is not None:
+            self.st.path.returned = None
+            assert self.svc.process_ballot(wait_s=0.5) is None
 
     def _maybe_fault(self) -> None:
         r = self.rng.random()

@@ -97,16 +97,21 @@ class SimFeeder:
         return False
 
     def sensors(self) -> FeederSensors:
-        return FeederSensors(entry=self.path.at_entry is not None, imaging=self.path.held is not None,
+        # a returned sheet sticks out of the slot, over the entry sensor, until the voter takes it
+        at_entry = self.path.at_entry is not None or self.path.returned is not None
+        return FeederSensors(entry=at_entry, imaging=self.path.held is not None,
                              exit=False, double_sheet=False, box_full=self.box.full, cover_open=self.cover_open)
 
     def wait_for_ballot(self, timeout_s: float) -> bool:
-        if self.path.at_entry is not None:
+        if self.sensors().entry:
             return True
         self.clock.sleep(timeout_s)
-        return self.path.at_entry is not None
+        return self.sensors().entry
 
     def take_in(self) -> None:
+        if self.path.at_entry is None and self.path.returned is not None:
+            # the firmware tried to pull in the sheet it just gave back: the voter's hand is on it
+            raise PaperJam("the returned ballot was pulled back in", "wait for the voter to take the ballot")
         if self._fault("cover") or self.cover_open:
             self.cover_open = True
             raise CoverOpen("scanner cover is open", "close and lock the cover, then continue")

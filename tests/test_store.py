@@ -44,6 +44,7 @@ def t(hour: int, minute: int = 0) -> datetime:
 def election() -> Election:
     return load_election(SAMPLE_ELECTION)
 
+
 @pytest.fixture
 def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Stores on tmpfs when the machine has one: these tests are about bytes and transactions, not about
@@ -210,7 +211,7 @@ def test_records_from_interpretations_round_trip(store: ScannerStore) -> None:
 
 
 def test_records_with_anything_but_the_vote_are_refused(store: ScannerStore) -> None:
-    with pytest.raises(StoreError, match=r"exactly the keys \['contests', 'style'\], got \['contests', 'style', 'time'\]"):
+    with pytest.raises(StoreError, match=r"exactly the keys \['contests', 'style'\], got \[.*'time'\]"):
         store.begin_cast({**MAYOR_M3, "time": "07:31"})
     with pytest.raises(StoreError, match="contest 'nacelnik' must be a mapping with exactly the keys"):
         store.begin_cast({"style": "N", "contests": {"nacelnik": {"outcome": "valid", "list": None,
@@ -289,10 +290,11 @@ def test_recovery_refuses_a_store_with_two_open_intents(store: ScannerStore, pat
     store.begin_cast(COUNCIL_L3)
     store.close()
     with sqlite3.connect(path) as db:  # altered behind the service's back
-        db.execute("UPDATE cvr_slot SET state = 'P' WHERE slot_id = (SELECT min(slot_id) FROM cvr_slot WHERE state = 'E')")
+        db.execute("UPDATE cvr_slot SET state = 'P'"
+                   " WHERE slot_id = (SELECT min(slot_id) FROM cvr_slot WHERE state = 'E')")
     db.close()
     with ScannerStore(path) as again:
-        with pytest.raises(StoreError, match="2 open intents on disk.*the store was altered"):
+        with pytest.raises(StoreError, match=r"2 open intents on disk.*the store was altered"):
             again.recover(lambda: True)
         assert again.counts().cast == {"N": 0, "V": 0}
 
@@ -379,7 +381,7 @@ def test_event_payloads_must_be_data(store: ScannerStore) -> None:
 # -- failures --------------------------------------------------------------------------------------
 def test_disk_full_while_logging_records_nothing(store: ScannerStore) -> None:
     _fill_disk(store)
-    with pytest.raises(DiskFull, match="the disk is full: nothing was recorded for the event 'feeder.jam'"):
+    with pytest.raises(DiskFull, match=r"the disk is full: nothing was recorded for the event 'feeder\.jam'"):
         for i in range(200):  # the event table needs a new page at some point
             store.log_event("feeder.jam", t(8), {"note": "x" * 400, "i": i})
     kept = store.events()

@@ -56,6 +56,7 @@ class ScriptedRandom(random.Random):
 def election() -> Election:
     return load_election(SAMPLE_ELECTION)
 
+
 @pytest.fixture
 def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Stores on tmpfs when the machine has one: these tests are about bytes and transactions, not about
@@ -339,6 +340,6 @@ def _spearman(xs: list[int], ys: list[int]) -> float:
     rx, ry = ranks(xs), ranks(ys)
     n = len(xs)
     mean = (n - 1) / 2
-    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry))
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry, strict=True))
     var = sum((a - mean) ** 2 for a in rx)
     return cov / var

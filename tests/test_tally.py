@@ -22,6 +22,7 @@ from firmware.tally import ContestTally, TallyError, tally
 def election() -> Election:
     return load_election(SAMPLE_ELECTION)
 
+
 @pytest.fixture
 def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Stores on tmpfs when the machine has one: these tests are about bytes and transactions, not about
