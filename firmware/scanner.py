@@ -17,7 +17,7 @@ from firmware.i18n import Messages
 from firmware.identity import DeviceIdentity
 from firmware.states import (BallotEvent, BallotState, PollsEvent, PollsState, StateMachine, TransitionRefused,
                              ballot_machine, polls_machine)
-from firmware.store import Resolution, ScannerStore
+from firmware.store import Resolution, ScannerStore, StoreError
 from firmware.tally import ContestTally, tally
 from hal.camera import CaptureError
 from hal.devices import DeviceSet
@@ -56,6 +56,8 @@ class _Ballot:
     cast: bool = False
     returned: bool = False
     sheet_removed: bool = True  # operator's answer when clearing a fault: a sheet was taken out of the path
+    error: str | None = None  # what failed, for the operator (never holds the ballot's content)
+    drop_started: bool = False
 
 
 @dataclass
@@ -186,20 +188,22 @@ class ScannerService:
         double sheet, box full) stays until the operator calls clear_fault()."""
         if self._ballot is not None:
             raise PollsError(f"the feeder is in state '{self._ballot.machine.state}': clear the fault first")
-        if self.polls.state != PollsState.OPEN:
-            return None
-        if self._await_pickup:
+        if self._await_pickup:  # checked in any polls state: the slot may empty during a pause too
             if self.d.feeder.sensors().entry:
                 self.d.clock.sleep(wait_s)
                 return None
             self._await_pickup = False
+        if self.polls.state != PollsState.OPEN:
+            return None
         if not self.d.feeder.wait_for_ballot(wait_s):
             return None
         started = self.d.clock.monotonic()
         b = self._ballot = _Ballot(ballot_machine())
         self.d.switches.set_indicator(Indicator.BUSY, True)
-        self._run(BallotEvent.INSERTED)
-        self.d.switches.set_indicator(Indicator.BUSY, False)
+        try:
+            self._run(BallotEvent.INSERTED)
+        finally:
+            self.d.switches.set_indicator(Indicator.BUSY, False)
         result = CycleResult(b.machine.state, b.cast, b.returned, b.interpretation, b.fault)
         if b.machine.state == BallotState.WAITING:
             self._ballot = None
@@ -222,15 +226,25 @@ class ScannerService:
             self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
 
     def _run(self, event: BallotEvent | None) -> None:
+        """Fire `event` and run the transition's actions in order. An action that produces an event ends
+        the transition there: after a failed intent write the drop must NOT run. An action that raises
+        sends the ballot to ERROR (the operator is called); nothing after it runs."""
         b = self._ballot
         assert b is not None
         while event is not None:
             actions = b.machine.fire(event)
             event = None
             for action in actions:
-                produced = getattr(self, f"_do_{action}")(b)
-                if produced is not None:
-                    event = produced
+                try:
+                    event = getattr(self, f"_do_{action}")(b)
+                except (HalError, StoreError, OSError, ValueError) as exc:
+                    if b.machine.state == BallotState.ERROR:
+                        raise  # the safe stop itself failed: nothing more can be done in software
+                    b.fault = b.fault or "device_error"
+                    b.error = f"{action}: {exc}"
+                    event = BallotEvent.FAILED
+                if event is not None:
+                    break
 
     def _do_take_in(self, b: _Ballot) -> BallotEvent:
         try:
@@ -289,6 +303,7 @@ class ScannerService:
         b.token = self.store.begin_cast(b.interpretation.cast_vote_record())
 
     def _do_drop(self, b: _Ballot) -> BallotEvent:
+        b.drop_started = True
         try:
             self.d.feeder.drop_into_box()
         except BoxFull:
@@ -325,9 +340,12 @@ class ScannerService:
         self._count_return(b)
 
     def _count_return(self, b: _Ballot) -> None:
-        style = b.interpretation.style if b.interpretation else None
-        if style is not None:
-            self.store.record_return(style)
+        """Returned ballots are counted per style of this station; a sheet that is not one (foreign, or
+        unread) is counted apart in the usage figures, never against a style."""
+        interp = b.interpretation
+        own_styles = {s.id for s in self.election.ballot_styles}
+        if interp is not None and interp.verdict != Verdict.FOREIGN and interp.style in own_styles:
+            self.store.record_return(interp.style)
         else:
             self.usage.unread_returned += 1
         b.returned = True
@@ -339,8 +357,24 @@ class ScannerService:
         self.usage.faults[fault] = self.usage.faults.get(fault, 0) + 1
         self.store.log_event("feeder_fault", self.d.clock.now(), {"fault": fault, "state": b.machine.state.value})
         key = {"double_sheet": "panel.double_sheet", "box_full": "panel.box_full", "cover_open": "panel.cover_open",
+               "device_error": "panel.call_operator",
                "paper_jam": "panel.paper_jam"}.get(fault, "panel.call_operator")
         self.d.panel.show_message(self.msg.t(key))
+
+    def _do_safe_stop(self, b: _Ballot) -> None:
+        """After a failure: a sheet whose drop never began goes back to the voter (no intent, or an intent
+        that is void because the motor never moved); once the drop began only the operator can tell."""
+        self.store.log_event("ballot_cycle_failed", self.d.clock.now(), {"step": (b.error or "").split(":")[0]})
+        if b.drop_started:
+            return
+        if b.token is not None:
+            self.store.abort_cast(b.token)
+            b.token = None
+        try:
+            self.d.feeder.return_to_voter()
+            self._await_pickup = True
+        except HalError:
+            pass  # stays in the path: the operator takes it out when clearing the fault
 
     def _do_resolve_intent(self, b: _Ballot) -> None:
         """After a jam or an open cover: an open intent is resolved by what the operator found. A sheet
@@ -348,8 +382,8 @@ class ScannerService:
         if b.token is None:
             return
         if b.sheet_removed:
+            # not a return: the voter did not take the ballot back, a fault took it out; it is fed again
             self.store.abort_cast(b.token)
-            self._count_return(b)
         else:
             self.store.confirm_cast(b.token)
             b.cast = True

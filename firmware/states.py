@@ -70,6 +70,7 @@ class BallotState(StrEnum):
     DOUBLE_SHEET = "double_sheet"
     COVER_OPEN = "cover_open"
     BOX_FULL = "box_full"
+    ERROR = "error"  # a device or the store failed unexpectedly: the operator is called, nothing is guessed
 
 
 class BallotEvent(StrEnum):
@@ -85,6 +86,7 @@ class BallotEvent(StrEnum):
     COVER_OPENED = "cover_opened"
     BOX_IS_FULL = "box_is_full"
     CLEARED = "cleared"  # operator cleared the fault; the sheet, if any, is back with the voter
+    FAILED = "failed"  # an action raised (store full, device error): stop safely
 
 
 BALLOT_TABLE: dict[tuple[BallotState, BallotEvent], tuple[BallotState, tuple[str, ...]]] = {
@@ -115,6 +117,12 @@ BALLOT_TABLE: dict[tuple[BallotState, BallotEvent], tuple[BallotState, tuple[str
     (BallotState.DOUBLE_SHEET, BallotEvent.CLEARED): (BallotState.WAITING, ()),
     (BallotState.COVER_OPEN, BallotEvent.CLEARED): (BallotState.WAITING, ("resolve_intent",)),
     (BallotState.BOX_FULL, BallotEvent.CLEARED): (BallotState.WAITING, ()),
+    # Anything that fails mid-cycle stops the feeder where it is. The intent, if one was written, stays
+    # open: whether the sheet reached the box is decided when the operator clears the fault.
+    **{(state, BallotEvent.FAILED): (BallotState.ERROR, ("safe_stop", "alert"))
+       for state in (BallotState.SCANNING, BallotState.INTERPRETING, BallotState.VERDICT_SHOWN,
+                     BallotState.ACCEPTING, BallotState.RETURNING)},
+    (BallotState.ERROR, BallotEvent.CLEARED): (BallotState.WAITING, ("resolve_intent",)),
 }
 
 

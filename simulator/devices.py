@@ -147,10 +147,10 @@ class SimFeeder:
         self.path.returned = sheet
 
     def clear_jam(self) -> Sheet | None:
-        """The operator opens the cover and takes out the sheet in the path (it goes back to the voter)."""
+        """The operator opens the cover and takes out the sheet in the path, into their hand (it goes
+        back to the voter by hand, not through the slot)."""
         sheet = self.path.held or self.path.at_entry
         self.path.held = self.path.at_entry = None
-        self.path.returned = sheet
         return sheet
 
     def self_test(self) -> DeviceStatus:
@@ -168,16 +168,20 @@ class SimCamera:
                  profile: CaptureProfile = MILD) -> None:
         self.election, self.path, self.rng, self.dpi, self.profile = election, path, rng, dpi, profile
         self.fail_next = False
+        self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once
 
     def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
-        if sheet.image is None:
+        if sheet.image is not None:
+            return sheet.image
+        if self._drawn is None or self._drawn[0] != sheet.sheet_id:
             img, layout = render_ballot(self.election, sheet.style, self.dpi)
             arr = np.array(img)
             rects = {b.candidate or b.list: b.rect.px(self.dpi) for b in layout.boxes}
+            ink = random.Random(sheet.ink_seed)
             for box, (style, pen) in sorted(sheet.marks.items()):
-                draw_mark(arr, rects[box], style, pen, self.dpi, self.rng)
-            sheet.image = arr
-        return sheet.image
+                draw_mark(arr, rects[box], style, pen, self.dpi, ink)
+            self._drawn = (sheet.sheet_id, arr)
+        return self._drawn[1]
 
     def capture(self) -> BallotImage:
         if self.fail_next:

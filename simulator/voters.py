@@ -49,14 +49,19 @@ class ContestIntent:
 
 @dataclass
 class Sheet:
-    """A paper ballot: its style, what is on it, and (once marked) its image. Sim-internal id only."""
+    """A paper ballot: its style and the voter's marks. Sim-internal id only.
+
+    The camera draws the sheet when it is in the feeder, with `ink_seed` fixing the strokes, so a
+    reinserted sheet looks the same; `image` is set only for sheets made elsewhere (a foreign ballot,
+    a photocopy) and is then used as it is."""
 
     sheet_id: int
     style: str
     contests: tuple[ContestIntent, ...] = ()
     marks: dict[str, tuple[MarkStyle, Pen]] = field(default_factory=dict)
-    image: np.ndarray | None = None  # printed + marked, RGB at the camera's dpi
+    image: np.ndarray | None = None  # a pre-made sheet (RGB at the camera's dpi); None: drawn from the marks
     foreign: bool = False
+    ink_seed: int = 0
 
     @property
     def marked_boxes(self) -> frozenset[str]:
@@ -180,6 +185,6 @@ _ids = itertools.count(1)
 
 
 def new_sheet(style: str, contests: tuple[ContestIntent, ...], rng: random.Random) -> Sheet:
-    sheet = Sheet(next(_ids), style, contests)
+    sheet = Sheet(next(_ids), style, contests, ink_seed=rng.getrandbits(32))
     mark_sheet(sheet, rng)
     return sheet

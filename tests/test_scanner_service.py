@@ -7,14 +7,15 @@ tmp_path, and checks the store's counters, the physical box and the paper path a
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from config.election import SAMPLE_ELECTION, Election, load_election
+from config.election import Election
 from firmware.ballots import render_ballot
 from firmware.i18n import Messages
 from firmware.identity import load_or_provision
@@ -31,11 +32,6 @@ from simulator.voters import ContestIntent, Expected, Intent, Sheet, new_sheet
 DEVICE_ID = "BB-TEST-0001"
 STATION_SEED, STORE_SEED, VOTER_SEED = 11, 12, 13
 DPI = 200.0  # build_sim_station's camera default
-
-
-@pytest.fixture(scope="module")
-def election() -> Election:
-    return load_election(SAMPLE_ELECTION)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +90,13 @@ class Station:
         result = self.svc.process_ballot(wait_s=1.0)
         assert result is not None, "a sheet was at the entry sensor"
         return result
+
+    def take_back(self, sheet: Sheet | None) -> None:
+        """The voter takes the sheet sticking out of the slot; the firmware's idle loop then sees the
+        entry sensor clear (simulator/day.py does the same)."""
+        assert self.sim.path.returned is sheet
+        self.sim.path.returned = None
+        assert self.svc.process_ballot(wait_s=0.5) is None
 
     def power_cut(self) -> None:
         """The power goes: the service object is gone, the store's file keeps what was committed."""
@@ -162,7 +165,7 @@ def test_zero_report_is_printed_then_the_polls_open(configured: Station) -> None
 def test_no_sheet_at_the_entry_is_no_cycle(station: Station) -> None:
     t0 = station.sim.clock.monotonic()
     assert station.svc.process_ballot(wait_s=2.0) is None
-    assert station.sim.clock.monotonic() - t0 == 2.0
+    assert station.sim.clock.monotonic() - t0 == pytest.approx(2.0)
     assert station.store.counts() == counts()
 
 
@@ -222,6 +225,24 @@ def test_the_voter_takes_the_ballot_back(station: Station) -> None:
     assert st.sim.path.held is None and st.sim.path.at_entry is None
 
 
+def test_a_returned_sheet_left_in_the_slot_is_not_pulled_back_in(station: Station) -> None:
+    st = station
+    sheet = st.sheet("N", mayor("m5"))
+    assert st.insert(sheet, VoterChoice.RETURN).returned is True
+    assert st.sim.feeder.sensors().entry is True  # it sticks out over the entry sensor
+    for _ in range(3):
+        assert st.svc.process_ballot(wait_s=1.0) is None
+    assert st.sim.path.returned is sheet and st.sim.path.held is None
+    assert st.store.counts() == counts(returned_n=1)
+    assert st.svc.usage.faults == {}
+
+    st.take_back(sheet)
+    again = st.sheet("N", mayor("m5"))
+    assert st.insert(again, VoterChoice.CAST).cast is True
+    assert st.store.counts() == counts(cast_n=1, returned_n=1)
+    assert st.sim.box.sheets == [again]
+
+
 def test_no_answer_from_the_voter_returns_the_ballot(station: Station) -> None:
     result = station.insert(station.sheet("N", mayor("m2")), VoterChoice.NONE)
     assert (result.cast, result.returned) == (False, True)
@@ -274,17 +295,19 @@ def test_a_foreign_ballot_is_never_cast_and_pauses_the_polls(station: Station) -
     assert st.sim.switches.beeps == beeps + 3
     assert [e.kind for e in st.store.events()][-2:] == ["foreign_ballot", "polls_pause"]
 
+    st.sim.path.returned = None  # the president takes the sheet (Art. 21(10))
     # while paused the box takes nothing in
-    st.sim.path.returned = None
     genuine = st.sheet("N", mayor("m4"))
     st.sim.path.at_entry = genuine
     assert st.svc.process_ballot(wait_s=1.0) is None
     assert st.sim.path.at_entry is genuine
+    st.sim.path.at_entry = None  # the voter waits for the committee
 
     st.svc.resume()
     assert st.svc.polls.state == PollsState.OPEN
     assert st.sim.switches.indicators[Indicator.ATTENTION] is False
-    assert st.svc.process_ballot(wait_s=1.0).cast is True  # type: ignore[union-attr]
+    assert st.svc.process_ballot(wait_s=0.5) is None  # the slot is empty
+    assert st.insert(genuine).cast is True
     assert st.store.counts().cast == {"N": 1, "V": 0}
     assert st.sim.box.sheets == [genuine]
 
@@ -305,7 +328,7 @@ def test_a_camera_failure_returns_the_ballot_uncounted(station: Station) -> None
     assert "capture_failed" in [e.kind for e in st.store.events()]
 
     # the camera works again: the same sheet reinserted is cast
-    st.sim.path.returned = None
+    st.take_back(sheet)
     assert st.insert(sheet).cast is True
     assert st.store.counts() == counts(cast_n=1)
 
@@ -323,13 +346,17 @@ def test_a_jam_during_take_in(station: Station) -> None:
     with pytest.raises(PollsError, match="clear the fault first"):
         st.svc.process_ballot()
 
-    assert st.sim.feeder.clear_jam() is sheet
+    assert st.sim.feeder.clear_jam() is sheet  # into the operator's hand, not back into the slot
     st.svc.clear_fault(sheet_removed=True)
-    assert st.svc.process_ballot(wait_s=0.5) is None  # WAITING again, nothing in the entry
+    assert st.sim.path.returned is None and st.svc.process_ballot(wait_s=0.5) is None  # WAITING again
     assert st.sim.switches.indicators[Indicator.ATTENTION] is False
     assert st.store.counts() == counts()
     assert st.store.pending() == []
     assert st.sim.box.sheets == []
+
+    assert st.insert(sheet).cast is True  # reinserted, it goes through once
+    assert st.store.counts() == counts(cast_n=1)
+    assert st.sim.box.sheets == [sheet]
 
 
 def test_a_jam_during_the_drop_with_the_sheet_taken_out(station: Station) -> None:
@@ -345,10 +372,12 @@ def test_a_jam_during_the_drop_with_the_sheet_taken_out(station: Station) -> Non
     assert st.sim.feeder.clear_jam() is sheet  # the operator takes it out: it never reached the box
     st.svc.clear_fault(sheet_removed=True)
     assert st.store.pending() == []
-    assert st.store.counts() == counts(returned_n=1)
+    # a fault took it out, the voter did not take it back: not a returned ballot; it is fed again
+    assert st.store.counts() == counts()
     assert st.store.cast_vote_records() == []
-    assert st.sim.box.sheets == []
-    assert st.sim.path.returned is sheet
+    assert st.sim.box.sheets == [] and st.sim.path.returned is None
+    assert st.insert(sheet).cast is True
+    assert st.store.counts() == counts(cast_n=1) and st.sim.box.sheets == [sheet]
 
 
 def test_a_jam_during_the_drop_when_the_sheet_fell_into_the_box(station: Station) -> None:
@@ -358,7 +387,8 @@ def test_a_jam_during_the_drop_when_the_sheet_fell_into_the_box(station: Station
     assert st.insert(sheet).state == BallotState.JAMMED
     assert len(st.store.pending()) == 1
 
-    st.sim.box.sheets.append(st.sim.path.held)  # the sheet really fell; the operator finds the path empty
+    assert st.sim.path.held is sheet
+    st.sim.box.sheets.append(sheet)  # the sheet really fell; the operator finds the path empty
     st.sim.path.held = None
     assert st.sim.feeder.clear_jam() is None
     st.svc.clear_fault(sheet_removed=False)
@@ -387,7 +417,7 @@ def test_a_double_sheet_is_returned_and_nothing_is_counted(station: Station) -> 
     assert st.sim.box.sheets == []
     assert st.svc.usage.faults == {"double_sheet": 1}
 
-    st.sim.path.returned = None
+    st.take_back(sheet)
     assert st.insert(sheet).cast is True  # fed again, one by one
     assert st.store.counts() == counts(cast_n=1)
 
@@ -412,8 +442,9 @@ def test_a_full_box_aborts_the_intent_and_returns_the_sheet(station: Station) ->
     assert st.sim.panel.messages[-1] == st.messages.t("panel.box_full")
 
     st.svc.clear_fault(sheet_removed=True)
+    st.take_back(second)  # WAITING again
     assert st.store.counts().cast == {"N": 1, "V": 0}
-    assert st.svc.process_ballot(wait_s=0.1) is None  # WAITING again
+    assert st.sim.box.sheets == [first]
 
 
 def test_an_open_cover_stops_the_feeder(station: Station) -> None:
@@ -443,6 +474,7 @@ class PowerCut(Exception):
 def _cut_power_during_drop(st: Station, sheet_falls: bool) -> None:
     def drop() -> None:
         if sheet_falls:
+            assert st.sim.path.held is not None
             st.sim.box.sheets.append(st.sim.path.held)
             st.sim.path.held = None
         raise PowerCut
@@ -527,3 +559,44 @@ def test_a_day_slice_tallies_exactly_what_was_cast(station: Station, election: E
     assert v.candidate_votes == {c.id: 1 if c.id in ("l7c3", "l7c9") else 0
                                  for pl in contest.lists for c in pl.candidates}
     assert sum(v.candidate_votes.values()) == 2
+
+
+def test_a_failed_intent_write_never_drops_the_ballot(station: Station, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk full while writing the intent: the ballot must not fall into the box unrecorded."""
+    from firmware.store import DiskFull
+    st = station
+    sheet = st.sheet("N", mayor("m1"))
+
+    def full(cvr: object) -> object:
+        raise DiskFull("database or disk is full: nothing was recorded for this ballot")
+    monkeypatch.setattr(st.store, "begin_cast", full)
+    result = st.insert(sheet)
+    assert (result.state, result.cast) == (BallotState.ERROR, False)
+    assert st.sim.box.sheets == [] and st.sim.path.returned is sheet  # handed back, never dropped
+    assert st.sim.switches.indicators[Indicator.BUSY] is False
+    assert st.sim.switches.indicators[Indicator.ATTENTION] is True
+    monkeypatch.undo()
+    st.svc.clear_fault(sheet_removed=False)
+    st.take_back(sheet)
+    assert st.store.counts() == counts() and st.store.pending() == []
+    assert st.insert(sheet).cast is True
+
+
+def test_a_foreign_ballot_of_an_unknown_style_does_not_wedge_the_feeder(station: Station) -> None:
+    import dataclasses
+
+    from omr.types import Interpretation, Reason, Verdict
+    st = station
+    sheet = st.sheet("N", mayor("m1"))
+    real = st.svc._do_interpret
+
+    def foreign_k(b):  # a genuinely signed ballot of another election, style "K"
+        event = real(b)
+        b.interpretation = dataclasses.replace(b.interpretation, verdict=Verdict.FOREIGN, style="K",
+                                               reasons=(Reason.OTHER_ELECTION,), contests={})
+        return event
+    st.svc._do_interpret = foreign_k  # type: ignore[method-assign]
+    result = st.insert(sheet)
+    assert (result.state, result.cast, result.returned) == (BallotState.WAITING, False, True)
+    assert st.store.counts() == counts()  # not counted against this station's styles
+    assert st.svc.usage.unread_returned == 1

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import itertools
 from enum import StrEnum
+from typing import Any
 
 import pytest
 
 from firmware.scanner import ScannerService
-from firmware.states import (BALLOT_TABLE, POLLS_TABLE, BallotEvent, BallotState, PollsEvent, PollsState, StateMachine,
-                             TransitionRefused, ballot_machine, polls_machine)
+from firmware.states import (
+    BALLOT_TABLE,
+    POLLS_TABLE,
+    BallotEvent,
+    BallotState,
+    PollsEvent,
+    PollsState,
+    StateMachine,
+    TransitionRefused,
+    ballot_machine,
+    polls_machine,
+)
 
-TABLES = {"polls": (POLLS_TABLE, PollsState, PollsEvent), "ballot": (BALLOT_TABLE, BallotState, BallotEvent)}
+TABLES: dict[str, tuple[dict[Any, Any], type[StrEnum], type[StrEnum]]] = {
+    "polls": (POLLS_TABLE, PollsState, PollsEvent),
+    "ballot": (BALLOT_TABLE, BallotState, BallotEvent),
+}
 
 
 def _transitions() -> list:
