@@ -22,13 +22,21 @@ from firmware.tally import ContestTally, tally
 from hal.camera import CaptureError
 from hal.devices import DeviceSet
 from hal.errors import DeviceStatus, HalError
-from hal.feeder import BoxFull, CoverOpen, DoubleSheet, PaperJam
+from hal.feeder import BoxFull, CoverOpen, DoubleSheet, FeederError, PaperJam
 from hal.panel import PanelVerdict, VoterChoice
 from hal.switches import Indicator
 from omr.interpret import interpret
 from omr.types import Interpretation, Verdict
 
 VOTER_DECISION_TIMEOUT_S = 60.0
+
+# feeder exception -> (fault name, ballot-table event); the first matching class wins
+_FEEDER_FAULTS: dict[type[FeederError], tuple[str, BallotEvent]] = {
+    DoubleSheet: ("double_sheet", BallotEvent.DOUBLE),
+    BoxFull: ("box_full", BallotEvent.BOX_IS_FULL),
+    CoverOpen: ("cover_open", BallotEvent.COVER_OPENED),
+    PaperJam: ("paper_jam", BallotEvent.JAM),
+}
 
 
 class PollsError(RuntimeError):
@@ -246,20 +254,23 @@ class ScannerService:
                 if event is not None:
                     break
 
-    def _do_take_in(self, b: _Ballot) -> BallotEvent:
+    def _move_paper(self, b: _Ballot, motion: Callable[[], None], done: BallotEvent) -> BallotEvent:
+        """Run a feeder motion; a paper-path fault becomes its event of the ballot table."""
         try:
-            self.d.feeder.take_in()
-        except DoubleSheet:
-            b.fault = "double_sheet"
-            return BallotEvent.DOUBLE
-        except CoverOpen:
-            b.fault = "cover_open"
-            return BallotEvent.COVER_OPENED
-        except PaperJam:
-            b.fault = "paper_jam"
-            return BallotEvent.JAM
-        self.d.panel.show_message(self.msg.t("panel.reading"))
-        return BallotEvent.HELD
+            motion()
+        except FeederError as exc:
+            for kind, (fault, event) in _FEEDER_FAULTS.items():
+                if isinstance(exc, kind):
+                    b.fault = fault
+                    return event
+            raise
+        return done
+
+    def _do_take_in(self, b: _Ballot) -> BallotEvent:
+        event = self._move_paper(b, self.d.feeder.take_in, BallotEvent.HELD)
+        if event == BallotEvent.HELD:
+            self.d.panel.show_message(self.msg.t("panel.reading"))
+        return event
 
     def _do_capture(self, b: _Ballot) -> BallotEvent | None:
         try:
@@ -304,18 +315,7 @@ class ScannerService:
 
     def _do_drop(self, b: _Ballot) -> BallotEvent:
         b.drop_started = True
-        try:
-            self.d.feeder.drop_into_box()
-        except BoxFull:
-            b.fault = "box_full"
-            return BallotEvent.BOX_IS_FULL
-        except CoverOpen:
-            b.fault = "cover_open"
-            return BallotEvent.COVER_OPENED
-        except PaperJam:
-            b.fault = "paper_jam"
-            return BallotEvent.JAM
-        return BallotEvent.DROPPED
+        return self._move_paper(b, self.d.feeder.drop_into_box, BallotEvent.DROPPED)
 
     def _do_confirm_cast(self, b: _Ballot) -> None:
         self.store.confirm_cast(b.token)

@@ -585,7 +585,7 @@ def test_a_failed_intent_write_never_drops_the_ballot(station: Station, monkeypa
 def test_a_foreign_ballot_of_an_unknown_style_does_not_wedge_the_feeder(station: Station) -> None:
     import dataclasses
 
-    from omr.types import Interpretation, Reason, Verdict
+    from omr.types import Reason, Verdict
     st = station
     sheet = st.sheet("N", mayor("m1"))
     real = st.svc._do_interpret

@@ -14,8 +14,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,16 +56,8 @@ def election() -> Election:
 
 
 @pytest.fixture
-def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Stores on tmpfs when the machine has one: these tests are about bytes and transactions, not about
-    the disk's fsync latency (a cast is ~6 fsyncs), which would make them slow and their timing erratic."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        where = Path(tempfile.mkdtemp(prefix="ballotbox-store-", dir=shm))
-        yield where
-        shutil.rmtree(where, ignore_errors=True)
-    else:
-        yield tmp_path_factory.mktemp("store")
+def tmp_path(tmpfs_path: Path) -> Path:
+    return tmpfs_path
 
 
 def make_ballots(election: Election, n: int, seed: int) -> list[dict[str, Any]]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,16 +20,8 @@ def election() -> Election:
 
 
 @pytest.fixture
-def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Stores on tmpfs when the machine has one: these tests are about bytes and transactions, not about
-    the disk's fsync latency (a cast is ~6 fsyncs), which would make them slow and their timing erratic."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        where = Path(tempfile.mkdtemp(prefix="ballotbox-store-", dir=shm))
-        yield where
-        shutil.rmtree(where, ignore_errors=True)
-    else:
-        yield tmp_path_factory.mktemp("store")
+def tmp_path(tmpfs_path: Path) -> Path:
+    return tmpfs_path
 
 
 def mayor(outcome: str, *candidates: str) -> dict[str, Any]:
