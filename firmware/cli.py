@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     interp.add_argument("images", nargs="+", type=Path)
     interp.set_defaults(run=_interpret)
 
+    device = sub.add_parser("device", help="the box's devices").add_subparsers(metavar="ACTION")
+    selftest = device.add_parser("self-test", help="check every device and print the self-test report (Art. 11, 20)")
+    selftest.add_argument("--settings", type=Path, default=None,
+                          help="device settings (default: config/device-sim.json; on the Pi: config/device-pi.json)")
+    selftest.add_argument("--election", type=Path, default=SAMPLE_ELECTION, help="the installed election package")
+    selftest.add_argument("--out", type=Path, default=Path("out/self-test"), help="where the report PNG/JSON go")
+    selftest.set_defaults(run=_self_test)
+
     election = sub.add_parser("election", help="election definitions").add_subparsers(metavar="ACTION")
     check = election.add_parser("check", help="validate an election definition and summarise it")
     check.add_argument("path", type=Path)
@@ -213,6 +221,56 @@ def _image_dpi(im: Any) -> float | None:
     if dpi and dpi[0] and abs(float(dpi[0]) - 72.0) > 0.5:  # 72 is what many tools write when they know nothing
         return float(dpi[0])
     return None
+
+
+# -- device self-test ------------------------------------------------------------------------
+def _self_test(args: argparse.Namespace) -> int:
+    import random
+
+    from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
+    from firmware.identity import load_or_provision, software_hash, software_version
+    from firmware.reports import build_header, build_self_test_report, render_png, render_raster, report_to_json
+    from hal.devices import build_pi_devices
+    from hal.errors import HalError
+
+    election = load_election(args.election)
+    try:
+        settings = load_device_settings(args.settings or DEFAULT_DEVICE)
+    except DeviceSettingsError as exc:
+        raise UserError(str(exc)) from None
+    if settings.kind == "pi":
+        try:
+            devices = build_pi_devices(settings)
+        except HalError as exc:
+            raise UserError(f"cannot open the devices: {exc}") from None
+    else:
+        from simulator.devices import build_sim_station
+        devices = build_sim_station(election, random.Random(0)).devices
+    try:
+        checks = devices.self_test()
+        seal = devices.switches.read()
+        identity = load_or_provision(Path(settings.data_dir), settings.device_id)
+        header = build_header(election, device_id=settings.device_id, software_version=software_version(),
+                              software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,
+                              printed_at=devices.clock.now())
+        report = build_self_test_report(header, checks, seal)
+        args.out.mkdir(parents=True, exist_ok=True)
+        render_png(report, election, args.out / "self-test-report.png")
+        (args.out / "self-test-report.json").write_text(
+            json.dumps(report_to_json(report), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        for c in checks:
+            print(f"{'ok  ' if c.ok else 'FAIL'}  {c.device:14} {c.detail}")
+        print(f"seal {'intact' if seal.seal_intact else 'BROKEN'}, lid {'closed' if seal.lid_closed else 'OPEN'}; "
+              f"device {settings.device_id}, key {identity.fingerprint}")
+        try:
+            devices.printer.print_image(render_raster(report, election, devices.printer.width_px))
+        except HalError as exc:
+            print(f"ballotbox: the report was not printed: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        print(f"report: {args.out / 'self-test-report.png'}")
+        return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+    finally:
+        devices.close()
 
 
 # -- election check ---------------------------------------------------------------------------

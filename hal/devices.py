@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from config.device import DeviceSettings
 from hal.camera import BallotCamera
 from hal.clock import Clock, SystemClock
+from hal.errors import DeviceStatus, HalError
 from hal.feeder import Feeder
 from hal.panel import VoterPanel
 from hal.printer import Printer
@@ -21,6 +22,18 @@ class DeviceSet:
     printer: Printer
     switches: Switches
     clock: Clock
+
+    def self_test(self) -> list[DeviceStatus]:
+        """Every device's self-test (Art. 11/20). A device that raises is reported as failed, with its
+        message; names are the message-catalogue keys (device.<name>) the reports translate."""
+        results = []
+        for name, dev in (("ballot_camera", self.camera), ("feeder", self.feeder), ("panel", self.panel),
+                          ("printer", self.printer), ("switches", self.switches)):
+            try:
+                results.append(dev.self_test())
+            except HalError as exc:
+                results.append(DeviceStatus(name, False, exc.message))
+        return results
 
     def close(self) -> None:
         for dev in (self.camera, self.feeder, self.panel, self.printer, self.switches):

@@ -65,3 +65,22 @@ def test_election_check_summarises(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_style_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["ballots", "render", "--election", str(SAMPLE_ELECTION), "--style", "Q", "--out", str(tmp_path / "q.png")])
     assert rc == 2 and "no ballot style 'Q'" in capsys.readouterr().err
+
+
+def test_device_self_test_on_the_simulator_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the sim settings keep the device key in ./out/device-data
+    rc = main(["device", "self-test", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert [line.split()[1] for line in out.splitlines()[:5]] == ["ballot_camera", "feeder", "panel", "printer", "switches"]
+    report = json.loads((tmp_path / "self-test-report.json").read_text(encoding="utf-8"))
+    assert [c["ok"] for c in report["checks"]] == [True] * 5
+    assert (tmp_path / "self-test-report.png").stat().st_size > 0
+
+
+def test_device_self_test_with_broken_settings_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "device.json"
+    bad.write_text('{"kind": "pi", "feeder": {"sensor_entry": 99}}', encoding="utf-8")
+    assert main(["device", "self-test", "--settings", str(bad), "--out", str(tmp_path)]) == 2
+    assert "feeder.sensor_entry: 99" in capsys.readouterr().err
