@@ -68,6 +68,25 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--mode", choices=["official", "test"], help="override the election's mode (test = specimen)")
     render.set_defaults(run=_render)
 
+    deck = ballots.add_parser("test-deck", help="logic & accuracy deck: pre-marked ballots covering every option "
+                              "and rule, with the tally they must produce")
+    deck.add_argument("--election", type=Path, required=True)
+    deck.add_argument("--out", type=Path, required=True, help="directory for the deck (PNG/PDF pages, expected tally)")
+    deck.add_argument("--dpi", type=float, default=200.0)
+    deck.add_argument("--key", type=Path, help="CEC ballot-code signing key (PEM); default: the TEST key")
+    deck.set_defaults(run=lambda a: __import__("firmware.test_deck", fromlist=["run"]).run(a))
+
+    bench = sub.add_parser("bench", help="benchmarks (print figures, write JSON)").add_subparsers(metavar="WHAT")
+    bench_omr = bench.add_parser("omr", help="OMR accuracy and latency on a generated corpus (BENCHMARKS.md)")
+    bench_omr.add_argument("--level", choices=["L1", "L2", "L3", "foreign"], required=True)
+    bench_omr.add_argument("--ballots", type=int, required=True)
+    bench_omr.add_argument("--seed", type=int, default=1)
+    bench_omr.add_argument("--kind", choices=["mayor", "council", "mixed"], default="mixed",
+                           help="ballot kind: mayor (A4, 8 candidates), council (30 x 35 long ballot) or mixed")
+    bench_omr.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the JSON figures")
+    bench_omr.add_argument("--keep-failures", action="store_true", help="save the images of misreads and flags")
+    bench_omr.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["run"]).run(a))
+
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
     interp.add_argument("--election", type=Path, required=True)
