@@ -19,6 +19,7 @@ from config.election import Election
 from firmware.fonts import load_font
 from omr.ballot_code import make_code
 from omr.layout import BallotLayout, TextSpec, layout_ballot
+from omr.reference import StyleReference, build_reference
 
 TEST_KEY = Path(__file__).resolve().parents[1] / "config" / "keys" / "cec-test-ballot-code.pem"
 BOX_LINE_MM = 0.35  # box outline: dark enough for a 100-dpi camera, thin enough not to count as ink inside
@@ -28,6 +29,19 @@ INK = (0, 0, 0)
 _ROLE_MM = {"title": 5.5, "subtitle": 4.2, "station": 3.2, "instructions": 3.6, "contest": 4.6, "footer": 3.2,
             "stamp": 2.8}
 _BOLD = {"title", "instructions", "contest", "list"}
+
+
+REFERENCE_DPI = 100.0
+
+
+def references_for(election: Election, key: Ed25519PrivateKey | None = None) -> dict[str, StyleReference]:
+    """The printed reference of every ballot style, for the interpreter's check of ink outside the boxes
+    (rendered once; omr itself never renders: that needs fonts from disk)."""
+    out = {}
+    for style in election.ballot_styles:
+        img, _ = render_ballot(election, style.id, REFERENCE_DPI, key=key)
+        out[style.id] = build_reference(style.id, np.array(img), REFERENCE_DPI)
+    return out
 
 
 class BallotKeyError(ValueError):

@@ -204,9 +204,11 @@ def _interpret(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    from firmware.ballots import references_for
     from omr.interpret import interpret
 
     election = load_election(args.election)
+    references = references_for(election)
     worst = EXIT_OK
     for path in args.images:
         record: dict[str, Any] = {"image": str(path)}
@@ -226,7 +228,7 @@ def _interpret(args: argparse.Namespace) -> int:
             worst = EXIT_CHECK_FAILED
             continue
         t0 = time.perf_counter()
-        result = interpret(pixels, election, dpi=dpi)
+        result = interpret(pixels, election, dpi=dpi, references=references)
         ms = (time.perf_counter() - t0) * 1000
         record.update(result.to_json())
         record["orientation"] = result.orientation

@@ -88,6 +88,8 @@ class ScannerService:
         self.msg = messages
         self.polls = polls_machine(PollsState(store.polls_state()))
         self.usage = Usage()
+        from firmware.ballots import references_for
+        self.references = references_for(election)  # printed ballots, for the ink-outside-boxes check
         self.self_test_results: list[DeviceStatus] = []
         self.zero_report_printed = False
         self._ballot: _Ballot | None = None
@@ -280,7 +282,8 @@ class ScannerService:
     def _do_interpret(self, b: _Ballot) -> BallotEvent | None:
         if b.image is None:  # capture failed: already returning
             return None
-        b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi)  # type: ignore[attr-defined]
+        b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi,  # type: ignore[attr-defined]
+                                     references=self.references)
         b.image = None  # the image is never kept
         return BallotEvent.INTERPRETED
 

@@ -1,19 +1,20 @@
-"""Ballot image -> interpretation. Pure: pixels and the election definition in, a decision out.
+"""Ballot image -> interpretation. Pure: pixels, the election definition (and optionally the printed
+reference of each style) in, a decision out. Nothing here reads a clock, a file or a device.
 
 Pipeline (each stage can be watched through `trace`, SourceAFIS-style):
-  1. ink image      - the darkest colour channel, so blue, red and black pens all read as ink
-  2. ballot code    - the QR, read with zbar and verified (signature, election, station, mode)
-  3. registration   - the four solid corner squares -> a homography from layout mm to image pixels;
-                      the decoded code must sit where the layout puts it, which also tells 0 from 180 deg
-  4. normalisation  - divide out uneven lighting with a local background estimate
-  5. box scores     - fraction of each box's inner area that is ink (integral image: O(1) per box)
-  6. rules          - omr.rules per contest -> outcome, verdict and reasons
-Nothing here reads a clock, a file or a device.
+  1. thumbnail      - 4 px/mm, darkest colour channel (blue, red and black pens all read as ink)
+  2. registration   - sheet and corner squares (omr.registration.find_sheet_and_marks)
+  3. ballot code    - decoded from a small window where the code must be for each of the four
+                      orientations; verified (signature, election, station, mode) -> style, orientation
+  4. fit            - homography from the squares, verified and refined on printed box outlines, rotation
+                      and print-scale limits (omr.registration.fit)
+  5. box scores     - ink fraction of each box's inner area against the local paper level
+  6. ink elsewhere  - ink outside the boxes, where the printed ballot has none (Election Law 5.17)
+  7. rules          - omr.rules per contest -> outcome, verdict and reasons
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import cv2
@@ -21,7 +22,9 @@ import numpy as np
 
 from config.election import Election
 from omr.ballot_code import verify_code
-from omr.layout import MARK_MM, BallotLayout, BoxSpec, layout_ballot
+from omr.layout import BallotLayout, layout_ballot
+from omr.reference import StyleReference, outside_ink
+from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
 from omr.rules import ballot_verdict, decide_contest
 from omr.types import BoxScore, Interpretation, Reason, Verdict
 
@@ -30,29 +33,34 @@ Trace = Callable[[str, Any], None]
 # Inner area of a box that is scored: the printed outline (0.35 mm) plus registration error must stay
 # out, or every box would look "marked". 0.9 mm each side leaves 3.2 mm of a 5 mm box.
 INNER_MARGIN_MM = 0.9
-# Registration squares are found as solid dark blobs of this size (mm) with this much tolerance.
-MARK_SIZE_TOLERANCE = 0.30
-MARK_MIN_SOLIDITY = 0.85
-# Print-scale bounds accepted when the capture's dpi is known (the camera is calibrated). Ballots
-# printed at the wrong scale would put boxes off their expected place; beyond this they are rejected.
-SCALE_BOUNDS = (0.97, 1.03)
-# The decoded code's centre must fall within this distance (mm) of where the layout puts it.
-CODE_POSITION_TOLERANCE_MM = 6.0
+# The decoded code's centre must be within this distance (mm) of where the squares say it is.
+CODE_POSITION_TOLERANCE_MM = 8.0
+# Boxes beyond which scoring switches from per-box patches to one integral image over their region.
+PATCH_SCORING_MAX_BOXES = 120
+# Share of the sheet that must be ink for a sheet without squares or code to count as printed at all.
+BLANK_SHEET_INK = 0.002
 
 
 def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
-              trace: Trace | None = None) -> Interpretation:
+              references: dict[str, StyleReference] | None = None, trace: Trace | None = None) -> Interpretation:
     """Interpret one ballot image (H x W grey or H x W x 3 RGB, uint8).
 
-    `dpi` is the capture's calibrated resolution when known; it enables the print-scale check.
-    """
+    `dpi` is the capture's calibrated resolution when known. `references` (style id -> the printed
+    ballot's ink, see omr.reference) enables the check for writing anywhere outside the boxes; without
+    it only the layout's blank areas are checked."""
     emit = trace or (lambda stage, value: None)
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 64:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \
+            or min(image.shape[:2]) < 64 or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         return Interpretation(Verdict.UNREADABLE, (Reason.IMAGE_INVALID,))
-    ink = _ink_channel(image)
-    emit("ink", ink)
+    rgb = image if image.ndim == 2 or image.shape[2] == 3 else image[:, :, :3]
+    grey = rgb if rgb.ndim == 2 else cv2.extractChannel(rgb, 1)  # green: black print at full contrast
 
-    payload, code_centre = _read_code(ink, dpi)
+    found, thumb, ppm_guess = _find(rgb, election, dpi)
+    emit("registration_marks", found)
+    if isinstance(found, Reason):
+        return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found),))
+
+    payload, k = _read_code(grey, found)
     emit("code", payload)
     if payload is None:
         return Interpretation(Verdict.UNREADABLE, (Reason.NO_CODE,))
@@ -60,16 +68,16 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if code is None or reasons:
         return Interpretation(Verdict.FOREIGN, tuple(reasons), style=code.style if code else None)
     layout = layout_ballot(election, code.style)
+    if k is None:
+        return Interpretation(Verdict.UNREADABLE, (Reason.BAD_GEOMETRY,), style=code.style)
 
-    fit = _register(ink, layout, code_centre, dpi)
-    emit("registration", fit)
-    if isinstance(fit, Reason):
-        verdict = Verdict.UNREADABLE
-        return Interpretation(verdict, (fit,), style=code.style)
+    geometry = fit(layout, found, k, grey, image_ppm_known=dpi is not None)
+    emit("fit", geometry)
+    if isinstance(geometry, Reason):
+        return Interpretation(Verdict.UNREADABLE, (geometry,), style=code.style)
 
-    normalised = _ink_mask(ink, election.omr.ink_level)
-    emit("ink_mask", normalised)
-    scores = _score_boxes(normalised, layout, fit, election)
+    paper = _paper_level(thumb)
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale)
     emit("scores", scores)
 
     results = []
@@ -78,43 +86,87 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         marginal = {s.candidate or s.list for s in scores if s.contest == contest.id and s.mark == "marginal"}
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
+
+    stray = outside_ink(thumb, paper, geometry.homography, found.scale, layout,
+                        (references or {}).get(code.style))
+    emit("outside_ink", stray)
+    if stray:
+        # Election Law 5.17: a name or sign written on the ballot may make it invalid - a person decides.
+        where = tuple(f"{Reason.INK_OUTSIDE_BOXES}:{x:.0f},{y:.0f}" for x, y in stray[:5])
+        verdict, why = Verdict.AMBIGUOUS, why + where
     return Interpretation(verdict, why, style=code.style, contests={r.contest: r for r in results},
-                          scores=tuple(scores), orientation=fit.orientation)
+                          scores=tuple(scores), orientation=geometry.orientation)
 
 
-# -- 1. ink image ---------------------------------------------------------------------------
-def _ink_channel(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        image = image[:, :, :3]
-    r, g, b = cv2.split(np.ascontiguousarray(image))
-    return cv2.min(cv2.min(r, g), b)
+# -- 1./2. thumbnail and registration ---------------------------------------------------------
+def _find(rgb: np.ndarray, election: Election, dpi: float | None) -> tuple[Found | Reason, np.ndarray, float]:
+    """Registration on the thumbnail. Without a calibrated dpi the scale is guessed from each ballot
+    style's paper length in turn (the image then shows about the sheet)."""
+    h, w = rgb.shape[:2]
+    if dpi:
+        guesses = [dpi / 25.4]
+    else:
+        longest = sorted({max(layout_ballot(election, s.id).width_mm, layout_ballot(election, s.id).height_mm)
+                          for s in election.ballot_styles})
+        guesses = [max(h, w) / (length + 10.0) for length in longest]
+    found: Found | Reason = Reason.NO_REGISTRATION
+    thumb = np.zeros((1, 1), np.uint8)
+    for ppm in guesses:
+        f = min(1.0, THUMB_PPM / ppm)
+        small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        thumb = small if small.ndim == 2 else np.min(small, axis=2)
+        found = find_sheet_and_marks(thumb, THUMB_PPM, scale=f)
+        if not isinstance(found, Reason):
+            return found, thumb, ppm
+    return found, thumb, guesses[-1]
 
 
-# -- 2. ballot code ---------------------------------------------------------------------------
-def _read_code(grey: np.ndarray, dpi: float | None) -> tuple[str | None, tuple[float, float] | None]:
-    """The first QR payload zbar reads, and its centre in image pixels.
+def _why_no_marks(thumb: np.ndarray, reason: Reason) -> Reason:
+    """A sheet with (almost) no ink is a blank sheet, or a ballot fed face down. Ink is counted inside
+    the lit sheet only, 5 mm in from its edge (the feeder bed around it is dark, not ink)."""
+    paper = float(np.percentile(thumb, 90))
+    if paper < 60:
+        return reason
+    lit = (thumb > 0.55 * paper).astype(np.uint8)
+    contours, _ = cv2.findContours(lit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return reason
+    sheet = np.zeros_like(lit)
+    cv2.drawContours(sheet, [max(contours, key=cv2.contourArea)], -1, 1, -1)
+    inner = cv2.erode(sheet, np.ones((int(10 * THUMB_PPM) | 1,) * 2, np.uint8)).astype(bool)
+    if inner.sum() > 0 and float(np.mean(thumb[inner] < 0.6 * paper)) < BLANK_SHEET_INK:
+        return Reason.BLANK_SHEET
+    return reason
 
-    The layout puts the code in the top-right corner, so a sheet fed upright or turned 180 degrees has
-    it in the top-right or bottom-left corner of the capture: those two windows are tried first (a few
-    ms), the whole image only if neither has it."""
+
+# -- 3. ballot code ---------------------------------------------------------------------------
+def _read_code(grey: np.ndarray, found: Found) -> tuple[str | None, int | None]:
+    """The code payload and the orientation k whose predicted code position it was read at."""
+    ppm = found.mark_px / 7.0
+    half = CODE_WINDOW_MM / 2 * ppm
     h, w = grey.shape
-    ppm = (dpi / 25.4) if dpi else max(h, w) / 300.0  # unknown dpi: assume about A4 long side in view
-    side_x, side_y = min(w, round(75 * ppm)), min(h, round(75 * ppm))
-    windows = [(w - side_x, 0, side_x, side_y), (0, h - side_y, side_x, side_y), (0, 0, w, h)]
-    for x0, y0, ww, hh in windows:
-        found = _decode(grey[y0:y0 + hh, x0:x0 + ww])
-        if found is not None:
-            text, (cx, cy) = found
-            return text, (cx + x0, cy + y0)
-    return None, None
+    for k, (cx, cy) in code_windows(found):
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            continue
+        hit = _decode(grey[y0:y1, x0:x1])
+        if hit is not None:
+            text, (qx, qy) = hit
+            if np.hypot(qx + x0 - cx, qy + y0 - cy) <= CODE_POSITION_TOLERANCE_MM * ppm:
+                return text, k
+            return text, None  # a code, but not where the squares say: the geometry is not trusted
+    # Not at any predicted spot: look at the whole sheet, to tell "no code" from "code elsewhere".
+    scale = min(1.0, 2000.0 / max(h, w))
+    small = grey if scale == 1.0 else cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    hit = _decode(small)
+    return (hit[0], None) if hit is not None else (None, None)
 
 
 def _decode(grey: np.ndarray) -> tuple[str, tuple[float, float]] | None:
     from pyzbar.pyzbar import ZBarSymbol, decode  # imported here: needs the system libzbar0
 
-    for sym in decode(grey, symbols=[ZBarSymbol.QRCODE]):
+    for sym in decode(np.ascontiguousarray(grey), symbols=[ZBarSymbol.QRCODE]):
         try:
             text = sym.data.decode("ascii")
         except UnicodeDecodeError:
@@ -125,132 +177,73 @@ def _decode(grey: np.ndarray) -> tuple[str, tuple[float, float]] | None:
     return None
 
 
-# -- 3. registration --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Fit:
-    homography: np.ndarray  # layout mm -> image px
-    orientation: int
-    px_per_mm: float
-    scale: float | None  # print scale vs the calibrated dpi, when known
-
-
-def _register(grey: np.ndarray, layout: BallotLayout, code_centre: tuple[float, float] | None,
-              dpi: float | None) -> Fit | Reason:
-    found = _find_marks(grey, layout, dpi)
-    if found is None:
-        return Reason.NO_REGISTRATION
-    tl, tr, br, bl = found
-    layout_pts = np.array([[r.cx, r.cy] for r in layout.registration], dtype=np.float64)
-    best: Fit | Reason = Reason.BAD_GEOMETRY
-    for orientation, image_pts in ((0, [tl, tr, br, bl]), (180, [br, bl, tl, tr])):
-        H = cv2.getPerspectiveTransform(layout_pts.astype(np.float32), np.array(image_pts, dtype=np.float32))
-        # The code must be where the layout says: this catches 180-degree insertion and a mark-set that
-        # was picked up from the wrong blobs.
-        if code_centre is not None:
-            expect = _apply(H, [(layout.code.cx, layout.code.cy)])[0]
-            tol = CODE_POSITION_TOLERANCE_MM * _px_per_mm(H, layout)
-            if np.hypot(expect[0] - code_centre[0], expect[1] - code_centre[1]) > tol:
-                continue
-        ppm = _px_per_mm(H, layout)
-        scale = None
-        if dpi:
-            scale = ppm / (dpi / 25.4)
-            if not SCALE_BOUNDS[0] <= scale <= SCALE_BOUNDS[1]:
-                return Reason.BAD_GEOMETRY
-        best = Fit(H, orientation, ppm, scale)
-        break
-    return best
-
-
-def _find_marks(grey: np.ndarray, layout: BallotLayout, dpi: float | None) -> list[tuple[float, float]] | None:
-    """The centroid of the solid square nearest each image corner (TL, TR, BR, BL)."""
-    h, w = grey.shape
-    # Work at ~4 px/mm: plenty to find 7 mm squares, and fast.
-    ppm_guess = (dpi / 25.4) if dpi else max(w, h) / max(layout.width_mm, layout.height_mm)
-    factor = min(1.0, 4.0 / ppm_guess)
-    small = cv2.resize(grey, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
-    _, dark = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
-    side = MARK_MM * ppm_guess * factor
-    lo, hi = side * (1 - MARK_SIZE_TOLERANCE), side * (1 + MARK_SIZE_TOLERANCE)
-    candidates: list[tuple[float, float]] = []
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        if not (lo <= bw <= hi and lo <= bh <= hi):
-            continue
-        if area < MARK_MIN_SOLIDITY * bw * bh * 0.9:  # rotated squares lose a little bbox fill
-            continue
-        candidates.append((centroids[i][0] / factor, centroids[i][1] / factor))
-    if len(candidates) < 4:
-        return None
-    pts = np.array(candidates)
-    corners = [(0, 0), (w, 0), (w, h), (0, h)]
-    chosen = []
-    for cx, cy in corners:
-        d = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy)
-        chosen.append(int(np.argmin(d)))
-    if len(set(chosen)) < 4:
-        return None
-    marks = [tuple(pts[i]) for i in chosen]
-    # The four must form the sheet's rectangle: opposite sides equal within 3 % and the aspect ratio
-    # within 3 % of the layout's. A blob picked up from a mark in a box fails this.
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = marks
-    top, bottom = np.hypot(x1 - x0, y1 - y0), np.hypot(x2 - x3, y2 - y3)
-    left, right = np.hypot(x3 - x0, y3 - y0), np.hypot(x2 - x1, y2 - y1)
-    if min(top, bottom, left, right) <= 0:
-        return None
-    if abs(top - bottom) / max(top, bottom) > 0.03 or abs(left - right) / max(left, right) > 0.03:
-        return None
-    reg = layout.registration
-    expect_aspect = (reg[1].cx - reg[0].cx) / (reg[3].cy - reg[0].cy)
-    aspect = ((top + bottom) / 2) / ((left + right) / 2)
-    if abs(aspect / expect_aspect - 1) > 0.03:
-        return None
-    return marks  # type: ignore[return-value]
-
-
-def _apply(H: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray:
-    arr = np.array(pts, dtype=np.float64).reshape(-1, 1, 2)
-    return cv2.perspectiveTransform(arr, H).reshape(-1, 2)
-
-
-def _px_per_mm(H: np.ndarray, layout: BallotLayout) -> float:
-    a, b = layout.registration[0], layout.registration[1]
-    p = _apply(H, [(a.cx, a.cy), (b.cx, b.cy)])
-    return float(np.hypot(*(p[1] - p[0])) / (b.cx - a.cx))
-
-
-# -- 4. normalisation -------------------------------------------------------------------------
-def _ink_mask(grey: np.ndarray, ink_level: int) -> np.ndarray:
-    """1 where a pixel is darker than `ink_level` relative to the local paper brightness."""
-    h, w = grey.shape
-    f = 16
-    small = cv2.resize(grey, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    # max filter removes ink up to ~5 small px (80 px full-res, > a box), leaving the paper's brightness
-    paper = cv2.dilate(small, np.ones((5, 5), np.uint8))
-    paper = cv2.GaussianBlur(paper, (5, 5), 0)
-    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    threshold = (paper.astype(np.uint16) * ink_level // 255).astype(np.uint8)
-    return (grey < threshold).view(np.uint8)
-
-
 # -- 5. box scores ----------------------------------------------------------------------------
-def _score_boxes(mask: np.ndarray, layout: BallotLayout, fit: Fit, election: Election) -> list[BoxScore]:
-    integral = cv2.integral(mask, sdepth=cv2.CV_32S)
-    h, w = mask.shape
-    boxes: tuple[BoxSpec, ...] = layout.boxes
-    centres = _apply(fit.homography, [(b.rect.cx, b.rect.cy) for b in boxes])
-    half = (layout.box_mm / 2 - INNER_MARGIN_MM) * fit.px_per_mm
-    x0 = np.clip(np.round(centres[:, 0] - half), 0, w).astype(np.int64)
-    x1 = np.clip(np.round(centres[:, 0] + half), 0, w).astype(np.int64)
-    y0 = np.clip(np.round(centres[:, 1] - half), 0, h).astype(np.int64)
-    y1 = np.clip(np.round(centres[:, 1] + half), 0, h).astype(np.int64)
-    area = np.maximum(1, (x1 - x0) * (y1 - y0))
-    sums = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-    fills = sums / area
+def _paper_level(thumb: np.ndarray) -> np.ndarray:
+    """Local paper brightness on the thumbnail: a max filter wider than a filled box (8 mm) removes the
+    ink, a blur smooths the lighting. Uneven lighting and show-through then divide out."""
+    size = int(8 * THUMB_PPM) | 1
+    paper = cv2.dilate(thumb, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+    return cv2.blur(paper, (size, size))
+
+
+def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election: Election, paper: np.ndarray,
+                 thumb_scale: float) -> list[BoxScore]:
+    boxes = layout.boxes
+    H = geometry.homography
+    centres = np.array([(b.rect.cx, b.rect.cy) for b in boxes], dtype=np.float64)
+    img_c = cv2.perspectiveTransform(centres.reshape(-1, 1, 2), H).reshape(-1, 2)
+    img_dx = cv2.perspectiveTransform((centres + (1.0, 0.0)).reshape(-1, 1, 2), H).reshape(-1, 2)
+    img_dy = cv2.perspectiveTransform((centres + (0.0, 1.0)).reshape(-1, 1, 2), H).reshape(-1, 2)
+    # local scale (px per mm) at each box: perspective makes it vary across the sheet
+    local = np.minimum(np.hypot(*(img_dx - img_c).T), np.hypot(*(img_dy - img_c).T))
+    half = np.maximum(1.0, (layout.box_mm / 2 - INNER_MARGIN_MM) * local)
+    h, w = rgb.shape[:2]
+    x0 = np.clip(np.round(img_c[:, 0] - half), 0, w).astype(np.int64)
+    x1 = np.clip(np.round(img_c[:, 0] + half), 0, w).astype(np.int64)
+    y0 = np.clip(np.round(img_c[:, 1] - half), 0, h).astype(np.int64)
+    y1 = np.clip(np.round(img_c[:, 1] + half), 0, h).astype(np.int64)
+    ty = np.clip(np.round(img_c[:, 1] * thumb_scale).astype(np.int64), 0, paper.shape[0] - 1)
+    tx = np.clip(np.round(img_c[:, 0] * thumb_scale).astype(np.int64), 0, paper.shape[1] - 1)
+    threshold = paper[ty, tx].astype(np.float64) * election.omr.ink_level / 255.0
+    area = (x1 - x0) * (y1 - y0)
+    if len(boxes) <= PATCH_SCORING_MAX_BOXES:
+        sums = np.zeros(len(boxes))
+        for i in range(len(boxes)):
+            patch = rgb[y0[i]:y1[i], x0[i]:x1[i]]
+            ink = patch if patch.ndim == 2 else patch.min(axis=2)
+            sums[i] = np.count_nonzero(ink < threshold[i])
+    else:
+        sums = _region_sums(rgb, paper, thumb_scale, election.omr.ink_level, x0, x1, y0, y1)
+    fills = np.where(area > 0, sums / np.maximum(area, 1), 0.0)
+    # a box whose inner area is cut off by the image edge cannot be read: score it as marginal, so the
+    # contest is ambiguous with the box named rather than read as empty
+    expected_area = (2 * half) ** 2
+    cropped = area < 0.8 * expected_area
     th = election.omr
     out = []
-    for b, fill in zip(boxes, fills):
-        mark = "mark" if fill >= th.definite else "marginal" if fill >= th.marginal else "empty"
+    for b, fill, cut in zip(boxes, fills, cropped):
+        mark = "marginal" if cut else "mark" if fill >= th.definite else "marginal" if fill >= th.marginal else "empty"
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(float(fill), 4), mark))
     return out
+
+
+def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_level: int,
+                 x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """Ink counts of many boxes at once: one threshold map and one integral image over their region."""
+    rx0, ry0, rx1, ry1 = int(x0.min()), int(y0.min()), int(x1.max()), int(y1.max())
+    roi = rgb[ry0:ry1, rx0:rx1]
+    ink = roi if roi.ndim == 2 else cv2.min(cv2.min(roi[:, :, 0], roi[:, :, 1]), roi[:, :, 2])
+    tx0, ty0 = int(rx0 * thumb_scale), int(ry0 * thumb_scale)
+    tx1, ty1 = int(np.ceil(rx1 * thumb_scale)) + 1, int(np.ceil(ry1 * thumb_scale)) + 1
+    level = paper[ty0:ty1, tx0:tx1]
+    level = cv2.resize(level, (round(level.shape[1] / thumb_scale), round(level.shape[0] / thumb_scale)),
+                       interpolation=cv2.INTER_LINEAR)
+    oy, ox = ry0 - round(ty0 / thumb_scale), rx0 - round(tx0 / thumb_scale)
+    level = level[max(0, oy):max(0, oy) + ink.shape[0], max(0, ox):max(0, ox) + ink.shape[1]]
+    if level.shape != ink.shape:
+        level = cv2.resize(level, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
+    thr = (level.astype(np.uint16) * ink_level // 255).astype(np.uint8)
+    mask = (ink < thr).view(np.uint8)
+    integral = cv2.integral(mask, sdepth=cv2.CV_32S)
+    a, b, c, d = y0 - ry0, y1 - ry0, x0 - rx0, x1 - rx0
+    return (integral[b, d] - integral[a, d] - integral[b, c] + integral[a, c]).astype(np.float64)

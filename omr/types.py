@@ -47,6 +47,8 @@ class Reason(StrEnum):
     UNKNOWN_STYLE = "unknown_style"
     TEST_BALLOT = "test_ballot"  # specimen / test ballot on an official day (or the reverse)
     IMAGE_INVALID = "image_invalid"  # not an image we can read at all
+    BLANK_SHEET = "blank_sheet"  # a sheet with no print: blank paper, or a ballot fed face down
+    INK_OUTSIDE_BOXES = "ink_outside_boxes"  # writing or signs outside the boxes (Election Law 5.17), "code:x,y" mm
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ def test_handmarked_ballot_is_read_as_marked(name: str, capsys: pytest.CaptureFi
     want = EXPECTED[name]
 
     assert got["verdict"] == want["verdict"], got
+    for code in want.get("reasons_include", []):  # ballot-level reasons, e.g. ink outside the boxes
+        assert any(r.split(":")[0] == code for r in got["reasons"]), got
     assert set(got["contests"]) == set(want["contests"]), got
     for contest_id, exp in want["contests"].items():
         res = got["contests"][contest_id]

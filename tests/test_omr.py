@@ -91,12 +91,34 @@ def test_cropped_registration_mark_is_unreadable_not_misread(election: Election)
     assert r.verdict == Verdict.UNREADABLE and r.reasons[0] in (Reason.NO_REGISTRATION, Reason.BAD_GEOMETRY)
 
 
-def test_wrong_print_scale_is_rejected_when_dpi_is_known(election: Election) -> None:
+@pytest.mark.parametrize("print_scale, readable", [(0.95, False), (0.98, False), (0.99, True), (1.01, True)])
+def test_print_scale_is_measured_against_the_paper_edge(election: Election, print_scale: float, readable: bool) -> None:
+    """A ballot printed at the wrong scale on the right paper: the squares move relative to the paper's
+    edges. 0.985-1.015 is accepted (print-house tolerance), beyond it the sheet is rejected, whatever the
+    camera's distance (which scales paper and print alike)."""
+    import cv2
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    h, w = arr.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), 0, print_scale)
+    printed = cv2.warpAffine(arr, M, (w, h), borderValue=(255, 255, 255))
+    x, y, bw, bh = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m1")
+    cx, cy = (np.array([x + bw / 2, y + bh / 2]) - (w / 2, h / 2)) * print_scale + (w / 2, h / 2)
+    rect = [round(cx - bw * print_scale / 2), round(cy - bh * print_scale / 2), round(bw * print_scale), round(bh * print_scale)]
+    draw_mark(printed, rect, MarkStyle.X, Pen(INKS["black"], 0.5), DPI, random.Random(1))
+    r = interpret(capture(printed, DPI, random.Random(2)), election, dpi=DPI)
+    if readable:
+        assert r.verdict == Verdict.VALID and r.contests["nacelnik"].candidates == ("m1",)
+    else:
+        assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.BAD_GEOMETRY,))
+
+
+def test_camera_distance_does_not_matter(election: Election) -> None:
     import cv2
     arr = marked(election, "N", {"m1": MarkStyle.X})
     small = cv2.resize(arr, None, fx=0.94, fy=0.94, interpolation=cv2.INTER_AREA)
     r = interpret(small, election, dpi=DPI)
-    assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.BAD_GEOMETRY,))
+    assert r.verdict == Verdict.VALID and r.contests["nacelnik"].candidates == ("m1",)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((100, 100), np.float32), "not an image"])
@@ -127,3 +149,78 @@ def test_interpreter_is_pure_no_clock_no_disk(election: Election, monkeypatch: p
     monkeypatch.setattr(builtins, "open", forbidden)
     monkeypatch.setattr(time, "time", forbidden)
     assert interpret(arr, election, dpi=DPI).contests["nacelnik"].candidates == ("m3",)
+
+
+def _rotate(arr: np.ndarray, degrees: float) -> np.ndarray:
+    import cv2
+    h, w = arr.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(M[0, 0]), abs(M[0, 1])
+    nw, nh = int(h * sin + w * cos), int(h * cos + w * sin)
+    M[0, 2] += nw / 2 - w / 2
+    M[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(arr, M, (nw, nh), borderValue=(55, 55, 55))
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_every_insertion_orientation_is_read(election: Election, quarter_turns: int) -> None:
+    arr = np.ascontiguousarray(np.rot90(marked(election, "V", {"l4": MarkStyle.X, "l4c7": MarkStyle.CHECK}), quarter_turns))
+    r = interpret(arr, election, dpi=DPI)
+    c = r.contests["vijece"]
+    assert (r.verdict, c.list, c.candidates) == (Verdict.VALID, "l4", ("l4c7",))
+    assert r.orientation == (360 - 90 * quarter_turns) % 360  # np.rot90 turns counter-clockwise
+
+
+@pytest.mark.parametrize("degrees, readable", [(6.0, True), (-6.0, True), (12.0, False)])
+def test_skew_up_to_6_degrees_is_read_and_12_rejected(election: Election, degrees: float, readable: bool) -> None:
+    r = interpret(_rotate(marked(election, "N", {"m8": MarkStyle.X}), degrees), election, dpi=DPI)
+    if readable:
+        assert (r.verdict, r.contests["nacelnik"].candidates) == (Verdict.VALID, ("m8",))
+    else:
+        assert r.verdict == Verdict.UNREADABLE and r.reasons == (Reason.BAD_GEOMETRY,)
+
+
+def test_one_cropped_square_is_inferred_and_checked(election: Election) -> None:
+    arr = marked(election, "N", {"m2": MarkStyle.FILLED})
+    h, w = arr.shape[:2]
+    arr[h - 150:, :150] = 55  # the bottom-left square is out of the picture
+    r = interpret(arr, election, dpi=DPI)
+    assert (r.verdict, r.contests["nacelnik"].candidates) == (Verdict.VALID, ("m2",))
+
+
+def test_camera_perspective_of_10_percent_is_read(election: Election) -> None:
+    import cv2
+    arr = marked(election, "V", {"l11": MarkStyle.X, "l11c2": MarkStyle.X})
+    h, w = arr.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[0.05 * w, 0], [0.95 * w, 0], [w, h], [0, h]])  # top edge 10 % shorter than the bottom
+    warped = cv2.warpPerspective(arr, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(55, 55, 55))
+    r = interpret(warped, election, dpi=DPI)
+    c = r.contests["vijece"]
+    assert (r.verdict, c.list, c.candidates) == (Verdict.VALID, "l11", ("l11c2",))
+
+
+def test_signature_outside_the_boxes_is_flagged_with_its_place(election: Election) -> None:
+    import cv2
+
+    from firmware.ballots import references_for
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m3")
+    draw_mark(arr, [x, y, w, h], MarkStyle.X, Pen(INKS["black"], 0.5), DPI, random.Random(3))
+    k = DPI / 25.4  # a scrawled signature in the empty space below the candidates, at ~ (120, 200) mm
+    pts = np.array([[100 + 40 * t, 200 + 4 * np.sin(9 * t)] for t in np.linspace(0, 1, 40)]) * k
+    cv2.polylines(arr, [pts.astype(np.int32)], False, (20, 30, 120), 4, cv2.LINE_AA)
+    refs = references_for(election)
+    r = interpret(capture(arr, DPI, random.Random(4)), election, dpi=DPI, references=refs)
+    assert r.verdict == Verdict.AMBIGUOUS and r.contests["nacelnik"].candidates == ("m3",)
+    places = [tuple(map(float, reason.split(":")[1].split(","))) for reason in r.reasons if reason.startswith("ink_outside")]
+    assert len(places) == 1 and abs(places[0][0] - 120) < 6 and abs(places[0][1] - 200) < 6
+    clean = interpret(marked(election, "N", {"m3": MarkStyle.X}), election, dpi=DPI, references=refs)
+    assert clean.verdict == Verdict.VALID  # marks overrunning their box are not "writing"
+
+
+def test_sheet_fed_face_down_is_blank(election: Election) -> None:
+    sheet = np.full((2339, 1654, 3), 246, np.uint8)
+    r = interpret(capture(sheet, DPI, random.Random(5)), election, dpi=DPI)
+    assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.BLANK_SHEET,))

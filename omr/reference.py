@@ -1,0 +1,101 @@
+"""The printed ballot as a reference, and ink found where the printed ballot has none.
+
+Election Law 5.17: a ballot with names written on it, or signs that identify the voter, may be invalid.
+The box cannot judge that, but it sees ink where the printed ballot has none, outside the boxes, and
+flags the ballot for the committee with the place (mm from the top-left corner of the layout).
+
+A `StyleReference` is the printed ballot's ink at REF_PPM px/mm. It is made from a rendered ballot
+(firmware.ballots.reference_for renders it once; rendering needs fonts from disk, which omr must not
+touch). Without a reference, the layout's blank areas (between columns, margins, below the last row)
+are checked and printed text areas are allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from omr.layout import BallotLayout
+
+REF_PPM = 2.0  # px/mm of the comparison canvas: 0.5 mm cells, finer than any handwriting stroke
+PRINT_TOLERANCE_MM = 1.5  # printed ink is allowed this far from where the reference has it (registration)
+BOX_MARGIN_MM = 3.0  # marks overrun their box: ink this close to a box is a mark, not writing
+EDGE_MARGIN_MM = 4.0  # the sheet's edge, shadows and the feeder bed
+STAMP_MARGIN_MM = 18.0  # the committee stamps and signs next to the stamp zone (Art. 21(3))
+MIN_STRAY_MM2 = 3.0  # smaller specks are dust, toner or paper fibre
+MIN_STRAY_LENGTH_MM = 5.0
+INK_DARKNESS = 0.6  # of the local paper level: firm ink only (pencil traces and smudges are not writing)
+
+
+@dataclass(frozen=True)
+class StyleReference:
+    style: str
+    ink: np.ndarray  # bool, layout height x width at REF_PPM: printed ink, dilated by PRINT_TOLERANCE_MM
+
+
+def build_reference(style: str, printed_rgb: np.ndarray, dpi: float) -> StyleReference:
+    """The reference of a style from its clean printed rendering (any dpi >= 100)."""
+    ink = printed_rgb if printed_rgb.ndim == 2 else printed_rgb.min(axis=2)
+    mask = (ink < 160).astype(np.uint8) * 255
+    w = round(mask.shape[1] * REF_PPM / (dpi / 25.4))
+    h = round(mask.shape[0] * REF_PPM / (dpi / 25.4))
+    small = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) > 0  # any ink in a cell counts
+    r = int(round(PRINT_TOLERANCE_MM * REF_PPM))
+    grown = cv2.dilate(small.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return StyleReference(style, grown.astype(bool))
+
+
+def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, thumb_scale: float,
+                layout: BallotLayout, reference: StyleReference | None) -> list[tuple[float, float]]:
+    """Centres (layout mm) of ink blobs outside the boxes where the printed ballot has no ink."""
+    W, H = int(round(layout.width_mm * REF_PPM)), int(round(layout.height_mm * REF_PPM))
+    ink = (thumb.astype(np.float32) < INK_DARKNESS * paper.astype(np.float32)).astype(np.uint8) * 255
+    # canvas (REF_PPM px/mm, layout space) -> thumbnail: S(thumb_scale) . H . S(1/REF_PPM)
+    M = np.diag([thumb_scale, thumb_scale, 1.0]) @ homography @ np.diag([1 / REF_PPM, 1 / REF_PPM, 1.0])
+    seen = cv2.warpPerspective(ink, M, (W, H), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    stray = (seen > 96) & ~_allowed(layout, reference, (H, W))
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(stray.astype(np.uint8), connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if area >= MIN_STRAY_MM2 * REF_PPM ** 2 or max(bw, bh) >= MIN_STRAY_LENGTH_MM * REF_PPM:
+            out.append((float(centroids[i][0] / REF_PPM), float(centroids[i][1] / REF_PPM)))
+    return sorted(out, key=lambda p: (p[1], p[0]))
+
+
+_ALLOWED: dict[tuple[int, int], tuple[BallotLayout, StyleReference | None, np.ndarray]] = {}
+
+
+def _allowed(layout: BallotLayout, reference: StyleReference | None, shape: tuple[int, int]) -> np.ndarray:
+    key = (id(layout), id(reference))
+    hit = _ALLOWED.get(key)
+    if hit is not None and hit[0] is layout and hit[1] is reference:
+        return hit[2]
+    mask = np.zeros(shape, np.uint8)
+
+    def fill(x: float, y: float, w: float, h: float, grow: float) -> None:
+        cv2.rectangle(mask, (int((x - grow) * REF_PPM), int((y - grow) * REF_PPM)),
+                      (int((x + w + grow) * REF_PPM), int((y + h + grow) * REF_PPM)), 1, -1)
+
+    for b in layout.boxes:
+        fill(b.rect.x, b.rect.y, b.rect.w, b.rect.h, BOX_MARGIN_MM)
+    for r in layout.registration:
+        fill(r.x, r.y, r.w, r.h, 2.0)
+    fill(layout.code.x, layout.code.y, layout.code.w, layout.code.h, 2.0)
+    s = layout.stamp
+    fill(s.x, s.y, s.w, s.h, STAMP_MARGIN_MM)
+    e = int(EDGE_MARGIN_MM * REF_PPM)
+    mask[:e, :] = mask[-e:, :] = 1
+    mask[:, :e] = mask[:, -e:] = 1
+    if reference is not None and reference.ink.shape == shape:
+        mask |= reference.ink.astype(np.uint8)
+    else:
+        for t in layout.texts:
+            fill(t.rect.x, t.rect.y, t.rect.w, t.rect.h, 1.0)
+    if len(_ALLOWED) > 16:
+        _ALLOWED.clear()
+    _ALLOWED[key] = (layout, reference, mask.astype(bool))
+    return _ALLOWED[key][2]

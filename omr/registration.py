@@ -1,0 +1,264 @@
+"""Registration: where the ballot's layout lies in the captured image, or a reason it cannot be trusted.
+
+Stages (all on pixels, no truth):
+  find_sheet_and_marks  the sheet against the feeder bed and the solid registration squares, on a
+                        4 px/mm thumbnail of the darkest colour channel
+  corner_marks          the square nearest each sheet corner; one missing corner (cropped, torn) is
+                        inferred from the other three (a parallelogram), then checked like the rest
+  orientations          the four ways the sheet can lie (0, 90, 180, 270 degrees); the ballot code sits
+                        at a fixed offset from the layout's top-right square, which names the one
+  fit                   a homography from the four squares, then verified and refined on the printed box
+                        outlines: each sampled outline is located by template matching and the model is
+                        refitted on all points; an RMS residual over RESIDUAL_MAX_MM rejects the sheet
+  print scale           the paper's size measured in layout millimetres (independent of camera distance
+                        and tilt): a ballot printed at the wrong scale puts the squares too close together
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from omr.layout import CODE_MM, MARGIN_MM, MARK_INSET_MM, MARK_MM, BallotLayout
+from omr.types import Reason
+
+THUMB_PPM = 4.0  # px/mm of the working thumbnail: a 7 mm square is 28 px, an A4 sheet ~ 840 x 1190 px
+MARK_SIZE_TOLERANCE = 0.35  # perspective (10 %), print scale and blur change a square's apparent size
+MARK_MIN_FILL = 0.50  # of its bounding box; a 40 %-density (worn) square still fills its outline when blurred
+MARK_DARKNESS = 0.72  # a square is darker than this fraction of the paper level (40 % density reads ~0.6)
+CORNER_REACH_MM = 30.0  # a corner's square must lie within this distance of the sheet corner
+MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must be rejected, not read
+SCALE_BOUNDS = (0.985, 1.015)  # print scale accepted (issue 3: below 0.985 rejected)
+RESIDUAL_MAX_MM = 0.45  # a box's inner area keeps 0.9 mm from its outline: half of that is the budget
+FIDUCIAL_BOXES = 12
+CODE_WINDOW_MM = 46.0
+
+# The code's centre relative to the layout's top-right registration square, in layout mm (left along
+# the top edge, down the right edge). Both hang off the top-right corner, so it is the same on every
+# style (omr.layout places the code at x = W - MARGIN - CODE + 3, y = INSET + MARK + 2).
+CODE_FROM_TR = ((MARGIN_MM + CODE_MM / 2 - 3) - (MARK_INSET_MM + MARK_MM / 2), MARK_MM / 2 + 2 + CODE_MM / 2)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the thumbnail shows: the sheet's corners and the registration squares (image px)."""
+
+    scale: float  # thumbnail px per image px
+    sheet: np.ndarray | None  # 4 x 2 corners clockwise from the image's top-left-most; None: sheet fills the view
+    corners: np.ndarray  # 4 x 2 square centres at the sheet corners (clockwise), one possibly inferred
+    inferred: int | None  # index of the corner square that was inferred, if any
+    mark_px: float  # measured side of a square in image px (-> image px/mm before the layout is known)
+
+
+@dataclass(frozen=True)
+class Fit:
+    homography: np.ndarray  # layout mm -> image px
+    orientation: int  # degrees (0, 90, 180, 270)
+    px_per_mm: float
+    residual_mm: float  # RMS of the fiducials after refinement
+    fiducials: int
+    print_scale: float | None
+    rotation_deg: float
+
+
+def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> Found | Reason:
+    """`thumb`: the darkest-channel thumbnail, at about `thumb_ppm` px/mm; `scale`: thumb px per image px."""
+    f = scale
+    paper = float(np.percentile(thumb, 90))
+    if paper < 60:
+        return Reason.NO_REGISTRATION  # no lit paper in view
+    sheet = _sheet_corners(thumb, paper)
+    _, dark = cv2.threshold(thumb, MARK_DARKNESS * paper, 255, cv2.THRESH_BINARY_INV)
+    dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # worn squares: close pinholes
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    side = MARK_MM * thumb_ppm
+    lo, hi = side * (1 - MARK_SIZE_TOLERANCE), side * (1 + MARK_SIZE_TOLERANCE) * 1.15  # rotated bbox grows
+    keep = []
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if lo <= bw <= hi and lo <= bh <= hi and area >= MARK_MIN_FILL * bw * bh and 0.7 < bw / bh < 1.43:
+            keep.append((centroids[i][0], centroids[i][1], np.sqrt(area)))
+    if not keep:
+        return Reason.NO_REGISTRATION
+    cands = np.array(keep)
+    frame = sheet if sheet is not None else np.array([[0, 0], [thumb.shape[1], 0], [thumb.shape[1], thumb.shape[0]],
+                                                      [0, thumb.shape[0]]], dtype=np.float64)
+    reach = CORNER_REACH_MM * THUMB_PPM * (1.0 if sheet is not None else 1.6)
+    corners: list[np.ndarray | None] = []
+    sizes = []
+    used: set[int] = set()
+    for cx, cy in frame:
+        d = np.hypot(cands[:, 0] - cx, cands[:, 1] - cy)
+        j = int(np.argmin(d))
+        if d[j] <= reach and j not in used:
+            used.add(j)
+            corners.append(cands[j, :2])
+            sizes.append(cands[j, 2])
+        else:
+            corners.append(None)
+    missing = [i for i, c in enumerate(corners) if c is None]
+    if len(missing) > 1:
+        return Reason.NO_REGISTRATION
+    inferred = None
+    if missing:
+        i = missing[0]
+        a, b, c = corners[(i + 1) % 4], corners[(i + 2) % 4], corners[(i + 3) % 4]
+        corners[i] = a + c - b  # parallelogram: the opposite corner mirrored through the diagonal's middle
+        inferred = i
+    pts = np.array(corners, dtype=np.float64) / f
+    return Found(scale=f, sheet=None if sheet is None else sheet / f, corners=pts, inferred=inferred,
+                 mark_px=float(np.median(sizes)) / f)
+
+
+def _sheet_corners(thumb: np.ndarray, paper: float) -> np.ndarray | None:
+    """Corners of the lit sheet against the darker feeder bed, clockwise from the top-left-most; None
+    when the sheet fills the view (a scan or a rendered file) and there is no bed to see."""
+    _, bright = cv2.threshold(thumb, 0.55 * paper, 255, cv2.THRESH_BINARY)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)
+    x, y, bw, bh = cv2.boundingRect(c)
+    H, W = thumb.shape
+    if x <= 1 and y <= 1 and x + bw >= W - 1 and y + bh >= H - 1:
+        return None  # touches all four edges: no bed visible
+    if cv2.contourArea(c) < 0.2 * H * W:
+        return None
+    quad = cv2.approxPolyDP(c, 0.02 * cv2.arcLength(c, True), True).reshape(-1, 2).astype(np.float64)
+    if len(quad) != 4:
+        quad = cv2.boxPoints(cv2.minAreaRect(c)).astype(np.float64)
+    return _clockwise(quad)
+
+
+def _clockwise(quad: np.ndarray) -> np.ndarray:
+    centre = quad.mean(axis=0)
+    ang = np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0])
+    quad = quad[np.argsort(ang)]  # clockwise in image coordinates (y down)
+    start = int(np.argmin(quad[:, 0] + quad[:, 1]))
+    return np.roll(quad, -start, axis=0)
+
+
+def code_windows(found: Found) -> list[tuple[int, np.ndarray]]:
+    """For each of the four orientations, (k, predicted code centre in image px). Orientation k means
+    the layout's top-left square is found at sheet corner k (clockwise)."""
+    c = found.corners
+    ppm = found.mark_px / MARK_MM
+    out = []
+    for k in range(4):
+        tl, tr, br = c[k % 4], c[(k + 1) % 4], c[(k + 2) % 4]
+        left = (tl - tr) / max(np.hypot(*(tl - tr)), 1e-6)
+        down = (br - tr) / max(np.hypot(*(br - tr)), 1e-6)
+        out.append((k, tr + left * CODE_FROM_TR[0] * ppm + down * CODE_FROM_TR[1] * ppm))
+    return out
+
+
+def fit(layout: BallotLayout, found: Found, k: int, grey: np.ndarray, image_ppm_known: bool) -> Fit | Reason:
+    """The verified homography for orientation k, or the reason the sheet's geometry cannot be trusted."""
+    reg = np.array([[r.cx, r.cy] for r in layout.registration], dtype=np.float64)
+    img = np.array([found.corners[(k + i) % 4] for i in range(4)], dtype=np.float64)
+    # The squares must form the layout's rectangle, up to the camera's perspective (10 %): compare the
+    # quadrilateral's side lengths with the layout's, pairwise.
+    top, right = np.hypot(*(img[1] - img[0])), np.hypot(*(img[2] - img[1]))
+    bottom, left = np.hypot(*(img[2] - img[3])), np.hypot(*(img[3] - img[0]))
+    want = (reg[1, 0] - reg[0, 0]) / (reg[3, 1] - reg[0, 1])
+    got = ((top + bottom) / 2) / ((left + right) / 2)
+    if abs(got / want - 1) > 0.12 or abs(top / bottom - 1) > 0.15 or abs(left / right - 1) > 0.15:
+        return Reason.BAD_GEOMETRY
+    # skew: the angle of the layout's top edge in the image, less the k quarter turns of the insertion
+    angle = float(np.degrees(np.arctan2(img[1, 1] - img[0, 1], img[1, 0] - img[0, 0])))
+    rotation = (angle - 90.0 * k + 180.0) % 360.0 - 180.0
+    if abs(rotation) > MAX_ROTATION_DEG:
+        return Reason.BAD_GEOMETRY  # skewed beyond what the feeder allows: the sheet is not held flat
+    H = cv2.getPerspectiveTransform(reg.astype(np.float32), img.astype(np.float32)).astype(np.float64)
+    H, residual, n = _refine(H, layout, grey, reg, img, found.inferred)
+    if H is None or residual > RESIDUAL_MAX_MM:
+        return Reason.BAD_GEOMETRY
+    ppm = _px_per_mm(H, layout)
+    scale = _print_scale(H, layout, found) if found.sheet is not None else None
+    if scale is not None and not SCALE_BOUNDS[0] <= scale <= SCALE_BOUNDS[1]:
+        return Reason.BAD_GEOMETRY
+    # k: the sheet corner (clockwise from the image's top-left) where the layout's top-left lies, i.e.
+    # the sheet was turned k quarter-turns clockwise
+    return Fit(H, 90 * k, ppm, residual, n, scale, rotation)
+
+
+def _refine(H: np.ndarray, layout: BallotLayout, grey: np.ndarray, reg: np.ndarray, img: np.ndarray,
+            inferred: int | None) -> tuple[np.ndarray | None, float, int]:
+    """Check H on printed box outlines and refit it: returns (H', RMS residual in mm, outlines used).
+
+    For a sampled box at layout point p, a canonical patch around p is cut through H and the empty-box
+    outline is located in it by template matching, at an offset d (mm). The box really is at image point
+    H(p + d): (p, H(p + d)) is a correspondence. H' is fitted to the squares and all such pairs; the
+    residuals of that fit say whether one projective model explains the whole sheet (a crease, a fold or
+    a wrong square breaks it)."""
+    boxes = layout.boxes
+    idx = np.unique(np.linspace(0, len(boxes) - 1, min(FIDUCIAL_BOXES, len(boxes))).round().astype(int))
+    k = 8.0  # px/mm of the canonical patches
+    side = layout.box_mm + 3.0
+    n_px = int(round(side * k))
+    tmpl = _outline_template(layout.box_mm, k)
+    layout_pts, image_pts = [], []
+    for i in idx:
+        r = boxes[i].rect
+        # canonical patch (k px/mm, axis-aligned in layout space) -> image: H . T(x0, y0) . S(1/k)
+        M = H @ np.array([[1 / k, 0, r.cx - side / 2], [0, 1 / k, r.cy - side / 2], [0, 0, 1]])
+        patch = cv2.warpPerspective(grey, M, (n_px, n_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        res = cv2.matchTemplate(patch, tmpl, cv2.TM_CCOEFF_NORMED)
+        _, score, _, (mx, my) = cv2.minMaxLoc(res)
+        if score < 0.35:
+            continue  # outline not seen (a heavy scribble, a stamp, a streak): no fiducial here
+        dx = (mx - (n_px - tmpl.shape[1]) / 2) / k
+        dy = (my - (n_px - tmpl.shape[0]) / 2) / k
+        layout_pts.append((r.cx, r.cy))
+        image_pts.append(_apply(H, [(r.cx + dx, r.cy + dy)])[0])
+    if len(layout_pts) < 4:
+        # Too few outlines to check against: the squares alone are trusted only when all four were seen.
+        return (H, 0.0, 0) if inferred is None else (None, float("inf"), len(layout_pts))
+    seen = [i for i in range(4) if i != inferred]
+    all_layout = np.vstack([reg[seen], np.array(layout_pts)])
+    all_image = np.vstack([img[seen], np.array(image_pts)])
+    H2, _ = cv2.findHomography(all_layout, all_image, 0)
+    if H2 is None:
+        return None, float("inf"), len(layout_pts)
+    err_px = np.hypot(*(_apply(H2, all_layout) - all_image).T)
+    ppm = _px_per_mm(H2, layout)
+    return H2, float(np.sqrt(np.mean((err_px / ppm) ** 2))), len(layout_pts)
+
+
+def _outline_template(box_mm: float, k: float) -> np.ndarray:
+    size = int(round((box_mm + 1.0) * k))
+    t = np.full((size, size), 255, np.uint8)
+    o = int(round(0.5 * k))
+    line = max(1, int(round(0.35 * k)))
+    cv2.rectangle(t, (o, o), (o + int(round(box_mm * k)) - 1, o + int(round(box_mm * k)) - 1), 0, line)
+    return t
+
+
+def _print_scale(H: np.ndarray, layout: BallotLayout, found: Found) -> float | None:
+    """Layout width over the paper's width measured in layout mm (through H): 1.0 for a true print."""
+    assert found.sheet is not None
+    inv = np.linalg.inv(H)
+    corners = _apply(inv, [tuple(p) for p in found.sheet])
+    # the sheet corners come clockwise from the image; pair opposite sides
+    s = [np.hypot(*(corners[(i + 1) % 4] - corners[i])) for i in range(4)]
+    a, b = (s[0] + s[2]) / 2, (s[1] + s[3]) / 2
+    w_meas, h_meas = (a, b) if abs(a - layout.width_mm) < abs(b - layout.width_mm) else (b, a)
+    if w_meas <= 0 or h_meas <= 0:
+        return None
+    return float(np.sqrt((layout.width_mm / w_meas) * (layout.height_mm / h_meas)))
+
+
+def _apply(H: np.ndarray, pts) -> np.ndarray:
+    arr = np.asarray(pts, dtype=np.float64).reshape(-1, 1, 2)
+    return cv2.perspectiveTransform(arr, H).reshape(-1, 2)
+
+
+def _px_per_mm(H: np.ndarray, layout: BallotLayout) -> float:
+    """Mean image scale along the sheet's diagonal."""
+    a, b = layout.registration[0], layout.registration[2]
+    p = _apply(H, [(a.cx, a.cy), (b.cx, b.cy)])
+    return float(np.hypot(*(p[1] - p[0])) / np.hypot(b.cx - a.cx, b.cy - a.cy))

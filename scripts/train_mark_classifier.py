@@ -1,0 +1,619 @@
+"""Train the second-opinion mark classifier (omr/second_opinion.py) on simulator crops, reproducibly.
+
+    python -m venv /tmp/train-venv
+    /tmp/train-venv/bin/pip install tensorflow-cpu==2.21.0 ai-edge-litert==2.3.0 -e .
+    /tmp/train-venv/bin/python scripts/train_mark_classifier.py            # writes omr/models/mark_classifier.tflite
+
+TensorFlow is needed here only: the device runs the .tflite file with tflite-runtime or ai-edge-litert.
+
+Data, labelled by construction (nobody looks at a crop to decide what it is):
+  ballots   rendered with firmware.ballots.render_ballot (the sample mayor ballot, 7 mm boxes; the sample
+            council ballot, 5 mm; the 30 x 35 council ballot, 4.5 mm) at 150, 200 or 300 dpi
+  stimuli   drawn into chosen boxes. Marks (label 1): the simulator's pens (X, filled, check) and, drawn
+            here, the hard ones - small X, short slash, small check, small ring, faint-ink marks and
+            partial marks that mostly miss the scored inner area. Not marks (label 0): empty boxes,
+            hesitation dots (<= 1.3 mm), pen ticks (<= 1.1 mm), smudges, erased marks, fold lines
+            and dust. The two classes are kept apart by construction (a dot is at most 1.3 mm, the
+            smallest mark stroke 1.6 mm; a fold or an erasure darkens paper by at most 40 %, a faint
+            mark by at least 45 %), so a label is never a coin toss.
+  sheet     paper tint and uneven light, then simulator.capture (rotation, scale, shift, blur, noise)
+  crops     the four registration squares are found in the capture and give a homography, as in the
+            interpreter; omr.second_opinion.crop_box cuts each chosen box from the ink image
+  fill      the classical score, recomputed as the interpreter does it: share of the inner area
+            (box minus 0.9 mm a side) darker than 150/255 of the local paper level. Crops whose fill is
+            in the marginal band [0.03, 0.08) are the ones the model will be asked about.
+
+Splits come from disjoint seeds: train, validation (chooses the integration thresholds) and test
+(checks them). Seeds are fixed and TensorFlow runs with op determinism on one thread, so the same
+TensorFlow version rewrites the same file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Election, load_election  # noqa: E402
+from firmware.ballots import render_ballot  # noqa: E402
+from omr.layout import BallotLayout, layout_ballot  # noqa: E402
+from omr.second_opinion import CROP_PX, MODEL_PATH, crop_box, model_input  # noqa: E402
+from simulator.capture import CaptureProfile, capture  # noqa: E402
+from simulator.pens import INKS, MarkStyle, Pen, draw_mark  # noqa: E402
+
+MARGINAL_BAND = (0.03, 0.08)  # config.election.OmrThresholds defaults: marginal, definite
+INNER_MARGIN_MM = 0.9  # as the interpreter: the scored inner area keeps 0.9 mm off the outline
+INK_LEVEL = 150
+SPLIT_SEEDS = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
+TRAIN_SEED = 20240601
+
+# ---------------------------------------------------------------------------------------------------
+# Stimuli. Each draws an alpha mask (0..1) in a patch around the box and names an ink colour; the patch
+# is laid on the sheet multiplicatively (paper x (1 - a + a * ink / 255)), as ink absorbs light.
+# ---------------------------------------------------------------------------------------------------
+MARK_KINDS = {  # kind: weight
+    "pens": 1.0, "x_small": 1.6, "slash": 1.4, "check_small": 1.4, "ring": 0.6, "faint": 1.8, "partial": 1.4,
+}
+NOT_MARK_KINDS = {
+    "empty": 0.8, "dot": 2.2, "tick": 1.2, "smudge": 1.4, "erasure": 1.4, "fold": 1.0, "dust": 0.8,
+}
+DARK_INKS = [(25, 25, 30), (20, 40, 160), (15, 20, 90), (170, 30, 35), (60, 110, 210), (75, 75, 80)]
+PATCH_MARGIN_MM = 3.5  # the patch is the box plus this much on every side
+
+
+@dataclass
+class Patch:
+    k: float  # px per mm of the sheet
+    box_mm: float
+    size: int  # patch side, px
+
+    @property
+    def c(self) -> float:  # patch centre = box centre, px
+        return self.size / 2
+
+    def px(self, xy_mm: np.ndarray) -> np.ndarray:
+        return xy_mm * self.k + self.c
+
+    def blank(self) -> np.ndarray:
+        return np.zeros((self.size, self.size), np.float32)
+
+
+def _stroke(mask: np.ndarray, patch: Patch, pts_mm: np.ndarray, width_mm: float, rng: np.random.Generator,
+            wobble: float = 0.03) -> None:
+    """An anti-aliased polyline (mm, relative to the box centre) into the mask, with a little wobble."""
+    n = max(4, len(pts_mm))
+    if len(pts_mm) < n:
+        t = np.linspace(0, 1, n)[:, None]
+        pts_mm = pts_mm[0] * (1 - t) + pts_mm[-1] * t
+    span = float(np.linalg.norm(pts_mm[-1] - pts_mm[0])) + 0.2
+    pts_mm = pts_mm + rng.normal(0, wobble * span, pts_mm.shape)
+    canvas = np.zeros(mask.shape, np.uint8)
+    width = max(1, round(width_mm * patch.k))
+    cv2.polylines(canvas, [np.round(patch.px(pts_mm) * 16).astype(np.int32)], False, 255, thickness=width,
+                  lineType=cv2.LINE_AA, shift=4)
+    np.maximum(mask, canvas.astype(np.float32) / 255.0, out=mask)
+
+
+def _line(a: tuple[float, float], b: tuple[float, float], n: int = 6) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None]
+    return np.array(a) * (1 - t) + np.array(b) * t
+
+
+def _rot(pts: np.ndarray, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return pts @ np.array([[c, -s], [s, c]]).T
+
+
+def _inner_point(patch: Patch, rng: np.random.Generator, slack: float = 0.0) -> np.ndarray:
+    half = patch.box_mm / 2 - INNER_MARGIN_MM + slack
+    return rng.uniform(-half, half, 2)
+
+
+def _x(patch: Patch, centre: np.ndarray, half: float, width: float, rng: np.random.Generator) -> np.ndarray:
+    m = patch.blank()
+    ang = rng.uniform(-0.25, 0.25)
+    for a, b in (((-half, -half), (half, half)), ((half, -half), (-half, half))):
+        _stroke(m, patch, _rot(_line(a, b), ang) + centre, width, rng)
+    return m
+
+
+def _check(patch: Patch, centre: np.ndarray, s: float, width: float, rng: np.random.Generator) -> np.ndarray:
+    m = patch.blank()
+    pts = np.vstack([_line((-0.8 * s, 0.0), (-0.15 * s, 0.8 * s))[:-1], _line((-0.15 * s, 0.8 * s), (0.9 * s, -0.95 * s))])
+    _stroke(m, patch, _rot(pts, rng.uniform(-0.3, 0.3)) + centre, width, rng)
+    return m
+
+
+def _slash(patch: Patch, centre: np.ndarray, length: float, width: float, rng: np.random.Generator) -> np.ndarray:
+    m = patch.blank()
+    ang = rng.uniform(0, math.pi)
+    d = np.array([math.cos(ang), math.sin(ang)]) * length / 2
+    _stroke(m, patch, _line(tuple(-d), tuple(d)) + centre, width, rng)
+    return m
+
+
+def _dot(patch: Patch, centre: np.ndarray, diameter: float, rng: np.random.Generator) -> np.ndarray:
+    """A pen rested on the paper: a filled ellipse, soft-edged."""
+    m = np.zeros((patch.size * 4, patch.size * 4), np.uint8)  # drawn at 4x and averaged down: sub-pixel size
+    c = patch.px(centre) * 4
+    ax = diameter / 2 * patch.k * 4
+    aspect = rng.uniform(1.0, 1.4)
+    cv2.ellipse(m, (round(c[0]), round(c[1])), (max(1, round(ax)), max(1, round(ax / aspect))),
+                rng.uniform(0, 180), 0, 360, 255, -1, lineType=cv2.LINE_AA)
+    return cv2.resize(m, (patch.size, patch.size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _blob(patch: Patch, centre: np.ndarray, sigma_mm: float, elong: float, rng: np.random.Generator) -> np.ndarray:
+    yy, xx = np.mgrid[0:patch.size, 0:patch.size].astype(np.float32)
+    c = patch.px(centre)
+    ang = rng.uniform(0, math.pi)
+    dx, dy = xx - c[0], yy - c[1]
+    u = (dx * math.cos(ang) + dy * math.sin(ang)) / (sigma_mm * patch.k * elong)
+    v = (-dx * math.sin(ang) + dy * math.cos(ang)) / (sigma_mm * patch.k)
+    return np.exp(-0.5 * (u * u + v * v)).astype(np.float32)
+
+
+def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """The layers (alpha mask, ink RGB) of one stimulus, centred on the box. `pens` and `empty` have none
+    (pens is drawn by simulator.pens on the sheet itself)."""
+    b = patch.box_mm
+    ink = DARK_INKS[int(rng.integers(len(DARK_INKS)))]
+    width = float(rng.uniform(0.22, 0.55))
+    strength = float(rng.uniform(0.8, 1.0))  # ballpoint pressure
+    if kind in ("empty", "pens"):
+        return []
+    if kind == "x_small":
+        m = _x(patch, _inner_point(patch, rng, -0.4) * 0.6, rng.uniform(0.18, 0.32) * b, width, rng)
+    elif kind == "slash":
+        m = _slash(patch, _inner_point(patch, rng) * 0.5, max(1.6, rng.uniform(0.4, 0.9) * b), width, rng)
+    elif kind == "check_small":
+        m = _check(patch, _inner_point(patch, rng) * 0.5, max(0.9, rng.uniform(0.2, 0.4) * b), width, rng)
+    elif kind == "ring":
+        m = patch.blank()
+        r = rng.uniform(0.18, 0.38) * b
+        t = np.linspace(0, rng.uniform(1.6, 2.05) * math.pi, 24)[:, None] + rng.uniform(0, 2 * math.pi)
+        _stroke(m, patch, np.hstack([np.cos(t), np.sin(t)]) * r + _inner_point(patch, rng) * 0.4, width, rng, 0.01)
+    elif kind == "faint":  # light pencil, a dry pen, light-blue ink: the darkest channel loses 45-70 %
+        shape = rng.choice(["x", "check", "slash"])
+        c = _inner_point(patch, rng) * 0.3
+        m = (_x(patch, c, rng.uniform(0.3, 0.5) * b, width, rng) if shape == "x" else
+             _check(patch, c, rng.uniform(0.35, 0.5) * b, width, rng) if shape == "check" else
+             _slash(patch, c, rng.uniform(0.6, 1.0) * b, width, rng))
+        return [(m, _faint_ink(rng, 0.45, 0.70))]
+    elif kind == "partial":  # a mark mostly beside the scored area: a corner tick, an X off to one side
+        ang = rng.uniform(0, 2 * math.pi)
+        c = np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(0.3, 0.5) * b
+        m = (_x(patch, c, rng.uniform(0.25, 0.45) * b, width, rng) if rng.random() < 0.5 else
+             _check(patch, c, rng.uniform(0.3, 0.5) * b, width, rng))
+    elif kind == "dot":
+        m = _dot(patch, _inner_point(patch, rng), rng.uniform(0.35, 1.3), rng)
+        if rng.random() < 0.2:
+            m = np.maximum(m, _dot(patch, _inner_point(patch, rng), rng.uniform(0.3, 0.8), rng))
+        strength = float(rng.uniform(0.85, 1.0))
+    elif kind == "tick":  # the pen touched down and slipped
+        m = _slash(patch, _inner_point(patch, rng), rng.uniform(0.4, 1.1), rng.uniform(0.3, 0.5), rng)
+    elif kind == "smudge":  # a dirty finger, toner, a drop: broad and light
+        m = _blob(patch, _inner_point(patch, rng), rng.uniform(0.5, 1.5), rng.uniform(1.0, 3.0), rng)
+        return [(m, _grey_ink(rng, 0.12, 0.40))]
+    elif kind == "erasure":  # pencil mark rubbed out: a ghost of a stroke or two, and crumbs
+        shape = rng.choice(["x", "check", "slash"])
+        c = _inner_point(patch, rng) * 0.3
+        m = (_x(patch, c, rng.uniform(0.3, 0.5) * b, rng.uniform(0.3, 0.6), rng) if shape == "x" else
+             _check(patch, c, rng.uniform(0.35, 0.5) * b, rng.uniform(0.3, 0.6), rng) if shape == "check" else
+             _slash(patch, c, rng.uniform(0.6, 1.0) * b, rng.uniform(0.3, 0.6), rng))
+        m = cv2.GaussianBlur(m, (0, 0), 0.4 * patch.k * rng.uniform(0.3, 1.0))
+        layers = [(m, _grey_ink(rng, 0.10, 0.35))]
+        for _ in range(int(rng.integers(0, 3))):
+            layers.append((_dot(patch, _inner_point(patch, rng), rng.uniform(0.15, 0.35), rng), (70, 70, 75)))
+        return layers
+    elif kind == "fold":  # a crease across the sheet: a thin grey line through the whole patch
+        m = patch.blank()
+        ang = rng.choice([0.0, math.pi / 2]) + rng.uniform(-0.2, 0.2) if rng.random() < 0.7 else rng.uniform(0, math.pi)
+        d = np.array([math.cos(ang), math.sin(ang)]) * patch.size / patch.k
+        c = _inner_point(patch, rng, 0.5)
+        _stroke(m, patch, _line(tuple(c - d), tuple(c + d)), rng.uniform(0.12, 0.4), rng, 0.002)
+        return [(m, _grey_ink(rng, 0.15, 0.40))]
+    elif kind == "dust":
+        m = patch.blank()
+        for _ in range(int(rng.integers(1, 7))):
+            m = np.maximum(m, _dot(patch, _inner_point(patch, rng, 0.5), rng.uniform(0.12, 0.35), rng))
+    else:
+        raise ValueError(kind)
+    return [(m * strength, ink)]
+
+
+def _faint_ink(rng: np.random.Generator, lo: float, hi: float) -> tuple[int, int, int]:
+    """An ink whose darkest channel keeps 1 - loss of the paper's light, loss in [lo, hi), in a hue."""
+    loss = rng.uniform(lo, hi)
+    v = 255 * (1 - loss)
+    hue = rng.integers(3)
+    return (round(v), round(v), round(min(255, v + 10))) if hue == 0 else \
+        (round(v), round(min(255, v + 50)), round(min(255, v + 90))) if hue == 1 else \
+        (round(min(255, v + 80)), round(v), round(v))
+
+
+def _grey_ink(rng: np.random.Generator, lo: float, hi: float) -> tuple[int, int, int]:
+    v = round(255 * (1 - rng.uniform(lo, hi)))
+    return (v, v, min(255, v + 5))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ballots -> crops
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    crop: np.ndarray
+    label: int
+    kind: str
+    fill: float
+    box_mm: float
+    dpi: float
+    ballot: int
+
+
+STYLES = [  # (election, style, weight, stimuli per ballot cap)
+    ("sample", "N", 0.30, 8),
+    ("sample", "V", 0.62, 48),
+    ("large", "V", 0.08, 160),
+]
+DPIS = [(150.0, 0.15), (200.0, 0.70), (300.0, 0.15)]
+
+
+def ballot_samples(index: int, split: str, elections: dict[str, Election]) -> list[Sample]:
+    seed = SPLIT_SEEDS[split] + index
+    rng = np.random.default_rng(seed)
+    prng = random.Random(seed)  # simulator.pens and simulator.capture take a random.Random
+    which = int(rng.choice(len(STYLES), p=[s[2] for s in STYLES]))
+    ename, style, _, cap = STYLES[which]
+    election = elections[ename]
+    dpi = float(rng.choice([d for d, _ in DPIS], p=[w for _, w in DPIS]))
+    if ename == "large":
+        dpi = min(dpi, 200.0)
+    img, layout = render_ballot(election, style, dpi)
+    sheet = np.array(img)
+    k = dpi / 25.4
+    box_mm = layout.box_mm
+    chosen = _spread_boxes(layout, cap, rng)
+    patch = Patch(k, box_mm, int(math.ceil((box_mm + 2 * PATCH_MARGIN_MM) * k)) | 1)
+    truth: list[tuple[int, int, str]] = []
+    for bi in chosen:
+        is_mark = rng.random() < 0.5
+        kinds = MARK_KINDS if is_mark else NOT_MARK_KINDS
+        kind = str(rng.choice(list(kinds), p=np.array(list(kinds.values())) / sum(kinds.values())))
+        rect = layout.boxes[bi].rect
+        layers = draw_stimulus(kind, patch, rng)
+        if kind == "pens":
+            light = rng.random() < 0.3
+            ink = DARK_INKS[4] if light else INKS[str(rng.choice(list(INKS)))]
+            draw_mark(sheet, rect.px(dpi), MarkStyle(str(rng.choice([m.value for m in MarkStyle]))),
+                      Pen(ink, float(rng.uniform(0.3, 0.8))), dpi, prng)
+        if rng.random() < 0.15 and kind not in ("empty",):  # a mark or a non-mark with company
+            extra = str(rng.choice(["dust", "smudge", "fold"]))
+            layers += draw_stimulus(extra, patch, rng)
+        _lay(sheet, (rect.cx * k, rect.cy * k), patch.size, layers)
+        truth.append((bi, int(is_mark), kind))
+    sheet = _paper_and_light(sheet, rng)
+    # rotation turns a long sheet's corners (and their registration squares) out of the camera's view
+    # beyond ~1.5 degrees; the A4 mayor ballot takes 3
+    rotation = 3.0 if layout.height_mm <= 300 else 1.5
+    profile = CaptureProfile(max_rotation_deg=rotation, max_scale_error=0.01, noise_sigma=float(rng.uniform(1.0, 4.0)),
+                             blur_sigma_px=float(rng.uniform(0.3, 1.0)) * dpi / 200.0)
+    shot = capture(sheet, dpi, prng, profile)
+    ink = np.ascontiguousarray(shot.min(axis=2))
+    H, ppm = register(ink, layout, dpi)
+    mask = ink_mask(ink, INK_LEVEL)
+    centres = cv2.perspectiveTransform(
+        np.array([[(layout.boxes[bi].rect.cx, layout.boxes[bi].rect.cy)] for bi, _, _ in truth], np.float64), H
+    ).reshape(-1, 2)
+    out = []
+    for (bi, label, kind), centre in zip(truth, centres):
+        # registration is never perfect: the crop is cut where a fit within +-0.25 mm would put it
+        jitter = rng.uniform(-0.25, 0.25, 2) * ppm if split == "train" else np.zeros(2)
+        crop = crop_box(ink, (float(centre[0] + jitter[0]), float(centre[1] + jitter[1])), ppm, box_mm)
+        out.append(Sample(crop, label, kind, inner_fill(mask, centre, ppm, box_mm), box_mm, dpi, seed))
+    return out
+
+
+def _spread_boxes(layout: BallotLayout, cap: int, rng: np.random.Generator) -> list[int]:
+    """Boxes far enough apart that one box's stimulus never reaches another's crop."""
+    min_d = layout.box_mm + 5.0
+    order = rng.permutation(len(layout.boxes))
+    chosen: list[int] = []
+    pts: list[tuple[float, float]] = []
+    for i in order:
+        r = layout.boxes[int(i)].rect
+        if all(math.hypot(r.cx - x, r.cy - y) >= min_d for x, y in pts):
+            chosen.append(int(i))
+            pts.append((r.cx, r.cy))
+            if len(chosen) >= cap:
+                break
+    return chosen
+
+
+def _lay(sheet: np.ndarray, centre_px: tuple[float, float], size: int,
+         layers: list[tuple[np.ndarray, tuple[int, int, int]]]) -> None:
+    if not layers:
+        return
+    x0, y0 = round(centre_px[0] - size / 2), round(centre_px[1] - size / 2)
+    region = sheet[y0:y0 + size, x0:x0 + size].astype(np.float32)
+    for alpha, ink in layers:
+        trans = 1.0 - alpha[:, :, None] * (1.0 - np.array(ink, np.float32) / 255.0)
+        region *= trans
+    sheet[y0:y0 + size, x0:x0 + size] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
+
+
+def _paper_and_light(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Tinted or greyish paper and uneven light: a smooth multiplicative field."""
+    h, w = sheet.shape[:2]
+    tint = np.array([1.0, 1.0, 1.0]) if rng.random() < 0.6 else rng.uniform(0.86, 1.0, 3)
+    level = rng.uniform(0.8, 1.0)
+    field = rng.uniform(1.0 - rng.uniform(0.0, 0.25), 1.0, (3, 3)).astype(np.float32)
+    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
+    gain = (field[:, :, None] * (tint * level).astype(np.float32)[None, None, :])
+    return np.clip(sheet.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def register(ink: np.ndarray, layout: BallotLayout, dpi: float) -> tuple[np.ndarray, float]:
+    """Homography layout mm -> capture px from the four registration squares, and px per mm - found in
+    the pixels (each square is the solid dark blob near where the mild capture can have put it)."""
+    k = dpi / 25.4
+    margin = CaptureProfile().bed_margin_mm * k
+    h, w = ink.shape
+    found = []
+    for r in layout.registration:
+        ex, ey = r.cx * k + margin, r.cy * k + margin
+        reach = round(30 * k)
+        x0, y0 = max(0, round(ex) - reach), max(0, round(ey) - reach)
+        win = ink[y0:min(h, round(ey) + reach), x0:min(w, round(ex) + reach)]
+        dark = (win < 0.45 * np.percentile(win, 90)).astype(np.uint8)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(dark, connectivity=8)
+        side = r.w * k
+        best = None
+        for i in range(1, n):
+            bw, bh, area = stats[i][2], stats[i][3], stats[i][4]
+            if 0.75 * side <= bw <= 1.5 * side and 0.75 * side <= bh <= 1.5 * side and area > 0.6 * side * side:
+                d = math.hypot(cents[i][0] + x0 - ex, cents[i][1] + y0 - ey)
+                if best is None or d < best[0]:
+                    best = (d, cents[i][0] + x0, cents[i][1] + y0)
+        if best is None:
+            raise RuntimeError(f"registration square not found near ({ex:.0f}, {ey:.0f})")
+        found.append(best[1:])
+    src = np.array([[r.cx, r.cy] for r in layout.registration], np.float32)
+    H = cv2.getPerspectiveTransform(src, np.array(found, np.float32)).astype(np.float64)
+    (a, b) = layout.registration[0], layout.registration[1]
+    p = cv2.perspectiveTransform(np.array([[[a.cx, a.cy]], [[b.cx, b.cy]]], np.float64), H).reshape(2, 2)
+    return H, float(np.hypot(*(p[1] - p[0])) / (b.cx - a.cx))
+
+
+def ink_mask(grey: np.ndarray, ink_level: int) -> np.ndarray:
+    """The interpreter's ink mask: darker than ink_level/255 of the local paper level (max filter of a
+    1/16 thumbnail, smoothed)."""
+    h, w = grey.shape
+    f = 16
+    small = cv2.resize(grey, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    paper = cv2.GaussianBlur(cv2.dilate(small, np.ones((5, 5), np.uint8)), (5, 5), 0)
+    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    return (grey < (paper.astype(np.uint16) * ink_level // 255)).view(np.uint8)
+
+
+def inner_fill(mask: np.ndarray, centre: np.ndarray, ppm: float, box_mm: float) -> float:
+    half = (box_mm / 2 - INNER_MARGIN_MM) * ppm
+    x0, x1 = round(centre[0] - half), round(centre[0] + half)
+    y0, y1 = round(centre[1] - half), round(centre[1] + half)
+    return float(mask[y0:y1, x0:x1].mean())
+
+
+def make_split(split: str, n_ballots: int, elections: dict[str, Election]) -> list[Sample]:
+    out: list[Sample] = []
+    t0 = time.time()
+    for i in range(n_ballots):
+        out += ballot_samples(i, split, elections)
+        if (i + 1) % 100 == 0:
+            print(f"  {split}: {i + 1}/{n_ballots} ballots, {len(out)} crops, {time.time() - t0:.0f} s", flush=True)
+    return out
+
+
+def focus_on_band(samples: list[Sample], keep_outside: float, seed: int) -> list[Sample]:
+    """Every crop in the marginal band, and a share of the rest (the clear cases teach less)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = MARGINAL_BAND
+    return [s for s in samples if lo <= s.fill < hi or rng.random() < keep_outside]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------
+def train(train_set: list[Sample], val_set: list[Sample], epochs: int) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["TF_DETERMINISTIC_OPS"] = "1"
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # oneDNN reorders float sums: results would vary by CPU
+    import tensorflow as tf  # dev-only: the device never imports TensorFlow
+
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.keras.utils.set_random_seed(TRAIN_SEED)
+    tf.config.experimental.enable_op_determinism()
+
+    x, y = _augment(train_set, TRAIN_SEED)
+    xv = model_input(np.stack([s.crop for s in val_set]))[..., None]
+    yv = np.array([s.label for s in val_set], np.float32)
+    S = CROP_PX
+    model = tf.keras.Sequential([
+        tf.keras.Input((S, S, 1)),
+        tf.keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        tf.keras.layers.MaxPooling2D(2),
+        tf.keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        tf.keras.layers.MaxPooling2D(2),
+        tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        tf.keras.layers.MaxPooling2D(2),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(32, activation="relu"),
+        tf.keras.layers.Dropout(0.2),
+        tf.keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    steps = epochs * math.ceil(len(x) / 128)
+    lr = tf.keras.optimizers.schedules.CosineDecay(2e-3, steps)
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=["accuracy"])
+    model.summary(print_fn=lambda s: print("  " + s))
+    model.fit(x, y, batch_size=128, epochs=epochs, shuffle=True, validation_data=(xv, yv), verbose=2)
+
+    run = tf.function(lambda t: model(t, training=False))
+    concrete = run.get_concrete_function(tf.TensorSpec([None, S, S, 1], tf.float32, name="crop"))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    return bytes(converter.convert())
+
+
+def _augment(samples: list[Sample], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each crop twice: as drawn and under a random flip / quarter turn (a mark is a mark either way)."""
+    rng = np.random.default_rng(seed)
+    crops = np.stack([s.crop for s in samples])
+    labels = np.array([s.label for s in samples], np.float32)
+    turned = np.stack([np.rot90(c[:, ::-1] if rng.random() < 0.5 else c, int(rng.integers(4))) for c in crops])
+    x = model_input(np.concatenate([crops, turned]))[..., None]
+    y = np.concatenate([labels, labels])
+    order = rng.permutation(len(x))
+    return x[order], y[order]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation, through the shipped runtime path
+# ---------------------------------------------------------------------------------------------------
+def evaluate(model_path: Path, sets: dict[str, list[Sample]]) -> dict[str, object]:
+    from omr.second_opinion import MarkClassifier
+
+    clf = MarkClassifier.load(model_path)
+    if clf is None:
+        raise SystemExit(f"cannot evaluate: {MarkClassifier.unavailable_reason(model_path)} - "
+                         "install ai-edge-litert or tflite-runtime beside TensorFlow")
+    probs = {name: clf.classify(np.stack([s.crop for s in ss])) for name, ss in sets.items()}
+    report: dict[str, object] = {}
+    lo_b, hi_b = MARGINAL_BAND
+    for name, ss in sets.items():
+        p, y = probs[name], np.array([s.label for s in ss])
+        band = np.array([lo_b <= s.fill < hi_b for s in ss])
+        report[name] = {"all": _scores(p, y), "marginal_band": _scores(p[band], y[band])}
+    # Integration thresholds from the validation set: hi above every non-mark's p, lo below every
+    # mark's p, over ALL validation crops (not only the band: stricter), then checked on test.
+    pv, yv = probs["val"], np.array([s.label for s in sets["val"]])
+    hi = _round_up(float(pv[yv == 0].max()))
+    lo = _round_down(float(pv[yv == 1].min()))
+    report["thresholds"] = {"hi": hi, "lo": lo, "max_p_not_mark_val": float(pv[yv == 0].max()),
+                            "min_p_mark_val": float(pv[yv == 1].min())}
+    for name in ("val", "test"):
+        ss, p = sets[name], probs[name]
+        y = np.array([s.label for s in ss])
+        band = np.array([lo_b <= s.fill < hi_b for s in ss])
+        kinds = sorted({s.kind for s in ss})
+        per_kind = {}
+        for kd in kinds:
+            sel = band & np.array([s.kind == kd for s in ss])
+            if sel.any():
+                per_kind[kd] = {"n": int(sel.sum()), "to_mark": int((p[sel] >= hi).sum()),
+                                "to_empty": int((p[sel] <= lo).sum())}
+        pb, yb = p[band], y[band]
+        report[name]["policy"] = {  # type: ignore[index]
+            "band_crops": int(band.sum()), "band_marks": int((yb == 1).sum()),
+            "resolved_mark": int((pb >= hi).sum()), "resolved_empty": int((pb <= lo).sum()),
+            "still_ambiguous": int(((pb > lo) & (pb < hi)).sum()),
+            "wrong_mark": int(((pb >= hi) & (yb == 0)).sum()), "wrong_empty": int(((pb <= lo) & (yb == 1)).sum()),
+            "wrong_mark_all_crops": int(((p >= hi) & (y == 0)).sum()),
+            "wrong_empty_all_crops": int(((p <= lo) & (y == 1)).sum()),
+            "ballots_with_band_box": len({s.ballot for s, b in zip(ss, band) if b}),
+            "ballots_fully_resolved": _ballots_resolved(ss, band, p, lo, hi),
+            "per_kind_in_band": per_kind,
+        }
+    return report
+
+
+def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, object]:
+    pred = p >= 0.5
+    return {"n": int(len(y)), "accuracy": round(float((pred == (y == 1)).mean()), 4) if len(y) else None,
+            "confusion": {"mark_as_mark": int((pred & (y == 1)).sum()), "mark_as_not": int((~pred & (y == 1)).sum()),
+                          "not_as_mark": int((pred & (y == 0)).sum()), "not_as_not": int((~pred & (y == 0)).sum())}}
+
+
+def _ballots_resolved(ss: list[Sample], band: np.ndarray, p: np.ndarray, lo: float, hi: float) -> int:
+    pending: dict[int, bool] = {}
+    for s, b, pi in zip(ss, band, p):
+        if b:
+            pending[s.ballot] = pending.get(s.ballot, True) and bool(pi >= hi or pi <= lo)
+    return sum(pending.values())
+
+
+def _round_up(v: float) -> float:
+    """A little above v: the threshold keeps a margin over the worst case seen."""
+    return min(0.999, math.ceil((v + (1 - v) * 0.25) * 1000) / 1000)
+
+
+def _round_down(v: float) -> float:
+    return max(0.001, math.floor(v * 0.75 * 1000) / 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train-ballots", type=int, default=1500)
+    ap.add_argument("--val-ballots", type=int, default=400)
+    ap.add_argument("--test-ballots", type=int, default=400)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--keep-outside-band", type=float, default=0.35)
+    ap.add_argument("--out", type=Path, default=MODEL_PATH)
+    ap.add_argument("--metrics", type=Path, default=ROOT / "out" / "mark_classifier_metrics.json")
+    ap.add_argument("--evaluate-only", action="store_true", help="evaluate the existing --out model, do not train")
+    args = ap.parse_args(argv)
+
+    elections = {"sample": load_election(SAMPLE_ELECTION), "large": load_election(LARGE_ELECTION)}
+    print("generating crops ...", flush=True)
+    val = make_split("val", args.val_ballots, elections)
+    test = make_split("test", args.test_ballots, elections)
+    if not args.evaluate_only:
+        train_all = make_split("train", args.train_ballots, elections)
+        train_set = focus_on_band(train_all, args.keep_outside_band, TRAIN_SEED)
+        _describe("train (all generated)", train_all)
+        _describe("train (used)", train_set)
+        model = train(train_set, val, args.epochs)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(model)
+        print(f"wrote {args.out} ({len(model)} bytes) sha256 {hashlib.sha256(model).hexdigest()}")
+    _describe("val", val)
+    _describe("test", test)
+    sets = {"val": val, "test": test}
+    if not args.evaluate_only:
+        sets = {"train": train_set, **sets}
+    report = evaluate(args.out, sets)
+    report["sha256"] = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    report["bytes"] = args.out.stat().st_size
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _describe(name: str, ss: list[Sample]) -> None:
+    lo, hi = MARGINAL_BAND
+    band = [s for s in ss if lo <= s.fill < hi]
+    kinds: dict[str, list[int]] = {}
+    for s in ss:
+        kinds.setdefault(s.kind, [0, 0])[0] += 1
+    for s in band:
+        kinds[s.kind][1] += 1
+    marks = sum(s.label for s in ss)
+    print(f"{name}: {len(ss)} crops ({marks} marks), {len(band)} in the marginal band "
+          f"({sum(s.label for s in band)} marks); per kind (all, in band): "
+          + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(kinds.items())), flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
