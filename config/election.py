@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -293,19 +294,35 @@ class Election(_Strict):
         """Primary script of the station's language ('latn' or 'cyrl')."""
         return "cyrl" if self.station.language == Language.SR_CYRL else "latn"
 
-    def content_digest(self) -> str:
-        """SHA-256 over what is printed on the ballots (election, contests, styles), station excluded:
-        the same election at another station has the same content digest, so a ballot from there is
-        told apart by its station code, not mistaken for another election."""
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> "Election":
+        """A copy with changes; the cached digests are NOT carried over (pydantic copies __dict__, where
+        cached_property keeps them: a copy with another station or date must not keep the old digest)."""
+        copy = super().model_copy(update=update, deep=deep)
+        for cached in ("_digest", "_content_digest"):
+            copy.__dict__.pop(cached, None)
+        return copy
+
+    @cached_property
+    def _content_digest(self) -> str:
         content = {"id": self.id, "date": self.date, "contests": [c.model_dump(mode="json") for c in self.contests],
                    "ballot_styles": [s.model_dump(mode="json") for s in self.ballot_styles]}
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def digest(self) -> str:
-        """SHA-256 of the canonical JSON of the definition: printed on reports, bound into ballot codes."""
+    @cached_property
+    def _digest(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def content_digest(self) -> str:
+        """SHA-256 over what is printed on the ballots (election, contests, styles), station excluded:
+        the same election at another station has the same content digest, so a ballot from there is
+        told apart by its station code, not mistaken for another election. Computed once (the model is frozen)."""
+        return self._content_digest
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the definition: printed on reports. Computed once (frozen model)."""
+        return self._digest
 
 
 def _unique(where: str, what: str, values: list[Any]) -> None:

@@ -171,28 +171,28 @@ def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tup
     (pens is drawn by simulator.pens on the sheet itself)."""
     b = patch.box_mm
     ink = DARK_INKS[int(rng.integers(len(DARK_INKS)))]
-    width = float(rng.uniform(0.22, 0.55))
+    width = float(rng.uniform(0.2, 0.5))
     strength = float(rng.uniform(0.8, 1.0))  # ballpoint pressure
     if kind in ("empty", "pens"):
         return []
     if kind == "x_small":
-        m = _x(patch, _inner_point(patch, rng, -0.4) * 0.6, rng.uniform(0.18, 0.32) * b, width, rng)
+        m = _x(patch, _inner_point(patch, rng) * 0.6, rng.uniform(0.6, max(0.7, 0.3 * b)), width, rng)
     elif kind == "slash":
-        m = _slash(patch, _inner_point(patch, rng) * 0.5, max(1.6, rng.uniform(0.4, 0.9) * b), width, rng)
+        m = _slash(patch, _inner_point(patch, rng) * 0.5, rng.uniform(1.6, max(1.8, 0.9 * b)), width, rng)
     elif kind == "check_small":
-        m = _check(patch, _inner_point(patch, rng) * 0.5, max(0.9, rng.uniform(0.2, 0.4) * b), width, rng)
+        m = _check(patch, _inner_point(patch, rng) * 0.5, rng.uniform(0.9, max(1.0, 0.4 * b)), width, rng)
     elif kind == "ring":
         m = patch.blank()
-        r = rng.uniform(0.18, 0.38) * b
+        r = rng.uniform(0.6, max(0.7, 0.38 * b))
         t = np.linspace(0, rng.uniform(1.6, 2.05) * math.pi, 24)[:, None] + rng.uniform(0, 2 * math.pi)
         _stroke(m, patch, np.hstack([np.cos(t), np.sin(t)]) * r + _inner_point(patch, rng) * 0.4, width, rng, 0.01)
-    elif kind == "faint":  # light pencil, a dry pen, light-blue ink: the darkest channel loses 45-70 %
+    elif kind == "faint":  # light pencil, a dry pen, light-blue ink: the darkest channel loses 45-65 %
         shape = rng.choice(["x", "check", "slash"])
         c = _inner_point(patch, rng) * 0.3
-        m = (_x(patch, c, rng.uniform(0.3, 0.5) * b, width, rng) if shape == "x" else
-             _check(patch, c, rng.uniform(0.35, 0.5) * b, width, rng) if shape == "check" else
-             _slash(patch, c, rng.uniform(0.6, 1.0) * b, width, rng))
-        return [(m, _faint_ink(rng, 0.45, 0.70))]
+        m = (_x(patch, c, rng.uniform(0.6, max(0.7, 0.5 * b)), width, rng) if shape == "x" else
+             _check(patch, c, rng.uniform(0.9, max(1.0, 0.5 * b)), width, rng) if shape == "check" else
+             _slash(patch, c, rng.uniform(1.6, max(1.8, b)), width, rng))
+        return [(m, _faint_ink(rng, 0.45, 0.65))]
     elif kind == "partial":  # a mark mostly beside the scored area: a corner tick, an X off to one side
         ang = rng.uniform(0, 2 * math.pi)
         c = np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(0.3, 0.5) * b
@@ -216,8 +216,8 @@ def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tup
              _slash(patch, c, rng.uniform(0.6, 1.0) * b, rng.uniform(0.3, 0.6), rng))
         m = cv2.GaussianBlur(m, (0, 0), 0.4 * patch.k * rng.uniform(0.3, 1.0))
         layers = [(m, _grey_ink(rng, 0.10, 0.35))]
-        for _ in range(int(rng.integers(0, 3))):
-            layers.append((_dot(patch, _inner_point(patch, rng), rng.uniform(0.15, 0.35), rng), (70, 70, 75)))
+        for _ in range(int(rng.integers(0, 6))):
+            layers.append((_dot(patch, _inner_point(patch, rng), rng.uniform(0.15, 0.5), rng), (70, 70, 75)))
         return layers
     elif kind == "fold":  # a crease across the sheet: a thin grey line through the whole patch
         m = patch.blank()
@@ -228,8 +228,8 @@ def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tup
         return [(m, _grey_ink(rng, 0.15, 0.40))]
     elif kind == "dust":
         m = patch.blank()
-        for _ in range(int(rng.integers(1, 7))):
-            m = np.maximum(m, _dot(patch, _inner_point(patch, rng, 0.5), rng.uniform(0.12, 0.35), rng))
+        for _ in range(int(rng.integers(1, 11))):
+            m = np.maximum(m, _dot(patch, _inner_point(patch, rng, 0.5), rng.uniform(0.12, 0.45), rng))
     else:
         raise ValueError(kind)
     return [(m * strength, ink)]
@@ -264,24 +264,34 @@ class Sample:
     ballot: int
 
 
-STYLES = [  # (election, style, weight, stimuli per ballot cap)
+STYLES = [  # (election, style, weight, stimuli per ballot at most)
     ("sample", "N", 0.30, 8),
     ("sample", "V", 0.62, 48),
     ("large", "V", 0.08, 160),
 ]
 DPIS = [(150.0, 0.15), (200.0, 0.70), (300.0, 0.15)]
+# simulator.capture keeps one noise field per (frame size, sigma) and at most 8 of them: a few sigmas, and
+# ballots generated grouped by (style, dpi, sigma), keep it from redrawing a field for every ballot.
+NOISE_SIGMAS = (1.5, 3.0)
 
 
-def ballot_samples(index: int, split: str, elections: dict[str, Election]) -> list[Sample]:
+def ballot_plan(index: int, split: str) -> tuple[int, int, float, float]:
+    """(seed, style, dpi, noise sigma) of one ballot, from its own seed."""
     seed = SPLIT_SEEDS[split] + index
+    rng = np.random.default_rng([seed, 1])
+    which = int(rng.choice(len(STYLES), p=[s[2] for s in STYLES]))
+    dpi = float(rng.choice([d for d, _ in DPIS], p=[w for _, w in DPIS]))
+    if STYLES[which][0] == "large":
+        dpi = min(dpi, 200.0)  # 420 x 1119 mm at 300 dpi is 60 Mpx: no camera frame is that
+    return seed, which, dpi, float(rng.choice(NOISE_SIGMAS))
+
+
+def ballot_samples(plan: tuple[int, int, float, float], split: str, elections: dict[str, Election]) -> list[Sample]:
+    seed, which, dpi, sigma = plan
     rng = np.random.default_rng(seed)
     prng = random.Random(seed)  # simulator.pens and simulator.capture take a random.Random
-    which = int(rng.choice(len(STYLES), p=[s[2] for s in STYLES]))
     ename, style, _, cap = STYLES[which]
     election = elections[ename]
-    dpi = float(rng.choice([d for d, _ in DPIS], p=[w for _, w in DPIS]))
-    if ename == "large":
-        dpi = min(dpi, 200.0)
     img, layout = render_ballot(election, style, dpi)
     sheet = np.array(img)
     k = dpi / 25.4
@@ -306,13 +316,16 @@ def ballot_samples(index: int, split: str, elections: dict[str, Election]) -> li
         _lay(sheet, (rect.cx * k, rect.cy * k), patch.size, layers)
         truth.append((bi, int(is_mark), kind))
     sheet = _paper_and_light(sheet, rng)
-    # rotation turns a long sheet's corners (and their registration squares) out of the camera's view
-    # beyond ~1.5 degrees; the A4 mayor ballot takes 3
-    rotation = 3.0 if layout.height_mm <= 300 else 1.5
-    profile = CaptureProfile(max_rotation_deg=rotation, max_scale_error=0.01, noise_sigma=float(rng.uniform(1.0, 4.0)),
+    # Rotation and scale move a long sheet's corners (and their registration squares) out of the camera's
+    # view: keep the corner's travel under 9 mm (8 mm of bed + 5 mm inset - 3 mm shift - 1 mm to spare).
+    half_diag = math.hypot(layout.width_mm, layout.height_mm) / 2
+    scale_err = 0.01 if half_diag < 300 else 0.004
+    rotation = min(3.0, math.degrees(9.0 / half_diag - scale_err))
+    profile = CaptureProfile(max_rotation_deg=rotation, max_scale_error=scale_err, noise_sigma=sigma,
                              blur_sigma_px=float(rng.uniform(0.3, 1.0)) * dpi / 200.0)
     shot = capture(sheet, dpi, prng, profile)
-    ink = np.ascontiguousarray(shot.min(axis=2))
+    r, g, b = cv2.split(shot)
+    ink = cv2.min(cv2.min(r, g), b)  # the interpreter's ink image: the darkest channel
     H, ppm = register(ink, layout, dpi)
     mask = ink_mask(ink, INK_LEVEL)
     centres = cv2.perspectiveTransform(
@@ -356,14 +369,14 @@ def _lay(sheet: np.ndarray, centre_px: tuple[float, float], size: int,
 
 
 def _paper_and_light(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Tinted or greyish paper and uneven light: a smooth multiplicative field."""
+    """Tinted or greyish paper and uneven light: a smooth multiplicative field (uint8 arithmetic: fast)."""
     h, w = sheet.shape[:2]
     tint = np.array([1.0, 1.0, 1.0]) if rng.random() < 0.6 else rng.uniform(0.86, 1.0, 3)
     level = rng.uniform(0.8, 1.0)
     field = rng.uniform(1.0 - rng.uniform(0.0, 0.25), 1.0, (3, 3)).astype(np.float32)
-    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
-    gain = (field[:, :, None] * (tint * level).astype(np.float32)[None, None, :])
-    return np.clip(sheet.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    gain = field[:, :, None] * (tint * level).astype(np.float32)[None, None, :]
+    gain8 = cv2.resize(np.clip(np.rint(gain * 255), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return cv2.multiply(sheet, gain8, scale=1 / 255)
 
 
 def register(ink: np.ndarray, layout: BallotLayout, dpi: float) -> tuple[np.ndarray, float]:
@@ -419,8 +432,9 @@ def inner_fill(mask: np.ndarray, centre: np.ndarray, ppm: float, box_mm: float) 
 def make_split(split: str, n_ballots: int, elections: dict[str, Election]) -> list[Sample]:
     out: list[Sample] = []
     t0 = time.time()
-    for i in range(n_ballots):
-        out += ballot_samples(i, split, elections)
+    plans = sorted((ballot_plan(i, split) for i in range(n_ballots)), key=lambda p: (p[1], p[2], p[3], p[0]))
+    for i, plan in enumerate(plans):
+        out += ballot_samples(plan, split, elections)
         if (i + 1) % 100 == 0:
             print(f"  {split}: {i + 1}/{n_ballots} ballots, {len(out)} crops, {time.time() - t0:.0f} s", flush=True)
     return out

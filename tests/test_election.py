@@ -119,3 +119,10 @@ def test_validity_numbers_are_data_per_contest() -> None:
     raw["contests"][1]["max_preferences"] = 5
     e = parse_election(copy.deepcopy(raw))
     assert e.contest("vijece").max_preferences == 5
+
+
+def test_a_modified_copy_never_keeps_the_original_digest(election: Election) -> None:
+    election.digest(), election.content_digest()  # cached on the original
+    later = election.model_copy(update={"date": "2028-10-01"})
+    assert later.content_digest() != election.content_digest()
+    assert later.digest() != election.digest()
