@@ -176,7 +176,19 @@ class BallotStyle(_Strict):
     contests: Annotated[list[str], Field(min_length=1)]
     paper: Paper = Paper()
     boxes: BoxGeometry = BoxGeometry()
-    colour: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffffff"
+    colour: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffffff"  # paper colour
+    # The security band printed under the header in a spot colour: a black-and-white copy loses it, so
+    # the scanner can tell an original from a photocopy (Art. 21(10)). Saturated colours only.
+    security_colour: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#1f5fa8"
+
+    @field_validator("security_colour")
+    @classmethod
+    def _saturated(cls, value: str) -> str:
+        rgb = [int(value[i:i + 2], 16) for i in (1, 3, 5)]
+        if max(rgb) == 0 or (max(rgb) - min(rgb)) / max(rgb) < 0.5:
+            raise ValueError(f"security_colour {value} is too grey to tell an original from a copy: "
+                             "give a saturated colour (e.g. #1f5fa8)")
+        return value
 
 
 class Station(_Strict):

@@ -95,6 +95,8 @@ def _render_cached(digest: str, style_id: str, dpi: float, mode: str, carrier: _
         x, y, w, h = r.px(dpi)
         draw.rectangle([x, y, x + w - 1, y + h - 1], fill=INK)
     _draw_code(img, make_code(election, style_id, carrier.key, mode), layout.code.px(dpi))
+    bx, by, bw, bh = layout.band.px(dpi)
+    draw.rectangle([bx, by, bx + bw - 1, by + bh - 1], fill=election.style(style_id).security_colour)
     line = max(1, round(BOX_LINE_MM * k))
     for b in layout.boxes:
         x, y, w, h = b.rect.px(dpi)

@@ -44,6 +44,7 @@ official package is a stack of castable pre-marked ballots and is handled as sen
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
@@ -221,10 +222,11 @@ def _invalid(outcome: Outcome) -> dict[str, Any]:
 
 def _take(remaining: dict[str, int], order: Sequence[str], k: int) -> list[str]:
     """The k options with the most votes still to give (ties: ballot order), in ballot order; each loses one."""
-    ranked = sorted((o for o in order if remaining[o] > 0), key=lambda o: (-remaining[o], order.index(o)))[:k]
+    pos = {o: i for i, o in enumerate(order)}
+    ranked = sorted((o for o in order if remaining[o] > 0), key=lambda o: (-remaining[o], pos[o]))[:k]
     for o in ranked:
         remaining[o] -= 1
-    return [o for o in order if o in ranked]
+    return sorted(ranked, key=pos.__getitem__)
 
 
 def _single_choice_rows(contest: Contest, window: int, na: dict[str, str]) -> list[ContestMarks]:
@@ -462,31 +464,90 @@ def _box_index(layout: Any) -> dict[tuple[str, str], Any]:
     return {(b.contest, b.candidate or b.list): b for b in layout.boxes}
 
 
-def draw_ballot(election: Election, ballot: DeckBallot, total: int, dpi: float, key: Any,
-                label: str) -> Image.Image:
-    """The printed deck ballot: the style rendered, the marks drawn with the ballot's pen, and the deck
-    label in the stamp zone."""
-    from firmware.ballots import render_ballot
-    from firmware.fonts import load_font
-    from simulator.pens import INKS, MarkStyle, Pen, draw_mark
+class DeckPrinter:
+    """Draws deck pages: the style rendered once (firmware.ballots), then per ballot the marks with the
+    ballot's pen (simulator.pens) and the deck label in the stamp zone.
 
-    img, layout = render_ballot(election, ballot.style, dpi, key=key)
-    boxes = _box_index(layout)
-    pixels = np.array(img)
-    rng = random.Random(f"{election.content_digest()}:{ballot.number}")
-    pen = Pen(INKS[ballot.ink], PEN_WIDTH_MM)
-    for cid, row in ballot.contests.items():
-        for box_id in row.marked:
-            draw_mark(pixels, boxes[(cid, box_id)].rect.px(dpi), MarkStyle(ballot.shape), pen, dpi, rng)
-    out = Image.fromarray(pixels)
-    k = dpi / 25.4
-    sx, sy, _, _ = layout.stamp.px(dpi)
-    draw = ImageDraw.Draw(out)
-    font = load_font(max(6, round(2.8 * k)), bold=True)
-    big = load_font(max(6, round(5.0 * k)), bold=True)
-    draw.text((sx + round(2 * k), sy + round(8 * k)), label, font=font, fill=(90, 90, 90))
-    draw.text((sx + round(2 * k), sy + round(13 * k)), f"{ballot.number} / {total}", font=big, fill=(90, 90, 90))
-    return out
+    Pages are written as 8-bit palette PNGs: a rendered ballot has ~260 colours (grey text anti-aliasing on
+    the paper colour) and the marks add blends of one ink, so 256 colours look the same, the files are a
+    third of RGB and no per-page colour quantisation is needed: the style's palette is made once, and only
+    the pixels the pen and the label changed are mapped to their nearest colour."""
+
+    BASE_COLOURS = 176  # palette entries for the printed ballot; the rest are the ink's blends
+
+    def __init__(self, election: Election, dpi: float, key: Any, label: str, total: int) -> None:
+        self.election, self.dpi, self.key, self.label, self.total = election, dpi, key, label, total
+        self._styles: dict[str, tuple[np.ndarray, Any, np.ndarray, np.ndarray]] = {}
+
+    def _style(self, style_id: str) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray]:
+        if style_id not in self._styles:
+            from firmware.ballots import render_ballot
+
+            img, layout = render_ballot(self.election, style_id, self.dpi, key=self.key)
+            q = img.quantize(self.BASE_COLOURS, method=Image.Quantize.FASTOCTREE)
+            palette = np.array(q.getpalette()[:3 * self.BASE_COLOURS], dtype=np.int32).reshape(-1, 3)
+            self._styles[style_id] = (np.array(img), layout, np.array(q), palette)
+        return self._styles[style_id]
+
+    def draw(self, ballot: DeckBallot) -> np.ndarray:
+        """The page as an RGB array."""
+        from firmware.fonts import load_font
+        from simulator.pens import INKS, MarkStyle, Pen, draw_mark
+
+        base, layout, _, _ = self._style(ballot.style)
+        dpi = self.dpi
+        boxes = _box_index(layout)
+        pixels = base.copy()
+        rng = random.Random(f"{self.election.content_digest()}:{ballot.number}")
+        pen = Pen(INKS[ballot.ink], PEN_WIDTH_MM)
+        for cid, row in ballot.contests.items():
+            for box_id in row.marked:
+                draw_mark(pixels, boxes[(cid, box_id)].rect.px(dpi), MarkStyle(ballot.shape), pen, dpi, rng)
+        k = dpi / 25.4
+        sx, sy, _, _ = layout.stamp.px(dpi)
+        out = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(out)
+        font = load_font(max(6, round(2.8 * k)), bold=True)
+        big = load_font(max(6, round(5.0 * k)), bold=True)
+        draw.text((sx + round(2 * k), sy + round(8 * k)), self.label, font=font, fill=(90, 90, 90))
+        draw.text((sx + round(2 * k), sy + round(13 * k)), f"{ballot.number} / {self.total}", font=big,
+                  fill=(90, 90, 90))
+        return np.asarray(out)
+
+    def png(self, ballot: DeckBallot) -> tuple[tuple[int, int], bytes]:
+        """The page as PNG bytes, and its size in px."""
+        from simulator.pens import INKS
+
+        pixels = self.draw(ballot)
+        base, _, base_index, base_palette = self._style(ballot.style)
+        paper = np.array([int(self.election.style(ballot.style).colour[i:i + 2], 16) for i in (1, 3, 5)])
+        ink = np.array(INKS[ballot.ink])
+        n = 256 - len(base_palette)
+        t = np.linspace(0.0, 1.0, n // 2)[:, None]
+        ramps = np.vstack([paper * (1 - t) + ink * t, ink * (1 - t)])  # ink on paper, ink on black print
+        palette = np.vstack([base_palette, np.round(ramps).astype(np.int32)])
+        index = base_index.copy()
+        changed = np.any(pixels != base, axis=2)
+        if changed.any():
+            px = pixels[changed].astype(np.int32)
+            packed = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
+            colours, inverse = np.unique(packed, return_inverse=True)
+            rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
+            nearest = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+            index[changed] = nearest[inverse.reshape(-1)].astype(np.uint8)
+        img = Image.fromarray(index, "P")
+        img.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
+        buf = io.BytesIO()
+        img.save(buf, "PNG", dpi=(self.dpi, self.dpi), compress_level=6)
+        return (img.width, img.height), buf.getvalue()
+
+
+def draw_ballot(election: Election, ballot: DeckBallot, total: int, dpi: float, key: Any = None,
+                label: str = "TEST DECK") -> Image.Image:
+    """One deck ballot as an RGB image (see DeckPrinter)."""
+    from firmware.ballots import load_signing_key
+
+    return Image.fromarray(DeckPrinter(election, dpi, key or load_signing_key(), label, total).draw(ballot))
 
 
 class PdfWriter:
@@ -542,6 +603,11 @@ class PdfWriter:
         for i in range(1, n):
             self.fp.write(b"%010d 00000 n \n" % self.offsets[i])
         self.fp.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (n, xref))
+
+
+def _png_rgb(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as im:
+        return im.convert("RGB").tobytes()
 
 
 def _png_data(png: bytes, width: int, height: int) -> tuple[bytes, int, bytes] | None:
@@ -794,8 +860,9 @@ def deck_json(deck: Deck, tally: Mapping[str, Any], coverage: Mapping[str, Any],
 
 # -- the command ----------------------------------------------------------------------------------
 def make_deck(election: Election, out: Path, dpi: float, key: Any = None, key_note: str = "test",
-              budget: int = BUDGET) -> dict[str, Any]:
-    """Plan, check and write the deck into `out`; returns the deck.json document."""
+              budget: int = BUDGET, workers: int | None = None) -> dict[str, Any]:
+    """Plan, check and write the deck into `out`; returns the deck.json document. Pages are drawn by
+    `workers` processes (default: one per core, at most 4), written in deck order."""
     deck = plan_deck(election, budget)
     coverage = check_deck(deck)
     tally = expected_tally(election, deck.ballots)
@@ -809,20 +876,57 @@ def make_deck(election: Election, out: Path, dpi: float, key: Any = None, key_no
     total = len(deck.ballots)
     with open(out / "deck.pdf", "wb") as fp:
         pdf = PdfWriter(fp)
-        for ballot in deck.ballots:
-            img = draw_ballot(election, ballot, total, dpi, key, label)
-            buf = io.BytesIO()
-            # ~600 colours (text anti-aliasing, one ink): a 256-colour palette is visually the same, a third
-            # of the size and faster to write
-            img.quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", dpi=(dpi, dpi), compress_level=6)
-            png = buf.getvalue()
+        for ballot, (size, png) in zip(deck.ballots, _pages(election, deck.ballots, dpi, key, label, workers)):
             (out / ballot.file_name(total)).write_bytes(png)
-            pdf.add_page(img.width, img.height, dpi, png=png, rgb=img.tobytes)
+            pdf.add_page(size[0], size[1], dpi, png=png, rgb=functools.partial(_png_rgb, png))
         pdf.close()
     doc = deck_json(deck, tally, coverage, dpi, key_note)
     (out / "deck.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     write_expected_text(deck, tally, out / "expected-tally.txt")
     return doc
+
+
+_WORKER: dict[str, DeckPrinter] = {}
+
+
+def _worker_init(election: Election, key_raw: bytes, total: int, dpi: float, label: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    _WORKER["printer"] = DeckPrinter(election, dpi, Ed25519PrivateKey.from_private_bytes(key_raw), label, total)
+
+
+def _worker_page(ballot: DeckBallot) -> tuple[tuple[int, int], bytes]:
+    return _WORKER["printer"].png(ballot)
+
+
+def _pages(election: Election, ballots: Sequence[DeckBallot], dpi: float, key: Any, label: str,
+           workers: int | None) -> Iterable[tuple[tuple[int, int], bytes]]:
+    """The PNG of every ballot, in order; in parallel when there are cores and enough pages."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+
+    from firmware.ballots import load_signing_key
+
+    key = key or load_signing_key()
+    n = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if n > 1 and len(ballots) >= 8:
+        from concurrent.futures import ProcessPoolExecutor
+
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+        try:
+            pool = ProcessPoolExecutor(n, initializer=_worker_init,
+                                       initargs=(election, raw, len(ballots), dpi, label))
+        except (OSError, NotImplementedError):  # no process support (e.g. no /dev/shm): draw them here
+            pool = None
+        if pool is not None:
+            with pool:
+                yield from pool.map(_worker_page, ballots, chunksize=4)
+            return
+    printer = DeckPrinter(election, dpi, key, label, len(ballots))
+    for ballot in ballots:
+        yield printer.png(ballot)
 
 
 def _remove_previous(out: Path) -> None:
@@ -851,7 +955,8 @@ def run(args: Any) -> int:
         raise UserError(f"--dpi {args.dpi}: give 50 to 1200")
     try:
         key = load_signing_key(args.key) if args.key else load_signing_key()
-        doc = make_deck(election, args.out, float(args.dpi), key, key_note=str(args.key) if args.key else "test")
+        doc = make_deck(election, args.out, float(args.dpi), key, key_note=str(args.key) if args.key else "test",
+                        workers=getattr(args, "workers", None))
     except (BallotKeyError, LayoutError, DeckError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:

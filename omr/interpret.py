@@ -76,6 +76,11 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if isinstance(geometry, Reason):
         return Interpretation(Verdict.UNREADABLE, (geometry,), style=code.style)
 
+    not_original = _print_check(rgb, geometry.homography, layout, election.style(code.style))
+    emit("print_check", not_original)
+    if not_original is not None:
+        return Interpretation(Verdict.FOREIGN, (not_original,), style=code.style)
+
     paper = _paper_level(thumb, found.thumb_ppm)
     scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale)
     emit("scores", scores)
@@ -185,6 +190,51 @@ def _decode(grey: np.ndarray) -> tuple[str, tuple[float, float]] | None:
         ys = [p.y for p in sym.polygon] or [sym.rect.top, sym.rect.top + sym.rect.height]
         return text, (float(np.mean(xs)), float(np.mean(ys)))
     return None
+
+
+# -- 4b. is it an original on the right paper? -------------------------------------------------
+# A black-and-white copy turns the security band grey; a copy on coloured paper, or the wrong ballot
+# paper, tints the paper. Both are judged as chromaticity relative to the sheet's own white, so the
+# colour and brightness of the light do not matter. A good colour copy on the right paper is NOT caught
+# here; that needs the paper's own security features, which a camera cannot see.
+BAND_MIN_SATURATION = 0.30  # (max - min) / max of band / paper, per channel; the printed band is >= 0.5
+BAND_HUE_TOLERANCE = 0.22  # distance between the normalised band / paper colour and the expected one
+PAPER_TINT_TOLERANCE = 0.10  # normalised paper colour vs the style's paper colour
+
+
+def _print_check(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, style: Any) -> Reason | None:
+    if rgb.ndim == 2:
+        return Reason.NOT_ORIGINAL  # a grey image cannot show the band: originality is not established
+    band = layout.band
+    band_pts = [(x, band.cy) for x in np.linspace(band.x + 5, band.x + band.w - 5, 24)]
+    # the blank columns outside the margins, between the registration squares, are bare paper
+    ys = np.linspace(layout.registration[0].y + 20, layout.registration[3].y - 12, 16)
+    xs = (layout.registration[0].cx, layout.registration[1].cx)
+    paper_pts = [(x, y) for x in xs for y in ys]
+    band_rgb = _sample(rgb, H, band_pts)
+    paper_rgb = _sample(rgb, H, paper_pts)
+    if band_rgb is None or paper_rgb is None or min(paper_rgb) < 1:
+        return Reason.NOT_ORIGINAL
+    expect_paper = np.array([int(style.colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+    expect_band = np.array([int(style.security_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+    if np.max(np.abs(paper_rgb / paper_rgb.max() - expect_paper / expect_paper.max())) > PAPER_TINT_TOLERANCE:
+        return Reason.WRONG_PAPER
+    ratio = band_rgb / paper_rgb
+    want = expect_band / expect_paper
+    if (ratio.max() - ratio.min()) / max(ratio.max(), 1e-6) < BAND_MIN_SATURATION:
+        return Reason.NOT_ORIGINAL
+    if np.max(np.abs(ratio / ratio.max() - want / want.max())) > BAND_HUE_TOLERANCE:
+        return Reason.NOT_ORIGINAL
+    return None
+
+
+def _sample(rgb: np.ndarray, H: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray | None:
+    """Median colour of 3 x 3 px patches at layout points (mm) -> RGB; None if all fall off the image."""
+    img = cv2.perspectiveTransform(np.array(pts, dtype=np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
+    h, w = rgb.shape[:2]
+    samples = [rgb[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(axis=0)
+               for x, y in img if 1 <= x < w - 2 and 1 <= y < h - 2]
+    return np.median(np.array(samples), axis=0) if len(samples) >= len(pts) // 2 else None
 
 
 # -- 5. box scores ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ MARK_INSET_MM = 5.0  # from the paper edge: survives the feeder's ±2 mm side pl
 MARGIN_MM = 15.0  # text and boxes keep off the registration columns
 CODE_MM = 28.0  # ballot code side incl. quiet zone (a version-7 QR at ~0.55 mm per module)
 HEADER_MM = 50.0
+BAND_Y_MM, BAND_H_MM = 46.5, 2.0  # the security band under the header, margin to margin
 FOOTER_MM = 44.0
 STAMP_W_MM, STAMP_H_MM = 50.0, 26.0
 BLOCK_GAP_ROWS = 0.8  # blank space after each list block, in rows
@@ -89,6 +90,7 @@ class BallotLayout:
     height_mm: float
     registration: tuple[Rect, Rect, Rect, Rect]  # top-left, top-right, bottom-right, bottom-left
     code: Rect
+    band: Rect  # the security band (style.security_colour)
     stamp: Rect
     boxes: tuple[BoxSpec, ...]
     texts: tuple[TextSpec, ...]
@@ -110,6 +112,7 @@ class BallotLayout:
             ],
             "registration": [r.px(dpi) for r in self.registration],
             "code": self.code.px(dpi),
+            "band": self.band.px(dpi),
             "stamp": self.stamp.px(dpi),
         }
 
@@ -185,6 +188,7 @@ class _Layouter:
             height_mm=height,
             registration=_registration(self.w, height),
             code=Rect(self.w - MARGIN_MM - CODE_MM + 3, MARK_INSET_MM + MARK_MM + 2, CODE_MM, CODE_MM),
+            band=Rect(MARGIN_MM, BAND_Y_MM, self.w - 2 * MARGIN_MM, BAND_H_MM),
             stamp=Rect(MARGIN_MM, height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4, STAMP_W_MM, STAMP_H_MM),
             boxes=tuple(self.boxes),
             texts=tuple(self.texts),

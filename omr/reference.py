@@ -85,6 +85,7 @@ def _allowed(layout: BallotLayout, reference: StyleReference | None, shape: tupl
     for r in layout.registration:
         fill(r.x, r.y, r.w, r.h, 2.0)
     fill(layout.code.x, layout.code.y, layout.code.w, layout.code.h, 2.0)
+    fill(layout.band.x, layout.band.y, layout.band.w, layout.band.h, 1.5)
     s = layout.stamp
     fill(s.x, s.y, s.w, s.h, STAMP_MARGIN_MM)
     e = int(EDGE_MARGIN_MM * REF_PPM)

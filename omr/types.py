@@ -46,6 +46,8 @@ class Reason(StrEnum):
     OTHER_STATION = "other_station"
     UNKNOWN_STYLE = "unknown_style"
     TEST_BALLOT = "test_ballot"  # specimen / test ballot on an official day (or the reverse)
+    NOT_ORIGINAL = "not_original"  # the security band is missing or grey: a photocopy (Art. 21(10))
+    WRONG_PAPER = "wrong_paper"  # paper of another colour than the genuine ballots (Art. 21(10))
     IMAGE_INVALID = "image_invalid"  # not an image we can read at all
     BLANK_SHEET = "blank_sheet"  # a sheet with no print: blank paper, or a ballot fed face down
     INK_OUTSIDE_BOXES = "ink_outside_boxes"  # writing or signs outside the boxes (Election Law 5.17), "code:x,y" mm

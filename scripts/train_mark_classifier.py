@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -65,10 +66,10 @@ TRAIN_SEED = 20240601
 # is laid on the sheet multiplicatively (paper x (1 - a + a * ink / 255)), as ink absorbs light.
 # ---------------------------------------------------------------------------------------------------
 MARK_KINDS = {  # kind: weight
-    "pens": 1.0, "x_small": 1.6, "slash": 1.4, "check_small": 1.4, "ring": 0.6, "faint": 1.8, "partial": 1.4,
+    "pens": 0.5, "x_small": 1.2, "slash": 1.2, "check_small": 1.2, "ring": 0.5, "faint": 1.6, "partial": 3.0,
 }
 NOT_MARK_KINDS = {
-    "empty": 0.8, "dot": 2.2, "tick": 1.2, "smudge": 1.4, "erasure": 1.4, "fold": 1.0, "dust": 0.8,
+    "empty": 0.5, "dot": 2.2, "tick": 1.4, "smudge": 0.8, "erasure": 1.4, "fold": 0.6, "dust": 1.0,
 }
 DARK_INKS = [(25, 25, 30), (20, 40, 160), (15, 20, 90), (170, 30, 35), (60, 110, 210), (75, 75, 80)]
 PATCH_MARGIN_MM = 3.5  # the patch is the box plus this much on every side
@@ -192,12 +193,14 @@ def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tup
         m = (_x(patch, c, rng.uniform(0.6, max(0.7, 0.5 * b)), width, rng) if shape == "x" else
              _check(patch, c, rng.uniform(0.9, max(1.0, 0.5 * b)), width, rng) if shape == "check" else
              _slash(patch, c, rng.uniform(1.6, max(1.8, b)), width, rng))
-        return [(m, _faint_ink(rng, 0.45, 0.65))]
-    elif kind == "partial":  # a mark mostly beside the scored area: a corner tick, an X off to one side
+        return [(m, _faint_ink(rng, 0.45, 0.6))]
+    elif kind == "partial":  # a mark mostly beside the scored area, on the outline; it stays within 0.8
+        # box sides of the centre, short of the neighbouring box (a mark that reaches it is for a person)
         ang = rng.uniform(0, 2 * math.pi)
-        c = np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(0.3, 0.5) * b
-        m = (_x(patch, c, rng.uniform(0.25, 0.45) * b, width, rng) if rng.random() < 0.5 else
-             _check(patch, c, rng.uniform(0.3, 0.5) * b, width, rng))
+        c = np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(0.28, 0.45) * b
+        m = (_x(patch, c, max(0.6, rng.uniform(0.15, 0.3) * b), width, rng) if rng.random() < 0.4 else
+             _check(patch, c, max(0.9, rng.uniform(0.2, 0.35) * b), width, rng) if rng.random() < 0.7 else
+             _slash(patch, c, max(1.6, rng.uniform(0.4, 0.7) * b), width, rng))
     elif kind == "dot":
         m = _dot(patch, _inner_point(patch, rng), rng.uniform(0.35, 1.3), rng)
         if rng.random() < 0.2:
@@ -429,15 +432,34 @@ def inner_fill(mask: np.ndarray, centre: np.ndarray, ppm: float, box_mm: float) 
     return float(mask[y0:y1, x0:x1].mean())
 
 
-def make_split(split: str, n_ballots: int, elections: dict[str, Election]) -> list[Sample]:
-    out: list[Sample] = []
+def make_split(split: str, n_ballots: int, workers: int) -> list[Sample]:
+    """The crops of n_ballots ballots of `split`, in a fixed order whatever the number of workers."""
     t0 = time.time()
+    # grouped by (style, dpi, noise): the render and noise caches then serve runs of ballots
     plans = sorted((ballot_plan(i, split) for i in range(n_ballots)), key=lambda p: (p[1], p[2], p[3], p[0]))
-    for i, plan in enumerate(plans):
-        out += ballot_samples(plan, split, elections)
-        if (i + 1) % 100 == 0:
-            print(f"  {split}: {i + 1}/{n_ballots} ballots, {len(out)} crops, {time.time() - t0:.0f} s", flush=True)
+    chunks = [(plans[i:i + 25], split) for i in range(0, len(plans), 25)]
+    out: list[Sample] = []
+    if workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            for i, part in enumerate(pool.imap(_chunk, chunks)):
+                out += part
+                print(f"  {split}: {min(n_ballots, (i + 1) * 25)}/{n_ballots} ballots, {len(out)} crops, "
+                      f"{time.time() - t0:.0f} s", flush=True)
+    else:
+        for c in chunks:
+            out += _chunk(c)
     return out
+
+
+_ELECTIONS: dict[str, Election] = {}
+
+
+def _chunk(job: tuple[list[tuple[int, int, float, float]], str]) -> list[Sample]:
+    if not _ELECTIONS:
+        _ELECTIONS.update(sample=load_election(SAMPLE_ELECTION), large=load_election(LARGE_ELECTION))
+    plans, split = job
+    return [s for plan in plans for s in ballot_samples(plan, split, _ELECTIONS)]
 
 
 def focus_on_band(samples: list[Sample], keep_outside: float, seed: int) -> list[Sample]:
@@ -582,18 +604,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-ballots", type=int, default=400)
     ap.add_argument("--test-ballots", type=int, default=400)
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                    help="processes generating crops (the result does not depend on it)")
     ap.add_argument("--keep-outside-band", type=float, default=0.35)
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     ap.add_argument("--metrics", type=Path, default=ROOT / "out" / "mark_classifier_metrics.json")
     ap.add_argument("--evaluate-only", action="store_true", help="evaluate the existing --out model, do not train")
     args = ap.parse_args(argv)
 
-    elections = {"sample": load_election(SAMPLE_ELECTION), "large": load_election(LARGE_ELECTION)}
     print("generating crops ...", flush=True)
-    val = make_split("val", args.val_ballots, elections)
-    test = make_split("test", args.test_ballots, elections)
+    val = make_split("val", args.val_ballots, args.workers)
+    test = make_split("test", args.test_ballots, args.workers)
     if not args.evaluate_only:
-        train_all = make_split("train", args.train_ballots, elections)
+        train_all = make_split("train", args.train_ballots, args.workers)
         train_set = focus_on_band(train_all, args.keep_outside_band, TRAIN_SEED)
         _describe("train (all generated)", train_all)
         _describe("train (used)", train_set)

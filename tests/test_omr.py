@@ -224,3 +224,21 @@ def test_sheet_fed_face_down_is_blank(election: Election) -> None:
     sheet = np.full((2339, 1654, 3), 246, np.uint8)
     r = interpret(capture(sheet, DPI, random.Random(5)), election, dpi=DPI)
     assert (r.verdict, r.reasons) == (Verdict.UNREADABLE, (Reason.BLANK_SHEET,))
+
+
+def test_black_and_white_photocopy_is_foreign(election: Election) -> None:
+    import cv2
+    original = marked(election, "N", {"m4": MarkStyle.X})
+    grey = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
+    copy = cv2.cvtColor(cv2.convertScaleAbs(grey, alpha=1.1, beta=-8), cv2.COLOR_GRAY2RGB)  # toner contrast
+    assert interpret(original, election, dpi=DPI).verdict == Verdict.VALID
+    r = interpret(copy, election, dpi=DPI)
+    assert (r.verdict, r.reasons, r.castable) == (Verdict.FOREIGN, (Reason.NOT_ORIGINAL,), False)
+
+
+def test_ballot_on_paper_of_another_colour_is_foreign(election: Election) -> None:
+    img, _ = render_ballot(election, "N", DPI)
+    arr = np.array(img).astype(np.float32)
+    pink = np.clip(arr * np.array([1.0, 0.86, 0.9]), 0, 255).astype(np.uint8)  # the whole sheet tinted
+    r = interpret(capture(pink, DPI, random.Random(6)), election, dpi=DPI)
+    assert (r.verdict, r.reasons) == (Verdict.FOREIGN, (Reason.WRONG_PAPER,))
