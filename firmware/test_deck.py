@@ -504,15 +504,28 @@ class DeckPrinter:
             for box_id in row.marked:
                 draw_mark(pixels, boxes[(cid, box_id)].rect.px(dpi), MarkStyle(ballot.shape), pen, dpi, rng)
         k = dpi / 25.4
-        sx, sy, _, _ = layout.stamp.px(dpi)
-        out = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(out)
+        sx, sy, sw, sh = layout.stamp.px(dpi)
+        zone = Image.fromarray(pixels[sy:sy + sh, sx:sx + sw])  # the label goes into the stamp zone only
+        draw = ImageDraw.Draw(zone)
         font = load_font(max(6, round(2.8 * k)), bold=True)
         big = load_font(max(6, round(5.0 * k)), bold=True)
-        draw.text((sx + round(2 * k), sy + round(8 * k)), self.label, font=font, fill=(90, 90, 90))
-        draw.text((sx + round(2 * k), sy + round(13 * k)), f"{ballot.number} / {self.total}", font=big,
-                  fill=(90, 90, 90))
-        return np.asarray(out)
+        draw.text((round(2 * k), round(8 * k)), self.label, font=font, fill=(90, 90, 90))
+        draw.text((round(2 * k), round(13 * k)), f"{ballot.number} / {self.total}", font=big, fill=(90, 90, 90))
+        pixels[sy:sy + sh, sx:sx + sw] = np.asarray(zone)
+        return pixels
+
+    def _touched(self, ballot: DeckBallot) -> list[tuple[int, int, int, int]]:
+        """Pixel rectangles (x0, y0, x1, y1) that can differ from the printed ballot: each marked box with a
+        margin of its own size (a mark overruns its box by well under that) and the stamp zone (the label)."""
+        base, layout, _, _ = self._style(ballot.style)
+        h, w = base.shape[:2]
+        boxes = _box_index(layout)
+        rects = [boxes[(cid, b)].rect.px(self.dpi) for cid, row in ballot.contests.items() for b in row.marked]
+        out = []
+        for x, y, bw, bh in rects + [layout.stamp.px(self.dpi)]:
+            mx, my = (bw, bh) if len(out) < len(rects) else (2, 2)
+            out.append((max(0, x - mx), max(0, y - my), min(w, x + bw + mx + 1), min(h, y + bh + my + 1)))
+        return out
 
     def png(self, ballot: DeckBallot) -> tuple[tuple[int, int], bytes]:
         """The page as PNG bytes, and its size in px."""
@@ -527,18 +540,22 @@ class DeckPrinter:
         ramps = np.vstack([paper * (1 - t) + ink * t, ink * (1 - t)])  # ink on paper, ink on black print
         palette = np.vstack([base_palette, np.round(ramps).astype(np.int32)])
         index = base_index.copy()
-        changed = np.any(pixels != base, axis=2)
-        if changed.any():
-            px = pixels[changed].astype(np.int32)
+        for x0, y0, x1, y1 in self._touched(ballot):  # where the pen and the label went: map those pixels only
+            region, was = pixels[y0:y1, x0:x1], base[y0:y1, x0:x1]
+            changed = (region != was).any(axis=2)
+            if not changed.any():
+                continue
+            px = region[changed].astype(np.int32)
             packed = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
             colours, inverse = np.unique(packed, return_inverse=True)
             rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
             nearest = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-            index[changed] = nearest[inverse.reshape(-1)].astype(np.uint8)
+            sub = index[y0:y1, x0:x1]
+            sub[changed] = nearest[inverse.reshape(-1)].astype(np.uint8)
         img = Image.fromarray(index, "P")
         img.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
         buf = io.BytesIO()
-        img.save(buf, "PNG", dpi=(self.dpi, self.dpi), compress_level=6)
+        img.save(buf, "PNG", dpi=(self.dpi, self.dpi), compress_level=3)  # 6 is 20 % smaller, 2.5 x slower
         return (img.width, img.height), buf.getvalue()
 
 

@@ -60,6 +60,11 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if isinstance(found, Reason):
         return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found, ppm_guess),))
 
+    streak = _streaks(grey, found)
+    emit("streaks", streak)
+    if streak is not None:
+        return Interpretation(Verdict.UNREADABLE, (f"{Reason.SCAN_STREAK}:{streak}",))
+
     payload, k = _read_code(grey, found)
     emit("code", payload)
     if payload is None:
@@ -152,6 +157,50 @@ def _why_no_marks(thumb: np.ndarray, reason: Reason, image_ppm: float) -> Reason
     if inner.sum() > 0 and float(np.mean(thumb[inner] < 0.6 * paper)) < BLANK_SHEET_INK:
         return Reason.BLANK_SHEET
     return reason
+
+
+# -- scan health ------------------------------------------------------------------------------
+# Dust or a scratch on the glass draws a line along the feed direction (image columns) through every
+# sheet: dark (a phantom vote where it crosses a box) or white (it can erase a mark). Read through it
+# and the count is wrong; so the box stops with a maintenance message instead.
+STREAK_DARK_SHARE = 0.85  # a column dark along this share of the sheet is no print: print never does that
+STREAK_BRIDGE_MIN_ROWS = 12  # rows where a horizontal stroke crosses (both neighbours dark) to judge a column
+STREAK_BRIDGE_MAX = 0.15  # share of those rows where the column itself is dark: print ~0.6+, a white streak ~0
+STREAK_GAP_PX = 5  # neighbours this far each side: wider than a 4 px streak
+
+
+def _streaks(grey: np.ndarray, found: Found) -> int | None:
+    """The image column of a streak within the sheet, or None.
+
+    Dark streak: a column dark along nearly the whole sheet. White streak: a column that breaks the
+    horizontal strokes crossing it - in the rows where the columns STREAK_GAP_PX to its left and right
+    are both dark (a box's top or bottom line, a letter's bar), print is dark in between too; a white
+    streak is not."""
+    h, w = grey.shape
+    if found.sheet is not None:
+        x0, y0 = np.clip(found.sheet.min(axis=0), 0, None).astype(int)
+        x1, y1 = found.sheet.max(axis=0).astype(int)
+        m = int(4 * found.mark_px / 7.0)  # stay 4 mm off the sheet's edge (shadow, bed)
+        x0, y0, x1, y1 = x0 + m, y0 + m, min(w, x1 - m), min(h, y1 - m)
+    else:
+        x0, y0, x1, y1 = 0, 0, w, h
+    g = STREAK_GAP_PX
+    if x1 - x0 < 8 * g or y1 - y0 < 32:
+        return None
+    region = grey[y0:y1:2, x0:x1]  # every other row: printed lines are >= 2 px thick at 100 dpi and up
+    paper = float(np.percentile(region[::5, ::7], 90))
+    dark = region < 0.5 * paper
+    share = cv2.reduce(dark.view(np.uint8), 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
+    dark_cols = np.flatnonzero(share[g:-g] > STREAK_DARK_SHARE) + g
+    if len(dark_cols):
+        return int(dark_cols[0] + x0)
+    crossing = dark[:, : -2 * g] & dark[:, 2 * g:]  # for column c (offset g): columns c - g and c + g
+    bridged = crossing & dark[:, g:-g]
+    n_cross = cv2.reduce(crossing.view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    n_bridge = cv2.reduce(bridged.view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    judged = n_cross >= STREAK_BRIDGE_MIN_ROWS
+    white = np.flatnonzero(judged & (n_bridge < STREAK_BRIDGE_MAX * np.maximum(n_cross, 1)))
+    return int(white[0] + g + x0) if len(white) else None
 
 
 # -- 3. ballot code ---------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     NOT_ORIGINAL = "not_original"  # the security band is missing or grey: a photocopy (Art. 21(10))
     WRONG_PAPER = "wrong_paper"  # paper of another colour than the genuine ballots (Art. 21(10))
     IMAGE_INVALID = "image_invalid"  # not an image we can read at all
+    SCAN_STREAK = "scan_streak"  # a line along the feed (dust on the glass): maintenance, "code:column"
     BLANK_SHEET = "blank_sheet"  # a sheet with no print: blank paper, or a ballot fed face down
     INK_OUTSIDE_BOXES = "ink_outside_boxes"  # writing or signs outside the boxes (Election Law 5.17), "code:x,y" mm
 

@@ -93,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from firmware.cli import UserError
     from firmware.identity import software_hash, software_version
@@ -163,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
 def _safe_interpret(interpret: Any, item: CorpusItem) -> tuple[Any, str | None]:
     try:
         return interpret(item.image, item.election, dpi=item.dpi), None
-    except Exception as exc:  # a crash is a finding, not the end of the benchmark
+    except Exception as exc:  # noqa: BLE001 - a crash is a finding, not the end of the benchmark
         return None, f"{type(exc).__name__}: {exc}"
 
 
@@ -174,9 +180,9 @@ def judge(item: CorpusItem, result: Any, latency_ms: float, generation_ms: float
           error: str | None = None) -> Record:
     """The category of one reading against the item's truth, and its per-box errors."""
     features = features_of(item)
-    base = dict(index=item.index, item=item.name, kind=item.kind, foreign=item.foreign,
-                expected_verdict=item.expected_verdict, latency_ms=round(latency_ms, 3),
-                generation_ms=round(generation_ms, 1), boxes=len(item.truth), features=features)
+    base: dict[str, Any] = {"index": item.index, "item": item.name, "kind": item.kind, "foreign": item.foreign,
+                            "expected_verdict": item.expected_verdict, "latency_ms": round(latency_ms, 3),
+                            "generation_ms": round(generation_ms, 1), "boxes": len(item.truth), "features": features}
     if result is None:
         return Record(**base, verdict="error", reasons=[], category="error", boxes_read=0, counted=False,
                       outcome_match=None, error=error)
@@ -460,7 +466,7 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
         r.add_column("reason")
         r.add_column("returns", justify="right")
         r.add_column("flags", justify="right")
-        flag_codes = Counter()
+        flag_codes: Counter[str] = Counter()
         for reason, count in report["flag_reasons"].items():
             flag_codes[reason.split(":")[0]] += count
         for reason in sorted(set(report["return_reasons"]) | set(flag_codes)):

@@ -29,17 +29,33 @@ from __future__ import annotations
 import math
 import random
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
-from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Contest, ContestKind, Election, load_election
+from config.election import (
+    LARGE_ELECTION,
+    SAMPLE_ELECTION,
+    Contest,
+    ContestKind,
+    Election,
+    load_election,
+)
 from omr.layout import BallotLayout, BoxSpec, Rect, layout_ballot
-from simulator.pens import (ALL_MARK_STYLES, ExtraMarkStyle, MarkStyle, NonMark, Pen, draw_mark, draw_non_mark)
+from simulator.pens import (
+    ALL_MARK_STYLES,
+    ExtraMarkStyle,
+    MarkStyle,
+    NonMark,
+    Pen,
+    draw_mark,
+    draw_non_mark,
+)
 from simulator.voters import PopulationMix, _intend
 
 # ---------------------------------------------------------------------------------------------------
@@ -326,7 +342,7 @@ def _upside_down(seed: int, level: str, kind: str, index: int) -> bool:
 
 
 def _finish_capture(image: np.ndarray, spec: LevelSpec, layout: BallotLayout, M: np.ndarray, dpi: float,
-                    plan: "_BallotPlan", rng: random.Random, nrng: np.random.Generator, d: dict[str, Any]) -> None:
+                    plan: _BallotPlan, rng: random.Random, nrng: np.random.Generator, d: dict[str, Any]) -> None:
     """Lighting, streaks, blur, noise: in place. JPEG last, by the caller's assignment."""
     d["lighting"] = spec.lighting
     if spec.lighting > 0:
@@ -506,7 +522,7 @@ def _stamp_template(dpi: float) -> np.ndarray:
     ss = 4  # drawn 4x over and reduced: thin lines keep their weight at 100 dpi
     kk = k * ss
     radius = STAMP_DIAMETER_MM / 2
-    side = int(math.ceil(STAMP_DIAMETER_MM * kk)) + 4 * ss
+    side = math.ceil(STAMP_DIAMETER_MM * kk) + 4 * ss
     c = side / 2
     canvas = np.zeros((side, side), np.uint8)
     rng = random.Random("station stamp 089A012")
@@ -757,22 +773,22 @@ def _photograph(scene: np.ndarray, papers: list[np.ndarray], centre: tuple[float
     mx, my, a, b = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
     q = g.keystone / (2 - g.keystone)  # (1 - q) / (1 + q) = 1 - keystone
     near, farr = 1 + q, 1 - q
-    src = np.float32([[mx - a, my - b], [mx + a, my - b], [mx + a, my + b], [mx - a, my + b]])
+    src = np.array([[mx - a, my - b], [mx + a, my - b], [mx + a, my + b], [mx - a, my + b]], np.float32)
     if g.keystone_axis == "vertical":
         top, bottom = (farr, near) if g.keystone_far < 0 else (near, farr)
-        dst = np.float32([[mx - a * top, my - b], [mx + a * top, my - b], [mx + a * bottom, my + b],
-                          [mx - a * bottom, my + b]])
+        dst = np.array([[mx - a * top, my - b], [mx + a * top, my - b], [mx + a * bottom, my + b],
+                        [mx - a * bottom, my + b]], np.float32)
     else:
         left, right = (farr, near) if g.keystone_far < 0 else (near, farr)
-        dst = np.float32([[mx - a, my - b * left], [mx + a, my - b * right], [mx + a, my + b * right],
-                          [mx - a, my + b * left]])
+        dst = np.array([[mx - a, my - b * left], [mx + a, my - b * right], [mx + a, my + b * right],
+                        [mx - a, my + b * left]], np.float32)
     K = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
     pts = np.vstack([_apply(K @ outline, p) for p in papers])
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     ml, mt, mr, mb = (m * k for m in g.margins_mm)
     shift = np.array([[1, 0, ml - x0], [0, 1, mt - y0], [0, 0, 1]], np.float64)
-    width, height = int(math.ceil(x1 - x0 + ml + mr)), int(math.ceil(y1 - y0 + mt + mb))
+    width, height = math.ceil(x1 - x0 + ml + mr), math.ceil(y1 - y0 + mt + mb)
     M, Mp = shift @ K @ content, shift @ K @ outline
     frame = cv2.warpPerspective(scene, M, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=paper_colour)
@@ -833,8 +849,8 @@ def _uneven_lighting(frame: np.ndarray, amount: float, rng: random.Random) -> No
     radial = (xx - ccx) ** 2 + (yy - ccy) ** 2
     f = rng.uniform(0.3, 0.7) * _unit(grad) + rng.uniform(0.3, 0.7) * _unit(radial)
     light = 1.0 - amount * _unit(f)
-    light8 = np.clip(light * 255 + 0.5, 0, 255).astype(np.uint8)
-    light8 = cv2.resize(light8, (w, h), interpolation=cv2.INTER_LINEAR)
+    coarse8 = np.clip(light * 255 + 0.5, 0, 255).astype(np.uint8)
+    light8 = cv2.resize(coarse8, (w, h), interpolation=cv2.INTER_LINEAR)
     for y in range(0, h, 1024):
         chunk = frame[y:y + 1024]
         lc = light8[y:y + 1024]
@@ -853,7 +869,7 @@ def _streaks(frame: np.ndarray, layout: BallotLayout, M: np.ndarray, dpi: float,
     if count == 0:
         return []
     k = dpi / 25.4
-    h, w = frame.shape[:2]
+    w = frame.shape[1]
     centres = {bid: _apply(M, np.array([[b.rect.cx * k, b.rect.cy * k]]))[0] for bid, b in plan.boxes.items()}
     extents = {bid: _apply(M, _rect_quad(b.rect.x * k, b.rect.y * k, b.rect.w * k, b.rect.h * k))[:, 0]
                for bid, b in plan.boxes.items()}
@@ -868,7 +884,7 @@ def _streaks(frame: np.ndarray, layout: BallotLayout, M: np.ndarray, dpi: float,
             x = centres[target][0] + rng.uniform(-0.4, 0.4) * inner_half
         else:
             x = rng.uniform(0.05 * w, 0.95 * w)
-        x0 = int(round(x - width / 2))
+        x0 = round(x - width / 2)
         x0, x1 = max(0, x0), min(w, x0 + width)
         dark = rng.random() < 0.65
         value = rng.uniform(30, 120) if dark else rng.uniform(240, 255)
@@ -911,6 +927,7 @@ def _jpeg(frame: np.ndarray, quality: int) -> None:
     assert ok, "JPEG encoding failed"
     del bgr
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None, "JPEG decoding failed"
     cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB, dst=frame)
 
 
@@ -944,8 +961,8 @@ def _foreign_item(kind: str, index: int, seed: int) -> CorpusItem:
         d["variant"] = "plain paper"
         papers, centre = [_rect_quad(0, 0, sheet.shape[1], sheet.shape[0])], (sheet.shape[1] / 2, sheet.shape[0] / 2)
     elif fk == "two_sheets":
-        sheet, papers, centre, variant = _two_sheets(election, style, layout, dpi, plan, rng, nrng)
-        d.update(variant)
+        sheet, papers, centre, scene_info = _two_sheets(election, style, layout, dpi, plan, rng, nrng)
+        d.update(scene_info)
     else:
         source_election, mode = election, None
         if fk == "other_election":
@@ -1073,8 +1090,8 @@ def _photocopy(sheet: np.ndarray, dpi: float, rng: random.Random, nrng: np.rando
     n = int(h * w * density)
     ys, xs = nrng.integers(0, h, n), nrng.integers(0, w, n)
     grey[ys, xs] = nrng.uniform(30, 110, n)
-    grey = cv2.GaussianBlur(grey, (0, 0), 0.6)
-    g8 = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
+    soft = cv2.GaussianBlur(grey, (0, 0), 0.6)
+    g8 = np.clip(soft + 0.5, 0, 255).astype(np.uint8)
     cv2.merge([g8, g8, g8], dst=sheet)
     return {"variant": "grey copy", "contrast": round(contrast, 3), "background": round(background, 1),
             "speckle_density": round(density, 7)}

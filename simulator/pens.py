@@ -75,12 +75,12 @@ class Pen:
     graphite: bool = False  # a pencil: its strokes are grainy and only partly cover the paper
 
     @staticmethod
-    def random(rng: random.Random) -> "Pen":
+    def random(rng: random.Random) -> Pen:
         name = rng.choices(list(INKS), weights=[5, 4, 1])[0]
         return Pen(INKS[name], rng.uniform(0.4, 0.8))
 
     @staticmethod
-    def named(name: str, width_mm: float, tone: int | None = None) -> "Pen":
+    def named(name: str, width_mm: float, tone: int | None = None) -> Pen:
         """A pen of one of ALL_INKS; for "pencil", `tone` (grey level 0-255 at full pressure) sets how
         hard the voter pressed."""
         if name not in ALL_INKS:
@@ -199,8 +199,8 @@ def _draw_graphite(img: np.ndarray, polylines: list[np.ndarray], tone: tuple[int
         cv2.polylines(cover, [np.round((pts - (x0, y0)) * 16).astype(np.int32)], False, 255, thickness=width,
                       lineType=cv2.LINE_AA, shift=4)
     grain_rng = np.random.default_rng(rng.getrandbits(64))
-    grain = grain_rng.uniform(0.45, 1.0, cover.shape).astype(np.float32)
-    alpha = cover.astype(np.float32) / 255.0 * grain * strength
+    grain = np.asarray(grain_rng.uniform(0.45, 1.0, cover.shape), np.float32)
+    alpha: np.ndarray = cover.astype(np.float32) / 255.0 * grain * strength
     if rubbed:
         alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.6, width / 2))
     patch = img[y0:y1, x0:x1].astype(np.float32)

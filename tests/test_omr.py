@@ -242,3 +242,19 @@ def test_ballot_on_paper_of_another_colour_is_foreign(election: Election) -> Non
     pink = np.clip(arr * np.array([1.0, 0.86, 0.9]), 0, 255).astype(np.uint8)  # the whole sheet tinted
     r = interpret(capture(pink, DPI, random.Random(6)), election, dpi=DPI)
     assert (r.verdict, r.reasons) == (Verdict.FOREIGN, (Reason.WRONG_PAPER,))
+
+
+@pytest.mark.parametrize("colour, width", [(30, 2), (30, 4), (250, 2), (250, 4)])
+def test_streak_from_dust_on_the_glass_stops_for_maintenance(election: Election, colour: int, width: int) -> None:
+    arr = marked(election, "V", {"l2": MarkStyle.X})
+    img, layout = render_ballot(election, "V", DPI)
+    x = 8 * 8 + next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "l2c3")[0] + 10  # through a column of boxes
+    arr[:, x:x + width] = colour
+    r = interpret(arr, election, dpi=DPI)
+    assert r.verdict == Verdict.UNREADABLE and r.reasons[0].startswith("scan_streak:")
+
+
+def test_no_streak_reported_on_clean_captures(election: Election) -> None:
+    for seed in range(6):
+        r = interpret(marked(election, "V", {"l6": MarkStyle.FILLED, "l6c1": MarkStyle.CHECK}, seed=seed), election, dpi=DPI)
+        assert r.verdict == Verdict.VALID, r.reasons
