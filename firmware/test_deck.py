@@ -32,8 +32,9 @@ What the deck covers
 The expected tally is computed here from the deck's intentions by the DOMAIN.md rules (`expected_outcome`),
 independently of omr.rules; it has the shape of `firmware.tally.tally()` serialized (`tally_to_json`).
 
-Output in DIR: one PNG per ballot (`NNN-STYLE.png`, rendered at --dpi with pen marks, a few mark styles and
-inks, no capture distortion: these are printed), `deck.pdf` (all pages, lossless, at their true size),
+Output in DIR: one PNG per ballot (`NNN-STYLE.png`, rendered at --dpi with pen marks - X, filled box, tick
+in black, blue and dark-blue ink, one pen per ballot - and no capture distortion: these are printed; 8-bit
+palette, see DeckPrinter), `deck.pdf` (all pages, lossless, at their true size),
 `deck.json` and `expected-tally.txt` (headings in the station's language). A small label in the stamp zone
 ("test deck, ballot n / N") lets the committee match pages to the listing; the stamp zone is where the
 station stamp goes and is never read as a vote.
@@ -160,6 +161,7 @@ RULES: dict[str, str] = {
     "candidates_of_two_lists": "candidates of two lists: invalid (more than one list)",
     "filler_blank": "contest left blank on purpose (the style's other contest needs more ballots)",
 }
+# The rules every deck must exercise, per contest kind (or list under not_applicable, with the reason).
 SINGLE_CHOICE_RULES = ("valid_full", "blank", "overvote", "overvote_all", "valid_partial")
 OPEN_LIST_RULES = ("blank", "list_only", "list_and_preferences", "candidates_only", "too_many_preferences_with_list",
                    "too_many_preferences_candidates_only", "two_list_boxes", "list_and_other_lists_candidate",
@@ -175,17 +177,28 @@ def plan_deck(election: Election, budget: int = BUDGET) -> Deck:
     """The deck for `election`: the richest pattern whose deck fits `budget` ballots (see the module doc)."""
     longest_list = max((len(pl.candidates) for c in election.contests for pl in c.lists), default=1)
     widest = max([len(c.candidates) for c in election.contests] + [len(c.lists) for c in election.contests])
-    tries = [Pattern(FULL, FULL, FULL, budget)]
-    tries += [Pattern(FULL, FULL, w, budget) for w in range(longest_list - 1, 1, -1)]
-    tries += [Pattern(w, w, 2, budget) for w in range(widest - 1, 1, -1)]
-    last: Deck | None = None
-    for pattern in tries:
-        deck = _plan(election, pattern)
-        if not deck.over_budget:
-            return deck
-        last = deck
-    assert last is not None
-    return last  # the smallest deck that still tells neighbours apart; run() says it is over budget
+    full = _plan(election, Pattern(FULL, FULL, FULL, budget))
+    if not full.over_budget:
+        return full
+    # Phase 1: lower the preference window; phase 2: then the candidate and list windows. The deck grows
+    # with the window (near enough: the largest fitting window is found by bisection, a few plans).
+    phases = [(lambda w: Pattern(FULL, FULL, w, budget), longest_list - 1),
+              (lambda w: Pattern(w, w, 2, budget), widest - 1)]
+    for make, top in phases:
+        lo, hi = 2, top  # the window we look for is in [lo, hi]
+        lo_deck = _plan(election, make(lo)) if lo <= top else None
+        if lo_deck is None or lo_deck.over_budget:
+            continue  # even window 2 is too big in this phase
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            deck = _plan(election, make(mid))
+            if deck.over_budget:
+                hi = mid - 1
+            else:
+                lo, lo_deck = mid, deck
+        return lo_deck
+    # the smallest deck that still tells neighbours apart; run() says it is over budget
+    return _plan(election, Pattern(2, 2, 2, budget))
 
 
 def _plan(election: Election, pattern: Pattern) -> Deck:
@@ -220,12 +233,16 @@ def _invalid(outcome: Outcome) -> dict[str, Any]:
     return {"outcome": outcome.value, "list": None, "candidates": []}
 
 
-def _take(remaining: dict[str, int], order: Sequence[str], k: int) -> list[str]:
-    """The k options with the most votes still to give (ties: ballot order), in ballot order; each loses one."""
+def _take(remaining: dict[str, int], order: Sequence[str], k: int, force: bool = False) -> list[str]:
+    """The k options with the most votes still to give (ties: ballot order), in ballot order; each loses one.
+    With `force`, a rule ballot that needs k marks gets them even when the pattern has fewer left: the
+    extra votes go beyond the pattern (only on tiny lists; the expected tally counts what is marked)."""
     pos = {o: i for i, o in enumerate(order)}
     ranked = sorted((o for o in order if remaining[o] > 0), key=lambda o: (-remaining[o], pos[o]))[:k]
     for o in ranked:
         remaining[o] -= 1
+    if force and len(ranked) < k:
+        ranked += [o for o in order if o not in ranked][:k - len(ranked)]
     return sorted(ranked, key=pos.__getitem__)
 
 
@@ -263,13 +280,14 @@ def _open_list_rows(contest: Contest, list_window: int, pref_window: int, na: di
     rule_list = max(lists, key=lambda pl: len(pl.candidates))  # first of the longest: room for every rule
     cid = contest.id
     invalid: list[ContestMarks] = [ContestMarks(cid, (), "blank", intended=_invalid(Outcome.BLANK))]
-    if len(lists) >= 2:
+    if len(lists) >= 2:  # first and second list, first and last, second (or first) and last: other columns
         a, b, z = lists[0], lists[1], lists[-1]
+        x = b if len(lists) >= 3 else a
         invalid += [
             ContestMarks(cid, (a.id, b.id), "two_list_boxes", intended=_invalid(Outcome.MULTIPLE_LISTS)),
             ContestMarks(cid, (a.id, z.candidates[0].id), "list_and_other_lists_candidate",
                          intended=_invalid(Outcome.MULTIPLE_LISTS)),
-            ContestMarks(cid, (b.candidates[0].id, z.candidates[-1].id), "candidates_of_two_lists",
+            ContestMarks(cid, (x.candidates[0].id, z.candidates[-1].id), "candidates_of_two_lists",
                          intended=_invalid(Outcome.MULTIPLE_LISTS)),
         ]
     else:
@@ -282,13 +300,15 @@ def _open_list_rows(contest: Contest, list_window: int, pref_window: int, na: di
     order = cands[r.id]
     # list + 1 .. m preferences, then candidates only (1 and m preferences), taken from the pattern
     for k in range(1, min(m, len(order)) + 1):
-        picked = _take(rem, order, k)
+        picked = _take(rem, order, k, force=True)
         valid[r.id].append(ContestMarks(cid, (r.id, *picked), "list_and_preferences", len(picked),
                                         _valid(r.id, picked)))
+    if m > len(order):
+        na[f"list_and_preferences_{len(order) + 1}..{m}"] = f"the longest list has {len(order)} candidates"
     if m == 0:
         na["list_and_preferences"] = na["candidates_only"] = "max_preferences is 0: no preferential votes"
-    for k in sorted({1, min(m, len(order))} - {0}):
-        picked = _take(rem, order, k)
+    for k in sorted({1, min(m, len(order))}) if m else ():
+        picked = _take(rem, order, k, force=True)
         valid[r.id].append(ContestMarks(cid, tuple(picked), "candidates_only", len(picked), _valid(r.id, picked)))
     if len(order) > m:
         over = tuple(order[:m + 1])
@@ -301,7 +321,7 @@ def _open_list_rows(contest: Contest, list_window: int, pref_window: int, na: di
             f"no list has more than max_preferences = {m} candidates")
     if m == 0:  # candidates can only be marked in a way that voids them: cover each list's candidates so
         for pl in lists:
-            if pl is not r:
+            if pl is not r or len(order) > 1:
                 valid[pl.id].append(ContestMarks(cid, (pl.id, *cands[pl.id]), "too_many_preferences_with_list",
                                                  len(cands[pl.id]), _valid(pl.id, [])))
     # the pattern: the remaining preferential votes, max_preferences per ballot, most-needed first
@@ -454,6 +474,12 @@ def check_deck(deck: Deck) -> dict[str, Any]:
         if not_marked or (contest.max_preferences and not_counted):
             raise DeckError(f"contest {contest.id}: options {not_marked or not_counted} are not covered by a valid "
                             "ballot (a bug in the planner)")
+        base = {name.rsplit("_", 1)[0] if name[-1].isdigit() else name for name in rules}
+        kinds = SINGLE_CHOICE_RULES if contest.kind == ContestKind.SINGLE_CHOICE else OPEN_LIST_RULES
+        missing = [r for r in kinds if r not in base and r not in deck.not_applicable[contest.id]]
+        if missing:
+            raise DeckError(f"contest {contest.id}: rules {missing} are neither exercised nor marked not applicable "
+                            "(a bug in the planner)")
         coverage[contest.id] = {"rules": rules, "options_marked_valid": len(options) - len(not_marked),
                                 "options": len(options), "not_applicable": deck.not_applicable[contest.id]}
     return coverage
@@ -568,9 +594,10 @@ def draw_ballot(election: Election, ballot: DeckBallot, total: int, dpi: float, 
 
 
 class PdfWriter:
-    """A multi-page PDF of RGB images, one page at a time (a long deck does not fit in memory at once):
-    each page is the image at its true size (px * 72 / dpi points), losslessly (Flate; a non-interlaced
-    8-bit RGB PNG's own compressed data is reused with the PNG predictor)."""
+    """A multi-page PDF of images written one page at a time (a long deck at 200 dpi does not fit in memory
+    at once, which rules out PIL's save_all): each page is the image at its true size (px * 72 / dpi points),
+    losslessly - the PNG's own compressed data (8-bit RGB or palette, non-interlaced) goes in unchanged with
+    the PNG predictor, as img2pdf does; anything else is deflated from raw RGB."""
 
     def __init__(self, fp: BinaryIO) -> None:
         self.fp = fp

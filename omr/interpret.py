@@ -166,7 +166,10 @@ def _why_no_marks(thumb: np.ndarray, reason: Reason, image_ppm: float) -> Reason
 STREAK_DARK_SHARE = 0.85  # a column dark along this share of the sheet is no print: print never does that
 STREAK_BRIDGE_MIN_ROWS = 12  # rows where a horizontal stroke crosses (both neighbours dark) to judge a column
 STREAK_BRIDGE_MAX = 0.15  # share of those rows where the column itself is dark: print ~0.6+, a white streak ~0
-STREAK_GAP_PX = 5  # neighbours this far each side: wider than a 4 px streak
+STREAK_MAX_WIDTH_PX = 6  # dust and scratches: 1-4 px (BENCHMARKS L2/L3)
+STREAK_BANDS = 8  # the sheet's length in bands, for the evidence of a white streak
+STREAK_MIN_BANDS = 3  # bands with crossing strokes needed to call a streak
+STREAK_GAP_PX = 7  # run centres this far each side: a 5 px run there ends >= 5 px away, clear of a 4 px streak
 
 
 def _streaks(grey: np.ndarray, found: Found) -> int | None:
@@ -178,8 +181,9 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
     streak is not."""
     h, w = grey.shape
     if found.sheet is not None:
-        x0, y0 = np.clip(found.sheet.min(axis=0), 0, None).astype(int)
-        x1, y1 = found.sheet.max(axis=0).astype(int)
+        # the axis-aligned rectangle inside the (skewed) sheet: the inner two of its corners' x and y
+        xs, ys = np.sort(found.sheet[:, 0]), np.sort(found.sheet[:, 1])
+        x0, x1, y0, y1 = int(max(0, xs[1])), int(xs[2]), int(max(0, ys[1])), int(ys[2])
         m = int(4 * found.mark_px / 7.0)  # stay 4 mm off the sheet's edge (shadow, bed)
         x0, y0, x1, y1 = x0 + m, y0 + m, min(w, x1 - m), min(h, y1 - m)
     else:
@@ -191,16 +195,44 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
     paper = float(np.percentile(region[::5, ::7], 90))
     dark = region < 0.5 * paper
     share = cv2.reduce(dark.view(np.uint8), 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
-    dark_cols = np.flatnonzero(share[g:-g] > STREAK_DARK_SHARE) + g
-    if len(dark_cols):
-        return int(dark_cols[0] + x0)
-    crossing = dark[:, : -2 * g] & dark[:, 2 * g:]  # for column c (offset g): columns c - g and c + g
-    bridged = crossing & dark[:, g:-g]
-    n_cross = cv2.reduce(crossing.view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    n_bridge = cv2.reduce(bridged.view(np.uint8), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    judged = n_cross >= STREAK_BRIDGE_MIN_ROWS
-    white = np.flatnonzero(judged & (n_bridge < STREAK_BRIDGE_MAX * np.maximum(n_cross, 1)))
-    return int(white[0] + g + x0) if len(white) else None
+    # Dark streak: a run of at most STREAK_MAX_WIDTH_PX columns dark along nearly the whole sheet. Wider
+    # runs are print: the security band of a sheet fed sideways lies along the feed too.
+    dark_cols = (share > STREAK_DARK_SHARE).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], dark_cols, [0]))))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start <= STREAK_MAX_WIDTH_PX and g <= start < len(share) - g:
+            return int(start + x0)
+    # White streak candidates: columns with much less ink than their neighbours (median of the columns
+    # 5..7 px away: a box's vertical outline is a one-column spike that must not count). Most such
+    # columns are just gaps in the print; each candidate is then judged on the horizontal strokes.
+    n = len(share)
+    padded = np.pad(share, 7, mode="edge")
+    around = np.median(np.stack([padded[7 + d:7 + d + n] for d in (-7, -6, -5, 5, 6, 7)]), axis=0)
+    candidates = np.flatnonzero((around > 0.02) & (share < 0.5 * around))
+    candidates = candidates[(candidates >= g + 2) & (candidates < n - g - 2)]
+    if len(candidates) > 64:
+        candidates = candidates[np.argsort(share[candidates] / around[candidates])[:64]]
+    for c in np.sort(candidates):
+        # rows where a horizontal stroke (a >= 5 px run) passes on both sides, g px away: box tops and
+        # bottoms, rules, letter bars. Letters' vertical strokes side by side do not count.
+        left = dark[:, c - g - 2:c - g + 3].all(axis=1)
+        right = dark[:, c + g - 2:c + g + 3].all(axis=1)
+        crossing = left & right
+        if np.count_nonzero(crossing) < STREAK_BRIDGE_MIN_ROWS:
+            continue
+        # Dust breaks strokes all along the sheet; a gap between two boxes breaks them in one place. So the
+        # evidence is judged in bands down the sheet: enough bands must have crossings, nearly all broken.
+        bands = np.array_split(np.arange(dark.shape[0]), STREAK_BANDS)
+        judged = broken = 0
+        for rows in bands:
+            cross = crossing[rows]
+            n_cross = int(np.count_nonzero(cross))
+            if n_cross >= 3:
+                judged += 1
+                broken += np.count_nonzero(cross & dark[rows, c]) < STREAK_BRIDGE_MAX * n_cross
+        if judged >= STREAK_MIN_BANDS and broken >= 0.8 * judged:
+            return int(c + x0)
+    return None
 
 
 # -- 3. ballot code ---------------------------------------------------------------------------

@@ -92,28 +92,30 @@ class MarkClassifier:
     the box holds a deliberate mark, as float64. Batched: one interpreter call for all N.
     """
 
-    def __init__(self, interpreter: Any, size: int) -> None:
+    def __init__(self, interpreter: Any, size: int, runtime: str) -> None:
         self._interpreter = interpreter
         self.size = size
+        self.runtime = runtime  # which package runs it: "tflite-runtime" or "ai-edge-litert"
         self._batch = 0
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_path: str | Path = MODEL_PATH) -> "MarkClassifier | None":
+    def load(cls, model_path: str | Path = MODEL_PATH, sha256: str | None = MODEL_SHA256) -> MarkClassifier | None:
         """The classifier for `model_path`, or None when no runtime is installed or the file is missing,
-        altered or not the expected network. Reads the file once per path (cached)."""
-        result = _load(str(model_path))
+        altered (its sha256 is not `sha256`; None skips that check, for training experiments only) or
+        not the expected network. Reads the file once per (path, sha256): cached."""
+        result = _load(str(model_path), sha256)
         return result if isinstance(result, MarkClassifier) else None
 
     @classmethod
-    def available(cls, model_path: str | Path = MODEL_PATH) -> bool:
+    def available(cls, model_path: str | Path = MODEL_PATH, sha256: str | None = MODEL_SHA256) -> bool:
         """True when a second opinion can be had: a runtime imports and the certified model loads."""
-        return cls.load(model_path) is not None
+        return cls.load(model_path, sha256) is not None
 
     @classmethod
-    def unavailable_reason(cls, model_path: str | Path = MODEL_PATH) -> str | None:
+    def unavailable_reason(cls, model_path: str | Path = MODEL_PATH, sha256: str | None = MODEL_SHA256) -> str | None:
         """Why `load` gives None (for the technician's self-test), or None when it does not."""
-        result = _load(str(model_path))
+        result = _load(str(model_path), sha256)
         return None if isinstance(result, MarkClassifier) else result.reason
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -152,43 +154,52 @@ class _Unavailable:
     reason: str
 
 
-def _import_interpreter() -> Any:
-    """The tflite Interpreter class: tflite-runtime first, else ai-edge-litert; None when neither imports."""
+def _runtimes() -> list[tuple[str, Any]]:
+    """The tflite Interpreter classes that import, in order of preference: tflite-runtime, then
+    ai-edge-litert (its successor, the one with wheels built for NumPy 2)."""
+    found = []
     try:
         from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found,import-untyped]
 
-        return Interpreter
+        found.append(("tflite-runtime", Interpreter))
     except ImportError:
         pass
     try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found,import-untyped,no-redef]
+        from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter  # type: ignore[import-not-found,import-untyped]
 
-        return Interpreter
+        found.append(("ai-edge-litert", LiteRtInterpreter))
     except ImportError:
-        return None
+        pass
+    return found
 
 
 @lru_cache(maxsize=4)
-def _load(model_path: str) -> MarkClassifier | _Unavailable:
-    interpreter_cls = _import_interpreter()
-    if interpreter_cls is None:
-        return _Unavailable("no tflite runtime installed (tflite-runtime or ai-edge-litert)")
+def _load(model_path: str, sha256: str | None) -> MarkClassifier | _Unavailable:
     try:
         content = Path(model_path).read_bytes()
     except OSError as exc:
         return _Unavailable(f"{model_path}: cannot read the model ({exc.strerror or exc})")
     digest = hashlib.sha256(content).hexdigest()
-    if Path(model_path) == MODEL_PATH and digest != MODEL_SHA256:
-        return _Unavailable(f"{model_path}: sha256 {digest[:16]}... is not the certified model {MODEL_SHA256[:16]}...")
-    try:
-        it = interpreter_cls(model_content=content, num_threads=1)
-        it.allocate_tensors()
-        ins, outs = it.get_input_details(), it.get_output_details()
-    except Exception as exc:  # the runtime raises ValueError/RuntimeError for a bad flatbuffer
-        return _Unavailable(f"{model_path}: the runtime refused the model ({exc})")
-    if len(ins) != 1 or len(outs) != 1 or ins[0]["dtype"] != np.float32 or outs[0]["dtype"] != np.float32:
-        return _Unavailable(f"{model_path}: expected one float32 input and one float32 output")
-    shape = tuple(int(v) for v in ins[0]["shape"])
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
-        return _Unavailable(f"{model_path}: input shape {shape} is not N x S x S x 1")
-    return MarkClassifier(it, shape[1])
+    if sha256 is not None and digest != sha256:
+        return _Unavailable(f"{model_path}: sha256 {digest[:16]}... is not the certified model's {sha256[:16]}...")
+    runtimes = _runtimes()
+    if not runtimes:
+        return _Unavailable("no tflite runtime installed (tflite-runtime or ai-edge-litert)")
+    failures = []
+    for name, interpreter_cls in runtimes:
+        try:
+            it = interpreter_cls(model_content=content, num_threads=1)
+            it.allocate_tensors()
+            ins, outs = it.get_input_details(), it.get_output_details()
+        # tflite-runtime 2.14 (its last release) imports under NumPy 2 but fails here with SystemError;
+        # a bad flatbuffer gives ValueError or RuntimeError. Either way: try the next runtime.
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        if len(ins) != 1 or len(outs) != 1 or ins[0]["dtype"] != np.float32 or outs[0]["dtype"] != np.float32:
+            return _Unavailable(f"{model_path}: expected one float32 input and one float32 output")
+        shape = tuple(int(v) for v in ins[0]["shape"])
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
+            return _Unavailable(f"{model_path}: input shape {shape} is not N x S x S x 1")
+        return MarkClassifier(it, shape[1], name)
+    return _Unavailable(f"{model_path}: no runtime could run the model ({'; '.join(failures)})")

@@ -49,12 +49,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Election, load_election  # noqa: E402
-from firmware.ballots import render_ballot  # noqa: E402
-from omr.layout import BallotLayout, layout_ballot  # noqa: E402
-from omr.second_opinion import CROP_PX, MODEL_PATH, crop_box, model_input  # noqa: E402
-from simulator.capture import CaptureProfile, capture  # noqa: E402
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark  # noqa: E402
+from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Election, load_election
+from firmware.ballots import render_ballot
+from omr.layout import BallotLayout
+from omr.second_opinion import CROP_PX, MODEL_PATH, crop_box, model_input
+from simulator.capture import CaptureProfile, capture
+from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 MARGINAL_BAND = (0.03, 0.08)  # config.election.OmrThresholds defaults: marginal, definite
 INNER_MARGIN_MM = 0.9  # as the interpreter: the scored inner area keeps 0.9 mm off the outline
@@ -301,7 +301,7 @@ def ballot_samples(plan: tuple[int, int, float, float], split: str, elections: d
     k = dpi / 25.4
     box_mm = layout.box_mm
     chosen = _spread_boxes(layout, cap, rng)
-    patch = Patch(k, box_mm, int(math.ceil((box_mm + 2 * PATCH_MARGIN_MM) * k)) | 1)
+    patch = Patch(k, box_mm, math.ceil((box_mm + 2 * PATCH_MARGIN_MM) * k) | 1)
     truth: list[tuple[int, int, str]] = []
     for bi in chosen:
         is_mark = rng.random() < 0.5
@@ -311,9 +311,9 @@ def ballot_samples(plan: tuple[int, int, float, float], split: str, elections: d
         layers = draw_stimulus(kind, patch, rng)
         if kind == "pens":
             light = rng.random() < 0.3
-            ink = DARK_INKS[4] if light else INKS[str(rng.choice(list(INKS)))]
+            pen_ink = DARK_INKS[4] if light else INKS[str(rng.choice(list(INKS)))]
             draw_mark(sheet, rect.px(dpi), MarkStyle(str(rng.choice([m.value for m in MarkStyle]))),
-                      Pen(ink, float(rng.uniform(0.3, 0.8))), dpi, prng)
+                      Pen(pen_ink, float(rng.uniform(0.3, 0.8))), dpi, prng)
         if rng.random() < 0.15 and kind not in ("empty",):  # a mark or a non-mark with company
             extra = str(rng.choice(["dust", "smudge", "fold"]))
             layers += draw_stimulus(extra, patch, rng)
@@ -477,7 +477,7 @@ def train(train_set: list[Sample], val_set: list[Sample], epochs: int) -> bytes:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["TF_DETERMINISTIC_OPS"] = "1"
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # oneDNN reorders float sums: results would vary by CPU
-    import tensorflow as tf  # dev-only: the device never imports TensorFlow
+    import tensorflow as tf  # type: ignore[import-untyped,import-not-found,unused-ignore]  # dev-only, never on the device
 
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -532,9 +532,9 @@ def _augment(samples: list[Sample], seed: int) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(model_path: Path, sets: dict[str, list[Sample]]) -> dict[str, object]:
     from omr.second_opinion import MarkClassifier
 
-    clf = MarkClassifier.load(model_path)
+    clf = MarkClassifier.load(model_path, sha256=None)  # a model just trained is not certified yet
     if clf is None:
-        raise SystemExit(f"cannot evaluate: {MarkClassifier.unavailable_reason(model_path)} - "
+        raise SystemExit(f"cannot evaluate: {MarkClassifier.unavailable_reason(model_path, None)} - "
                          "install ai-edge-litert or tflite-runtime beside TensorFlow")
     probs = {name: clf.classify(np.stack([s.crop for s in ss])) for name, ss in sets.items()}
     report: dict[str, object] = {}
@@ -578,7 +578,7 @@ def evaluate(model_path: Path, sets: dict[str, list[Sample]]) -> dict[str, objec
 
 def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, object]:
     pred = p >= 0.5
-    return {"n": int(len(y)), "accuracy": round(float((pred == (y == 1)).mean()), 4) if len(y) else None,
+    return {"n": len(y), "accuracy": round(float((pred == (y == 1)).mean()), 4) if len(y) else None,
             "confusion": {"mark_as_mark": int((pred & (y == 1)).sum()), "mark_as_not": int((~pred & (y == 1)).sum()),
                           "not_as_mark": int((pred & (y == 0)).sum()), "not_as_not": int((~pred & (y == 0)).sum())}}
 

@@ -126,14 +126,7 @@ def draw_non_mark(img: np.ndarray, rect_px: list[int] | tuple[int, int, int, int
         pen = pen or Pen(INKS["black"], 0.5)
         diameter_mm = rng.uniform(0.3, HESITATION_DOT_MAX_MM)
         cx, cy = x + w * rng.uniform(0.25, 0.75), y + h * rng.uniform(0.25, 0.75)
-        # the anti-aliased edge adds about half a pixel all round: keep the whole dot within its diameter
-        radius = max(0.5, diameter_mm * k / 2 - 0.5)
-        if pen.graphite:
-            _draw_graphite(img, [np.array([[cx, cy], [cx + 0.01, cy]])], pen.ink, max(1, round(2 * radius)),
-                           strength=1.0, rng=rng)
-        else:
-            cv2.circle(img, (round(cx * 16), round(cy * 16)), round(radius * 16), pen.ink, thickness=-1,
-                       lineType=cv2.LINE_AA, shift=4)
+        _draw_dot(img, cx, cy, diameter_mm * k / 2, pen, rng)
     elif kind == NonMark.SMUDGE:
         cx, cy = x + w * rng.uniform(0.2, 0.8), y + h * rng.uniform(0.2, 0.8)
         sx, sy = rng.uniform(0.8, 2.0) * k, rng.uniform(0.6, 1.6) * k  # Gaussian sigmas, px
@@ -205,6 +198,23 @@ def _draw_graphite(img: np.ndarray, polylines: list[np.ndarray], tone: tuple[int
         alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.6, width / 2))
     patch = img[y0:y1, x0:x1].astype(np.float32)
     patch += (np.array(tone, np.float32) - patch) * alpha[:, :, None]
+    img[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+
+
+def _draw_dot(img: np.ndarray, cx: float, cy: float, radius: float, pen: Pen, rng: random.Random) -> None:
+    """A disc with an anti-aliased edge that stays inside `radius` (pixel centres at integer coordinates):
+    a 0.8 mm dot never spreads past 0.8 mm."""
+    h, w = img.shape[:2]
+    x0, y0 = max(0, int(np.floor(cx - radius))), max(0, int(np.floor(cy - radius)))
+    x1, y1 = min(w, int(np.ceil(cx + radius)) + 1), min(h, int(np.ceil(cy + radius)) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    cover = np.clip(radius - np.hypot(xx - cx, yy - cy), 0.0, 1.0)
+    if pen.graphite:
+        cover *= np.asarray(np.random.default_rng(rng.getrandbits(64)).uniform(0.45, 1.0, cover.shape), np.float32)
+    patch = img[y0:y1, x0:x1].astype(np.float32)
+    patch += (np.array(pen.ink, np.float32) - patch) * cover[:, :, None]
     img[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
 
 
