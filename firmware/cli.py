@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     deck.add_argument("--out", type=Path, required=True, help="directory for the deck (PNG/PDF pages, expected tally)")
     deck.add_argument("--dpi", type=float, default=200.0)
     deck.add_argument("--key", type=Path, help="CEC ballot-code signing key (PEM); default: the TEST key")
+    deck.add_argument("--mode", choices=["test", "official"], default="test",
+                      help="ballot codes of test (specimen) ballots, read only by a box in test mode (default), or "
+                           "official codes: castable pre-marked ballots, sensitive material")
     deck.set_defaults(run=lambda a: __import__("firmware.test_deck", fromlist=["run"]).run(a))
 
     bench = sub.add_parser("bench", help="benchmarks (print figures, write JSON)").add_subparsers(metavar="WHAT")

@@ -39,8 +39,10 @@ palette, see DeckPrinter), `deck.pdf` (all pages, lossless, at their true size),
 ("test deck, ballot n / N") lets the committee match pages to the listing; the stamp zone is where the
 station stamp goes and is never read as a vote.
 
-The ballots carry the election's own ballot code (mode as in the definition): a deck made from an
-official package is a stack of castable pre-marked ballots and is handled as sensitive material.
+By default the ballots carry test (specimen) ballot codes: a box set up for the official day refuses them
+(reason test_ballot), so the L&A test runs with the box in test mode and a lost page can never be cast.
+`--mode official` makes a deck with official codes: a stack of castable pre-marked ballots, handled as
+sensitive material.
 """
 
 from __future__ import annotations
@@ -995,6 +997,10 @@ def run(args: Any) -> int:
     from omr.layout import LayoutError
 
     election = load_election(args.election)
+    if getattr(args, "mode", "test") == "test" and election.mode != "test":
+        # A deck is specimen ballots by default: a box on an official day refuses them (reason test_ballot),
+        # so a lost page can never be cast. The L&A test runs with the box set up in test mode.
+        election = election.model_copy(update={"mode": "test"})
     if not 50 <= args.dpi <= 1200:
         raise UserError(f"--dpi {args.dpi}: give 50 to 1200")
     try:

@@ -70,7 +70,7 @@ def test_deck_files_and_size(deck_dir: Path, deck: dict[str, Any], capsys: pytes
     assert len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == n
     text = (deck_dir / "expected-tally.txt").read_text(encoding="utf-8")
     assert "Važeći glasački listići" in text and "Glasovi za liste" in text  # station language: bs
-    assert f"{n} / {n}" not in text  # the page label is on the pages, not in the listing
+    assert "NEVAŽEĆI" in text and "VAŽEĆI" in text  # per ballot, what the panel must show
 
 
 def test_every_candidate_and_list_is_covered_with_distinct_counts(deck: dict[str, Any], election: Election) -> None:
@@ -240,7 +240,8 @@ _READER: dict[str, Any] = {}
 
 
 def _reader_init(election_path: str) -> None:
-    election = load_election(election_path)
+    # the L&A test runs with the box in test mode: the deck carries test (specimen) ballot codes
+    election = load_election(election_path).model_copy(update={"mode": "test"})
     _READER["election"] = election
     try:
         from firmware.ballots import references_for
@@ -289,6 +290,16 @@ def test_interpreting_the_deck_reproduces_the_expected_tally(deck_dir: Path, dec
     assert not wrong, f"{len(wrong)} deck ballots misread:\n" + "\n".join(wrong[:10])
     got_tally = tally_to_json(tally(election, cvrs), [c["style"] for c in cvrs])
     assert got_tally == deck["expected_tally"]
+
+
+def test_an_official_day_box_refuses_deck_ballots(deck_dir: Path, deck: dict[str, Any], election: Election) -> None:
+    """A deck page that goes astray can never be cast: its code says test ballot."""
+    from omr.interpret import interpret
+    from omr.types import Reason, Verdict
+
+    with Image.open(deck_dir / deck["ballots"][0]["file"]) as im:
+        result = interpret(np.array(im.convert("RGB")), election, dpi=DPI)
+    assert (result.verdict, result.reasons) == (Verdict.FOREIGN, (Reason.TEST_BALLOT,))
 
 
 # -- bad input ------------------------------------------------------------------------------------
