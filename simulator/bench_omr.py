@@ -408,6 +408,7 @@ def _json_default(o: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------
 def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=max(110, Console().width))
@@ -470,7 +471,7 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
         for reason, count in report["flag_reasons"].items():
             flag_codes[reason.split(":")[0]] += count
         for reason in sorted(set(report["return_reasons"]) | set(flag_codes)):
-            r.add_row(reason, str(report["return_reasons"].get(reason, "")), str(flag_codes.get(reason, "")))
+            r.add_row(escape(reason), str(report["return_reasons"].get(reason, "")), str(flag_codes.get(reason, "")))
         console.print(r)
 
     bad_rows = []
@@ -485,8 +486,9 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
         for col in ("feature", "value", "sheets", "silent / accepted", "flags", "returns", "correct"):
             w.add_column(col, justify="left" if col in ("feature", "value") else "right")
         for _, _, feat, val, cnt in sorted(bad_rows, key=lambda x: (-x[0], -x[1]))[:30]:
-            w.add_row(feat, val, str(cnt["n"]), str(cnt.get("silent_misread", 0) + cnt.get("foreign_accept", 0)),
-                      str(cnt.get("flag", 0)), str(cnt.get("return", 0)), str(cnt.get("correct", 0)))
+            silent = cnt.get("silent_misread", 0) + cnt.get("foreign_accept", 0)
+            w.add_row(feat, escape(val), str(cnt["n"]), str(silent), str(cnt.get("flag", 0)), str(cnt.get("return", 0)),
+                      str(cnt.get("correct", 0)))
         console.print(w)
 
     causes = report["box_causes"]
@@ -497,7 +499,7 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
             b.add_column(col, justify="right")
         names = sorted({k for v in causes.values() for k in v})
         for name in names:
-            b.add_row(name, *(str(causes[k].get(name, "")) for k in ("phantom", "missed", "marginal_marked",
+            b.add_row(escape(name), *(str(causes[k].get(name, "")) for k in ("phantom", "missed", "marginal_marked",
                                                                       "marginal_unmarked")))
         console.print(b)
 
@@ -507,7 +509,7 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
             fk.add_column(col, justify="left" if col in ("kind", "verdicts / reasons") else "right")
         for kind, cnt in report["foreign_by_kind"].items():
             detail = ", ".join(f"{k} {v}" for k, v in sorted(cnt.items()) if ":" in k)
-            fk.add_row(kind, str(cnt["n"]), str(cnt.get("rejected", 0)), str(cnt.get("accepted", 0)), detail)
+            fk.add_row(kind, str(cnt["n"]), str(cnt.get("rejected", 0)), str(cnt.get("accepted", 0)), escape(detail))
         console.print(fk)
 
     for label, key in (("Silent misreads", "silent_misreads"), ("Foreign sheets accepted", "foreign_accepts")):
@@ -516,8 +518,9 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
             console.print(f"[bold red]{label}[/] (first 10 of {len(rows)}):")
             for r in rows[:10]:
                 wrong = "; ".join(f"{e['box']} [{', '.join(e['causes'])}]" for e in r["phantom"] + r["missed"])
-                console.print(f"  {r['item']}: expected {r['expected_verdict']}, read {r['verdict']} "
-                              f"{r['reasons']} {r['contests'] or ''} {('wrong boxes: ' + wrong) if wrong else ''}")
+                console.print(escape(f"  {r['item']}: expected {r['expected_verdict']}, read {r['verdict']} "
+                                     f"{r['reasons']} {r['contests'] or ''} "
+                                     f"{('wrong boxes: ' + wrong) if wrong else ''}"))
     console.print(f"JSON: {path}")
     if fail_dir is not None:
         console.print(f"failure images: {fail_dir}/")
