@@ -239,12 +239,16 @@ class OmrThresholds(_Strict):
 
     definite: Annotated[float, Field(gt=0, lt=1)] = 0.08
     marginal: Annotated[float, Field(gt=0, lt=1)] = 0.03
-    ink_level: Annotated[int, Field(ge=1, le=254)] = 150  # grey level (0-255, after normalisation) below which a pixel is ink
+    ink_level: Annotated[int, Field(ge=1, le=254)] = 150  # dark ink: below this share (of 255) of the paper level
+    # light ink (pencil, faint pens; also smudges and erasures, which the stroke analysis then rejects)
+    light_level: Annotated[int, Field(ge=1, le=254)] = 205
 
     @model_validator(mode="after")
     def _order(self) -> "OmrThresholds":
         if self.marginal >= self.definite:
             raise ValueError(f"omr: marginal {self.marginal} must be below definite {self.definite}")
+        if self.light_level <= self.ink_level:
+            raise ValueError(f"omr: light_level {self.light_level} must be above ink_level {self.ink_level}")
         return self
 
 

@@ -328,7 +328,12 @@ def _paper_level(thumb: np.ndarray, thumb_ppm: float) -> np.ndarray:
 
 
 def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election: Election, paper: np.ndarray,
-                 thumb_scale: float) -> list[BoxScore]:
+                 thumb_scale: float, covered: set[int] = frozenset()) -> list[BoxScore]:  # type: ignore[assignment]
+    """Score every box. Three stages, each box leaving at the first that decides it:
+      dark ink (ballpoint, felt tip: below ink_level of the paper) covering >= definite  -> mark
+      light ink (below light_level: adds pencil, smudges, erasures) covering < marginal   -> empty
+      otherwise: stroke analysis (_stroke_fill) -> mark / marginal / empty
+    `covered`: indices of boxes under a stamp - never read, always marginal (the box is named)."""
     boxes = layout.boxes
     H = geometry.homography
     centres = np.array([(b.rect.cx, b.rect.cy) for b in boxes], dtype=np.float64)
@@ -345,27 +350,89 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
     y1 = np.clip(np.round(img_c[:, 1] + half), 0, h).astype(np.int64)
     ty = np.clip(np.round(img_c[:, 1] * thumb_scale).astype(np.int64), 0, paper.shape[0] - 1)
     tx = np.clip(np.round(img_c[:, 0] * thumb_scale).astype(np.int64), 0, paper.shape[1] - 1)
-    threshold = paper[ty, tx].astype(np.float64) * election.omr.ink_level / 255.0
+    level = paper[ty, tx].astype(np.float64)
+    th = election.omr
     area = (x1 - x0) * (y1 - y0)
     if len(boxes) <= PATCH_SCORING_MAX_BOXES:
-        sums = np.zeros(len(boxes))
+        dark, light = np.zeros(len(boxes)), np.zeros(len(boxes))
         for i in range(len(boxes)):
             patch = rgb[y0[i]:y1[i], x0[i]:x1[i]]
             ink = patch if patch.ndim == 2 else patch.min(axis=2)
-            sums[i] = np.count_nonzero(ink < threshold[i])
+            dark[i] = np.count_nonzero(ink < level[i] * th.ink_level / 255.0)
+            light[i] = np.count_nonzero(ink < level[i] * th.light_level / 255.0)
     else:
-        sums = _region_sums(rgb, paper, thumb_scale, election.omr.ink_level, x0, x1, y0, y1)
-    fills = np.where(area > 0, sums / np.maximum(area, 1), 0.0)
-    # a box whose inner area is cut off by the image edge cannot be read: score it as marginal, so the
-    # contest is ambiguous with the box named rather than read as empty
-    expected_area = (2 * half) ** 2
-    cropped = area < 0.8 * expected_area
-    th = election.omr
+        dark = _region_sums(rgb, paper, thumb_scale, th.ink_level, x0, x1, y0, y1)
+        light = _region_sums(rgb, paper, thumb_scale, th.light_level, x0, x1, y0, y1)
+    safe = np.maximum(area, 1)
+    dark_fill, light_fill = dark / safe, light / safe
+    # a box whose inner area is cut off by the image edge cannot be read: marginal, so the contest is
+    # ambiguous with the box named rather than read as empty
+    cropped = area < 0.8 * (2 * half) ** 2
     out = []
-    for b, fill, cut in zip(boxes, fills, cropped):
-        mark = "marginal" if cut else "mark" if fill >= th.definite else "marginal" if fill >= th.marginal else "empty"
-        out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(float(fill), 4), mark))
+    for i, b in enumerate(boxes):
+        fill = float(dark_fill[i])
+        if cropped[i] or i in covered:
+            mark = "marginal"
+        elif fill >= th.definite:
+            mark = "mark"
+        elif light_fill[i] < th.marginal:
+            mark = "empty"
+        else:
+            fill, mark = _stroke_mark(rgb, img_c[i], half[i], local[i], level[i], th.definite, th.marginal)
+        out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark))
     return out
+
+
+# Stroke analysis of a box with faint or little ink. Darkness d = 1 - pixel / paper.
+#  - strokes: the white top-hat of d with a 1.2 mm disc keeps anything narrower than the disc at full
+#    darkness (pen and pencil lines, however blurred by the camera) and removes wide soft blobs (smudges);
+#    erasures are too faint to pass STROKE_MIN. Isolated blobs under DOT_MAX_MM2 (hesitation dots) go.
+#  - filling: a box filled in pencil is wide too, so the top-hat loses it; the share of the box darker
+#    than FILL_DARKNESS catches it. A smudge never darkens most of a box; part of one, it is flagged.
+STROKE_DISC_MM = 1.2
+STROKE_MIN = 0.18  # top-hat darkness of a stroke pixel (graphite at full pressure ~0.45, light hand ~0.25)
+DOT_MAX_MM2 = 0.8  # a 1 mm dot is ~0.8 mm2; the shortest deliberate tick is several mm2
+FILL_DARKNESS = 0.2
+FILLED_SHARE = 0.55  # of the inner area darker than FILL_DARKNESS: a filled box
+UNCLEAR_SHARE = 0.25  # a large faint area that is neither: a person must look
+
+
+def _stroke_mark(rgb: np.ndarray, centre: np.ndarray, half: float, ppm: float, paper_level: float,
+                 definite: float, marginal: float) -> tuple[float, str]:
+    """(fill, mark) of a box from its strokes and its filling, see above."""
+    pad = int(round(1.5 * ppm))
+    cx, cy = int(round(centre[0])), int(round(centre[1]))
+    r = int(round(half))
+    h, w = rgb.shape[:2]
+    X0, Y0, X1, Y1 = max(0, cx - r - pad), max(0, cy - r - pad), min(w, cx + r + pad), min(h, cy + r + pad)
+    patch = rgb[Y0:Y1, X0:X1]
+    if patch.size == 0:
+        return 0.0, "marginal"
+    ink = (patch if patch.ndim == 2 else patch.min(axis=2)).astype(np.float32)
+    d = np.clip(1.0 - ink / max(paper_level, 1.0), 0.0, 1.0)
+    disc = int(round(STROKE_DISC_MM * ppm)) | 1
+    tophat = cv2.morphologyEx(d, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
+    strokes = (tophat > STROKE_MIN).astype(np.uint8)
+    # Graphite's grain breaks a pencil stroke into fragments: group what lies within 0.4 mm before judging
+    # a blob's size, so that only a truly isolated small blob counts as a hesitation dot.
+    grow = max(1, int(round(0.4 * ppm)))
+    groups = cv2.dilate(strokes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    n, labels = cv2.connectedComponents(groups, connectivity=8)
+    if n > 1:
+        sizes = np.bincount(labels[strokes > 0], minlength=n)  # stroke pixels per group
+        dots = np.flatnonzero(sizes <= DOT_MAX_MM2 * ppm * ppm)
+        strokes[np.isin(labels, dots[dots > 0])] = 0
+    iy0, ix0 = cy - r - Y0, cx - r - X0
+    sl = (slice(max(0, iy0), iy0 + 2 * r), slice(max(0, ix0), ix0 + 2 * r))
+    if strokes[sl].size == 0:
+        return 0.0, "marginal"
+    stroke_fill = float(strokes[sl].mean())
+    filled = float((d[sl] > FILL_DARKNESS).mean())
+    if stroke_fill >= definite or filled >= FILLED_SHARE:
+        return max(stroke_fill, filled), "mark"
+    if stroke_fill >= marginal or filled >= UNCLEAR_SHARE:
+        return max(stroke_fill, filled), "marginal"
+    return stroke_fill, "empty"
 
 
 def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_level: int,
