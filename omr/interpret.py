@@ -23,7 +23,7 @@ import numpy as np
 from config.election import Election
 from omr.ballot_code import verify_code
 from omr.layout import BallotLayout, layout_ballot
-from omr.reference import StyleReference, outside_ink
+from omr.reference import FINE_PPM, StyleReference, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
 from omr.rules import ballot_verdict, decide_contest
 from omr.types import BoxScore, Interpretation, Reason, Verdict
@@ -87,7 +87,8 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         return Interpretation(Verdict.FOREIGN, (not_original,), style=code.style)
 
     paper = _paper_level(thumb, found.thumb_ppm)
-    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale)
+    reference = (references or {}).get(code.style)
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference)
     emit("scores", scores)
 
     results = []
@@ -97,8 +98,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
 
-    stray = outside_ink(thumb, paper, geometry.homography, found.scale, layout,
-                        (references or {}).get(code.style))
+    stray = outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference)
     emit("outside_ink", stray)
     if stray:
         # Election Law 5.17: a name or sign written on the ballot may make it invalid - a person decides.
@@ -328,12 +328,13 @@ def _paper_level(thumb: np.ndarray, thumb_ppm: float) -> np.ndarray:
 
 
 def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election: Election, paper: np.ndarray,
-                 thumb_scale: float, covered: set[int] = frozenset()) -> list[BoxScore]:  # type: ignore[assignment]
+                 thumb_scale: float, reference: StyleReference | None = None) -> list[BoxScore]:
     """Score every box. Three stages, each box leaving at the first that decides it:
       dark ink (ballpoint, felt tip: below ink_level of the paper) covering >= definite  -> mark
       light ink (below light_level: adds pencil, smudges, erasures) covering < marginal   -> empty
-      otherwise: stroke analysis (_stroke_fill) -> mark / marginal / empty
-    `covered`: indices of boxes under a stamp - never read, always marginal (the box is named)."""
+      otherwise: stroke analysis (_stroke_mark) -> mark / marginal / empty
+    A box read as anything but empty is then checked for foreign ink around it (_surroundings): a
+    stamp or writing over a box puts lines in it that look like a voter's; such a box is marginal."""
     boxes = layout.boxes
     H = geometry.homography
     centres = np.array([(b.rect.cx, b.rect.cy) for b in boxes], dtype=np.float64)
@@ -371,7 +372,7 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
     out = []
     for i, b in enumerate(boxes):
         fill = float(dark_fill[i])
-        if cropped[i] or i in covered:
+        if cropped[i]:
             mark = "marginal"
         elif fill >= th.definite:
             mark = "mark"
@@ -379,8 +380,58 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
             mark = "empty"
         else:
             fill, mark = _stroke_mark(rgb, img_c[i], half[i], local[i], level[i], th.definite, th.marginal)
+        if mark != "empty" and _surroundings(rgb, H, layout, i, level[i], th.light_level, reference) >= FOREIGN_AROUND:
+            mark = "marginal"
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark))
     return out
+
+
+# Foreign ink around a box. A stamp put carelessly over a box (the 2024 pilot's lesson), a signature or a
+# line drawn across the ballot, puts strokes in a box that look like a voter's. They also leave ink
+# around the box, where a voter's mark does not reach (marks overrun their box by 1-3 mm): in the
+# annulus AROUND_MM from the box, with the printed ballot (reference) and every box's own area removed.
+AROUND_MM = (4.0, 9.0)
+FOREIGN_AROUND = 0.008  # share of that annulus inked: a faint stamp gives >= 0.013, a voter's clean mark 0.000-0.004 (L1, L2 measured)
+
+
+def _surroundings(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, index: int, paper_level: float,
+                  light_level: int, reference: StyleReference | None) -> float:
+    b = layout.boxes[index].rect
+    reach = AROUND_MM[1]
+    k = FINE_PPM
+    x0, y0 = b.x - reach, b.y - reach
+    size = (int(round((b.w + 2 * reach) * k)), int(round((b.h + 2 * reach) * k)))
+    # the window in layout space (k px/mm) -> image: H . T(x0, y0) . S(1/k)
+    M = H @ np.array([[1 / k, 0, x0], [0, 1 / k, y0], [0, 0, 1]])
+    win = cv2.warpPerspective(rgb, M, size, flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+    ink = (win if win.ndim == 2 else win.min(axis=2)) < paper_level * light_level / 255.0
+    area = np.zeros(size[::-1], np.uint8)
+    inner, outer = int(round((reach - AROUND_MM[0]) * k)), int(round((reach - AROUND_MM[1]) * k))
+    cv2.rectangle(area, (outer, outer), (size[0] - 1 - outer, size[1] - 1 - outer), 1, -1)
+    cv2.rectangle(area, (inner, inner), (size[0] - 1 - inner, size[1] - 1 - inner), 0, -1)
+    for other in layout.boxes:  # every box and its marks' overrun are a voter's, not foreign
+        o = other.rect
+        if abs(o.cx - b.cx) < reach + o.w and abs(o.cy - b.cy) < reach + o.h:
+            cv2.rectangle(area, (int((o.x - 2.5 - x0) * k), int((o.y - 2.5 - y0) * k)),
+                          (int((o.x + o.w + 2.5 - x0) * k), int((o.y + o.h + 2.5 - y0) * k)), 0, -1)
+    if reference is not None and reference.fine.shape[0] > 0:
+        fx0, fy0 = int(round(x0 * k)), int(round(y0 * k))
+        ref = np.zeros(size[::-1], np.uint8)
+        sy0, sx0 = max(0, fy0), max(0, fx0)
+        sy1, sx1 = min(reference.fine.shape[0], fy0 + size[1]), min(reference.fine.shape[1], fx0 + size[0])
+        if sy1 > sy0 and sx1 > sx0:
+            ref[sy0 - fy0:sy1 - fy0, sx0 - fx0:sx1 - fx0] = reference.fine[sy0:sy1, sx0:sx1]
+        printed = cv2.dilate(ref, np.ones((5, 5), np.uint8)) > 0  # +-0.5 mm: the fit's residual, blur
+    else:
+        printed = np.zeros(size[::-1], bool)
+        for t in layout.texts:  # no reference: text lines are printed areas
+            r = t.rect
+            cv2.rectangle(area, (int((r.x - x0) * k), int((r.y - y0) * k)),
+                          (int((r.x + r.w - x0) * k), int((r.y + r.h - y0) * k)), 0, -1)
+    region = area.astype(bool) & ~printed
+    n = int(region.sum())
+    return float((ink & region).sum() / n) if n > 20 else 0.0
 
 
 # Stroke analysis of a box with faint or little ink. Darkness d = 1 - pixel / paper.

@@ -20,6 +20,7 @@ import numpy as np
 from omr.layout import BallotLayout
 
 REF_PPM = 2.0  # px/mm of the comparison canvas: 0.5 mm cells, finer than any handwriting stroke
+FINE_PPM = 4.0  # px/mm of the reference used around a box (glyphs and the gaps between them)
 PRINT_TOLERANCE_MM = 1.5  # printed ink is allowed this far from where the reference has it (registration)
 BOX_MARGIN_MM = 3.0  # marks overrun their box: ink this close to a box is a mark, not writing
 EDGE_MARGIN_MM = 4.0  # the sheet's edge, shadows and the feeder bed
@@ -33,6 +34,7 @@ INK_DARKNESS = 0.6  # of the local paper level: firm ink only (pencil traces and
 class StyleReference:
     style: str
     ink: np.ndarray  # bool, layout height x width at REF_PPM: printed ink, dilated by PRINT_TOLERANCE_MM
+    fine: np.ndarray  # uint8 0/255, printed ink at FINE_PPM, undilated: what a box's surroundings should show
 
 
 def build_reference(style: str, printed_rgb: np.ndarray, dpi: float) -> StyleReference:
@@ -44,7 +46,10 @@ def build_reference(style: str, printed_rgb: np.ndarray, dpi: float) -> StyleRef
     small = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) > 0  # any ink in a cell counts
     r = int(round(PRINT_TOLERANCE_MM * REF_PPM))
     grown = cv2.dilate(small.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    return StyleReference(style, grown.astype(bool))
+    fw = round(mask.shape[1] * FINE_PPM / (dpi / 25.4))
+    fh = round(mask.shape[0] * FINE_PPM / (dpi / 25.4))
+    fine = ((cv2.resize(mask, (fw, fh), interpolation=cv2.INTER_AREA) > 48) * 255).astype(np.uint8)
+    return StyleReference(style, grown.astype(bool), fine)
 
 
 def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, thumb_scale: float,
