@@ -106,8 +106,12 @@ def _render_cached(digest: str, style_id: str, dpi: float, mode: str, carrier: _
     for t in layout.texts:
         _draw_text(draw, t, k)
     if mode == "test":
-        font = load_font(round(14 * k), bold=True)
-        draw.text((img.width // 2, img.height // 2), "PROBNI / ПРОБНИ", font=font, fill=(150, 150, 150), anchor="mm")
+        # A specimen says so in the footer, beside the stamp zone - never over a box, where its ink
+        # would read as votes.
+        font = load_font(round(6 * k), bold=True)
+        n = layout.note
+        draw.text((n.x * k, (n.y + 6) * k), "PROBNI LISTIĆ", font=font, fill=(110, 110, 110), anchor="lm")
+        draw.text((n.x * k, (n.y + 16) * k), "ПРОБНИ ЛИСТИЋ", font=font, fill=(110, 110, 110), anchor="lm")
     return img
 
 

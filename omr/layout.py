@@ -91,6 +91,7 @@ class BallotLayout:
     registration: tuple[Rect, Rect, Rect, Rect]  # top-left, top-right, bottom-right, bottom-left
     code: Rect
     band: Rect  # the security band (style.security_colour)
+    note: Rect  # beside the stamp zone: printed notices ("PROBNI LISTIĆ" on specimens), never a box
     stamp: Rect
     boxes: tuple[BoxSpec, ...]
     texts: tuple[TextSpec, ...]
@@ -190,6 +191,8 @@ class _Layouter:
             code=Rect(self.w - MARGIN_MM - CODE_MM + 3, MARK_INSET_MM + MARK_MM + 2, CODE_MM, CODE_MM),
             band=Rect(MARGIN_MM, BAND_Y_MM, self.w - 2 * MARGIN_MM, BAND_H_MM),
             stamp=Rect(MARGIN_MM, height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4, STAMP_W_MM, STAMP_H_MM),
+            note=Rect(MARGIN_MM + STAMP_W_MM + 8, height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4,
+                      min(90.0, self.w - 2 * MARGIN_MM - STAMP_W_MM - 10), STAMP_H_MM),
             boxes=tuple(self.boxes),
             texts=tuple(self.texts),
             box_mm=self.g.box_mm,

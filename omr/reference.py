@@ -93,6 +93,7 @@ def _allowed(layout: BallotLayout, reference: StyleReference | None, shape: tupl
     fill(layout.band.x, layout.band.y, layout.band.w, layout.band.h, 1.5)
     s = layout.stamp
     fill(s.x, s.y, s.w, s.h, STAMP_MARGIN_MM)
+    fill(layout.note.x, layout.note.y, layout.note.w, layout.note.h, 1.0)
     e = int(EDGE_MARGIN_MM * REF_PPM)
     mask[:e, :] = mask[-e:, :] = 1
     mask[:, :e] = mask[:, -e:] = 1

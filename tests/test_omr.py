@@ -258,3 +258,12 @@ def test_no_streak_reported_on_clean_captures(election: Election) -> None:
     for seed in range(6):
         r = interpret(marked(election, "V", {"l6": MarkStyle.FILLED, "l6c1": MarkStyle.CHECK}, seed=seed), election, dpi=DPI)
         assert r.verdict == Verdict.VALID, r.reasons
+
+
+def test_specimen_ballot_prints_nothing_over_the_boxes(election: Election) -> None:
+    """The specimen wording of a test ballot must not read as votes in test mode."""
+    test_mode = election.model_copy(update={"mode": "test"})
+    for style in ("N", "V"):
+        img, _ = render_ballot(test_mode, style, 100.0)
+        r = interpret(np.array(img), test_mode, dpi=100.0)
+        assert r.verdict == Verdict.INVALID and all(s.mark == "empty" for s in r.scores), r.reasons
