@@ -33,7 +33,7 @@ MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must 
 SCALE_BOUNDS = (0.985, 1.015)  # print scale accepted (issue 3: below 0.985 rejected)
 RESIDUAL_MAX_MM = 0.45  # a box's inner area keeps 0.9 mm from its outline: half of that is the budget
 FIDUCIAL_BOXES = 12
-CODE_WINDOW_MM = 46.0
+CODE_WINDOW_MM = 38.0  # around the predicted centre: the 28 mm code, perspective and a cropped square's error
 
 # The code's centre relative to the layout's top-right registration square, in layout mm (left along
 # the top edge, down the right edge). Both hang off the top-right corner, so it is the same on every
