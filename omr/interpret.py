@@ -76,7 +76,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if k is None:
         return Interpretation(Verdict.UNREADABLE, (Reason.BAD_GEOMETRY,), style=code.style)
 
-    geometry = fit(layout, found, k, grey, image_ppm_known=dpi is not None)
+    geometry = fit(layout, found, k, grey, image_ppm=dpi / 25.4 if dpi else None)
     emit("fit", geometry)
     if isinstance(geometry, Reason):
         return Interpretation(Verdict.UNREADABLE, (geometry,), style=code.style)
