@@ -71,6 +71,9 @@ class CameraSettings(_Strict):
     width: Annotated[int, Field(ge=320, le=9152)] = 2339
     height: Annotated[int, Field(ge=240, le=6944)] = 1654
     exposure_us: Annotated[int, Field(ge=50, le=100000)] = 4000
+    # grey level of a genuine ballot's paper under the feeder's LEDs at this exposure, measured with the
+    # calibration sheet at provisioning: paper much darker than this is not ballot paper (Art. 21(10))
+    white_level: Annotated[float, Field(ge=60, le=255)] = 250.0
 
 
 class DeviceSettings(_Strict):

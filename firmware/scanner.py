@@ -283,7 +283,7 @@ class ScannerService:
         if b.image is None:  # capture failed: already returning
             return None
         b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi,  # type: ignore[attr-defined]
-                                     references=self.references)
+                                     references=self.references, white=b.image.white_level)  # type: ignore[attr-defined]
         b.image = None  # the image is never kept
         return BallotEvent.INTERPRETED
 

@@ -20,6 +20,7 @@ class BallotImage:
 
     pixels: np.ndarray
     dpi: float
+    white_level: float | None = None  # calibrated paper white (see config.device.CameraSettings)
 
     def __post_init__(self) -> None:
         if self.pixels.dtype != np.uint8 or self.pixels.ndim not in (2, 3):

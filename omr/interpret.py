@@ -37,15 +37,22 @@ INNER_MARGIN_MM = 0.9
 CODE_POSITION_TOLERANCE_MM = 8.0
 # Boxes beyond which scoring switches from per-box patches to one integral image over their region.
 PATCH_SCORING_MAX_BOXES = 120
+# Two sheets fed off-register by 1-6 mm show as one bigger outline with corners where neither sheet
+# reaches; a single flat sheet's corners are sharp to 0.25 mm (L1/L2 corpus). A folded or torn corner
+# looks the same and is refused the same way: flat, one by one. (The feeder's double-sheet sensor
+# catches sheets fed in exact register.)
+DOUBLE_SHEET_STEP_MM = 1.2
 # Share of the sheet that must be ink for a sheet without squares or code to count as printed at all.
 BLANK_SHEET_INK = 0.002
 
 
 def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
-              references: dict[str, StyleReference] | None = None, trace: Trace | None = None) -> Interpretation:
+              references: dict[str, StyleReference] | None = None, white: float | None = None,
+              trace: Trace | None = None) -> Interpretation:
     """Interpret one ballot image (H x W grey or H x W x 3 RGB, uint8).
 
-    `dpi` is the capture's calibrated resolution when known. `references` (style id -> the printed
+    `dpi` is the capture's calibrated resolution when known; `white` the calibrated grey level of genuine
+    ballot paper (then paper much darker is refused: grey or recycled paper). `references` (style id -> the printed
     ballot's ink, see omr.reference) enables the check for writing anywhere outside the boxes; without
     it only the layout's blank areas are checked."""
     emit = trace or (lambda stage, value: None)
@@ -59,6 +66,10 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     emit("registration_marks", found)
     if isinstance(found, Reason):
         return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found, ppm_guess),))
+
+    if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_STEP_MM:
+        # a second sheet sticks out from under the first: give both back, to be fed one by one
+        return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
     streak = _streaks(grey, found)
     emit("streaks", streak)
@@ -81,7 +92,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if isinstance(geometry, Reason):
         return Interpretation(Verdict.UNREADABLE, (geometry,), style=code.style)
 
-    not_original = _print_check(rgb, geometry.homography, layout, election.style(code.style))
+    not_original = _print_check(rgb, geometry.homography, layout, election.style(code.style), white)
     emit("print_check", not_original)
     if not_original is not None:
         return Interpretation(Verdict.FOREIGN, (not_original,), style=code.style)
@@ -94,7 +105,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     results = []
     for contest in election.contests_of(code.style):
         marked = {s.candidate or s.list for s in scores if s.contest == contest.id and s.mark == "mark"}
-        marginal = {s.candidate or s.list for s in scores if s.contest == contest.id and s.mark == "marginal"}
+        marginal = {s.candidate or s.list: s.why for s in scores if s.contest == contest.id and s.mark == "marginal"}
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
 
@@ -299,7 +310,11 @@ BAND_HUE_TOLERANCE = 0.22  # distance between the normalised band / paper colour
 PAPER_TINT_TOLERANCE = 0.10  # normalised paper colour vs the style's paper colour
 
 
-def _print_check(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, style: Any) -> Reason | None:
+PAPER_WHITE_MIN = 0.92  # of the calibrated white: the LEDs and the exposure are fixed; uneven light is local
+
+
+def _print_check(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, style: Any,
+                 white: float | None = None) -> Reason | None:
     if rgb.ndim == 2:
         return Reason.NOT_ORIGINAL  # a grey image cannot show the band: originality is not established
     band = layout.band
@@ -310,12 +325,15 @@ def _print_check(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, style: An
     paper_pts = [(x, y) for x in xs for y in ys]
     band_rgb = _sample(rgb, H, band_pts)
     paper_rgb = _sample(rgb, H, paper_pts)
+    brightest = _sample(rgb, H, paper_pts, percentile=90)  # uneven light darkens part of the sheet
     if band_rgb is None or paper_rgb is None or min(paper_rgb) < 1:
         return Reason.NOT_ORIGINAL
     expect_paper = np.array([int(style.colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
     expect_band = np.array([int(style.security_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
     if np.max(np.abs(paper_rgb / paper_rgb.max() - expect_paper / expect_paper.max())) > PAPER_TINT_TOLERANCE:
         return Reason.WRONG_PAPER
+    if white and brightest is not None and brightest.max() < PAPER_WHITE_MIN * white * expect_paper.max() / 255.0:
+        return Reason.WRONG_PAPER  # neutral but grey: not the ballot paper
     ratio = band_rgb / paper_rgb
     want = expect_band / expect_paper
     if (ratio.max() - ratio.min()) / max(ratio.max(), 1e-6) < BAND_MIN_SATURATION:
@@ -325,13 +343,14 @@ def _print_check(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, style: An
     return None
 
 
-def _sample(rgb: np.ndarray, H: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray | None:
-    """Median colour of 3 x 3 px patches at layout points (mm) -> RGB; None if all fall off the image."""
+def _sample(rgb: np.ndarray, H: np.ndarray, pts: list[tuple[float, float]], percentile: float = 50) -> np.ndarray | None:
+    """A percentile (median) of the colours of 3 x 3 px patches at layout points (mm); None if most fall
+    off the image."""
     img = cv2.perspectiveTransform(np.array(pts, dtype=np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
     h, w = rgb.shape[:2]
     samples = [rgb[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(axis=0)
                for x, y in img if 1 <= x < w - 2 and 1 <= y < h - 2]
-    return np.median(np.array(samples), axis=0) if len(samples) >= len(pts) // 2 else None
+    return np.percentile(np.array(samples), percentile, axis=0) if len(samples) >= len(pts) // 2 else None
 
 
 # -- 5. box scores ----------------------------------------------------------------------------
@@ -396,9 +415,10 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
             mark = "empty"
         else:
             fill, mark = _stroke_mark(rgb, img_c[i], half[i], local[i], level[i], th.definite, th.marginal)
+        why = ""
         if mark != "empty" and _surroundings(rgb, H, layout, i, level[i], th.light_level, reference) >= FOREIGN_AROUND:
-            mark = "marginal"
-        out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark))
+            mark, why = "marginal", Reason.INK_ACROSS_BOX
+        out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark, why))
     return out
 
 

@@ -57,6 +57,7 @@ class Found:
     corners: np.ndarray  # 4 x 2 square centres at the sheet corners (clockwise), one possibly inferred
     inferred: int | None  # index of the corner square that was inferred, if any
     mark_px: float  # measured side of a square in image px (-> image px/mm before the layout is known)
+    corner_gaps_mm: tuple[float, ...] = ()  # per sheet corner: how far the outline keeps off the corner
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
     paper = float(np.percentile(thumb[::3, ::3], 90))  # subsampled: the paper level, not a fine statistic
     if paper < 60:
         return Reason.NO_REGISTRATION  # no lit paper in view
-    sheet = _sheet_corners(thumb, paper)
+    sheet, gaps_px = _sheet_corners(thumb, paper)
     frame = sheet if sheet is not None else np.array([[0, 0], [thumb.shape[1], 0], [thumb.shape[1], thumb.shape[0]],
                                                       [0, thumb.shape[0]]], dtype=np.float64)
     reach = CORNER_REACH_MM * thumb_ppm * (1.0 if sheet is not None else 1.6)
@@ -107,7 +108,7 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
         inferred = i
     pts = np.array(corners, dtype=np.float64) / f
     return Found(scale=f, thumb_ppm=thumb_ppm, sheet=None if sheet is None else sheet / f, corners=pts, inferred=inferred,
-                 mark_px=float(np.median(sizes)) / f)
+                 mark_px=float(np.median(sizes)) / f, corner_gaps_mm=tuple(g / thumb_ppm for g in gaps_px))
 
 
 def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[float, float],
@@ -129,29 +130,71 @@ def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[fl
     return best
 
 
-def _sheet_corners(thumb: np.ndarray, paper: float) -> np.ndarray | None:
-    """Corners of the lit sheet against the darker feeder bed, clockwise from the top-left-most; None
-    when the sheet fills the view (a scan or a rendered file) and there is no bed to see."""
+def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, list[float]]:
+    """Corners of the lit sheet against the darker feeder bed, clockwise from the top-left-most, and per
+    corner how far (thumb px) the outline keeps off it. Two sheets fed off-register make one bigger
+    outline with two diagonally opposite corners missing; a torn or folded corner is one. (None, [])
+    when the sheet fills the view (a scan, a rendered file) or the frame cuts it."""
     # the edge lies halfway between the bed's and the paper's brightness (a fixed share of the paper level
     # would put it inside a blurred edge and measure the sheet too small)
     bed = float(np.percentile(thumb[::3, ::3], 3))
     level = (bed + paper) / 2 if bed < 0.6 * paper else 0.55 * paper
     _, bright = cv2.threshold(thumb, level, 255, cv2.THRESH_BINARY)
+    # open: a white streak crossing the bed is a thin bright line, not sheet; close: print is not a hole
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
-        return None
+        return None, []
     c = max(contours, key=cv2.contourArea)
     x, y, bw, bh = cv2.boundingRect(c)
     H, W = thumb.shape
     if x <= 1 and y <= 1 and x + bw >= W - 1 and y + bh >= H - 1:
-        return None  # touches all four edges: no bed visible
+        return None, []  # touches all four edges: no bed visible
     if cv2.contourArea(c) < 0.2 * H * W:
-        return None
+        return None, []
     quad = cv2.approxPolyDP(c, 0.02 * cv2.arcLength(c, True), True).reshape(-1, 2).astype(np.float64)
     if len(quad) != 4:
         quad = cv2.boxPoints(cv2.minAreaRect(c)).astype(np.float64)
-    return _clockwise(quad)
+    quad = _clockwise(quad)
+    pts = c.reshape(-1, 2)
+    if (pts[:, 0] <= 2).any() or (pts[:, 1] <= 2).any() or (pts[:, 0] >= W - 3).any() or (pts[:, 1] >= H - 3).any():
+        return quad, []  # cut by the frame: its outline says nothing
+    quad = _robust_sides(pts.astype(np.float64), quad)
+    gaps = [float(np.min(np.hypot(*(pts - q).T))) for q in quad]
+    return _clockwise(quad), [gaps[i] for i in np.argsort([np.arctan2(*(q - quad.mean(0))[::-1]) for q in quad])]
+
+
+def _robust_sides(pts: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Refit the quadrilateral's four sides to where most of the outline runs: the points near each side
+    vote for its offset (the mode, so a second sheet's step or a torn corner does not pull it), then the
+    inliers give its direction; adjacent sides intersect in the corners."""
+    lines = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        d = (b - a) / max(np.hypot(*(b - a)), 1e-9)
+        nrm = np.array([-d[1], d[0]])
+        t = (pts - a) @ d
+        off = (pts - a) @ nrm
+        length = np.hypot(*(b - a))
+        near = (t > 0.1 * length) & (t < 0.9 * length) & (np.abs(off) < 0.06 * length)
+        if near.sum() < 10:
+            lines.append((a, d))
+            continue
+        hist, edges = np.histogram(off[near], bins=max(8, int(np.ptp(off[near])) + 1))
+        mode = (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2
+        inl = pts[near][np.abs(off[near] - mode) < 1.5]
+        vx, vy, x0, y0 = cv2.fitLine(inl.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
+    corners = []
+    for i in range(4):
+        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
+        A = np.array([d1, -d2]).T
+        if abs(np.linalg.det(A)) < 1e-9:
+            return quad
+        t = np.linalg.solve(A, p2 - p1)
+        corners.append(p1 + t[0] * d1)
+    return np.array(corners)
 
 
 def _clockwise(quad: np.ndarray) -> np.ndarray:

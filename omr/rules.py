@@ -12,11 +12,13 @@ from config.election import Contest, ContestKind
 from omr.types import INVALID_OUTCOMES, ContestResult, Outcome, Reason, Verdict
 
 
-def decide_contest(contest: Contest, marked: set[str], marginal: set[str]) -> ContestResult:
-    """`marked` / `marginal`: box ids of the contest ("<list id>" for a list box, "<candidate id>")."""
+def decide_contest(contest: Contest, marked: set[str], marginal: set[str] | dict[str, str]) -> ContestResult:
+    """`marked` / `marginal`: box ids of the contest ("<list id>" for a list box, "<candidate id>");
+    `marginal` may map each box to its Reason code (default marginal_mark)."""
     if marginal:
+        why = marginal if isinstance(marginal, dict) else {b: Reason.MARGINAL_MARK for b in marginal}
         return ContestResult(contest.id, Outcome.AMBIGUOUS,
-                             reasons=tuple(f"{Reason.MARGINAL_MARK}:{contest.id}/{b}" for b in sorted(marginal)))
+                             reasons=tuple(f"{why[b] or Reason.MARGINAL_MARK}:{contest.id}/{b}" for b in sorted(why)))
     if contest.kind == ContestKind.SINGLE_CHOICE:
         return _single_choice(contest, marked)
     return _open_list(contest, marked)

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     MULTIPLE_LISTS = "multiple_lists"
     PREFERENCES_VOID = "preferences_void"  # open list: > max_preferences candidates -> list vote only
     MARGINAL_MARK = "marginal_mark"  # a box's ink is between marginal and definite
+    INK_ACROSS_BOX = "ink_across_box"  # a stamp or writing runs across the box: it cannot be read
     # ballot level
     NO_REGISTRATION = "no_registration"  # registration marks not found
     BAD_GEOMETRY = "bad_geometry"  # marks found but they do not fit the layout (scale, skew, crop)
@@ -50,6 +51,7 @@ class Reason(StrEnum):
     WRONG_PAPER = "wrong_paper"  # paper of another colour than the genuine ballots (Art. 21(10))
     IMAGE_INVALID = "image_invalid"  # not an image we can read at all
     SCAN_STREAK = "scan_streak"  # a line along the feed (dust on the glass): maintenance, "code:column"
+    DOUBLE_SHEET = "double_sheet"  # two sheets fed at once (their outline shows it): fed one by one
     BLANK_SHEET = "blank_sheet"  # a sheet with no print: blank paper, or a ballot fed face down
     INK_OUTSIDE_BOXES = "ink_outside_boxes"  # writing or signs outside the boxes (Election Law 5.17), "code:x,y" mm
 
@@ -80,6 +82,7 @@ class BoxScore:
     candidate: str | None
     fill: float  # fraction of the inner box covered by ink, 0..1
     mark: str  # "mark" | "marginal" | "empty"
+    why: str = ""  # for a marginal box: the Reason code (default marginal_mark)
 
     @property
     def box_id(self) -> str:

@@ -167,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 _REFERENCES: dict[str, Any] = {}
+CALIBRATED_WHITE = 250.0  # the corpus' white paper under even light, as the camera's calibration would record
 
 
 def _safe_interpret(interpret: Any, item: CorpusItem) -> tuple[Any, str | None]:
@@ -177,7 +178,8 @@ def _safe_interpret(interpret: Any, item: CorpusItem) -> tuple[Any, str | None]:
     if digest not in _REFERENCES:
         _REFERENCES[digest] = references_for(item.election)
     try:
-        return interpret(item.image, item.election, dpi=item.dpi, references=_REFERENCES[digest]), None
+        return interpret(item.image, item.election, dpi=item.dpi, references=_REFERENCES[digest],
+                         white=CALIBRATED_WHITE), None
     except Exception as exc:  # noqa: BLE001 - a crash is a finding, not the end of the benchmark
         return None, f"{type(exc).__name__}: {exc}"
 

@@ -167,6 +167,7 @@ class SimCamera:
     def __init__(self, election: Election, path: PaperPath, rng: random.Random, dpi: float = 200.0,
                  profile: CaptureProfile = MILD) -> None:
         self.election, self.path, self.rng, self.dpi, self.profile = election, path, rng, dpi, profile
+        self.white_level = 250.0  # "calibrated" like a real camera: white paper under the twin's light
         self.fail_next = False
         self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once
 
@@ -191,7 +192,8 @@ class SimCamera:
         if sheet is None:
             # An empty imaging position photographs the bare bed: the interpreter finds no ballot there.
             return BallotImage(np.full((600, 400, 3), 55, np.uint8), self.dpi)
-        return BallotImage(capture(self.printed_and_marked(sheet), self.dpi, self.rng, self.profile), self.dpi)
+        return BallotImage(capture(self.printed_and_marked(sheet), self.dpi, self.rng, self.profile), self.dpi,
+                           white_level=self.white_level)
 
     def self_test(self) -> DeviceStatus:
         return DeviceStatus("ballot_camera", True, f"{self.dpi:.0f} dpi, LED ok")

@@ -99,7 +99,7 @@ class PiBallotCamera:
                 "restart the box; if it persists, the camera configuration is wrong",
             )
         pixels = np.ascontiguousarray(frame[:, :, ::-1])  # [B, G, R] -> [R, G, B]
-        return BallotImage(pixels, dpi=self._settings.dpi)
+        return BallotImage(pixels, dpi=self._settings.dpi, white_level=self._settings.white_level)
 
     def self_test(self) -> DeviceStatus:
         try:
