@@ -13,7 +13,7 @@ import numpy as np
 import segno
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from config.election import Election
 from firmware.fonts import load_font
@@ -145,31 +145,37 @@ def _draw_text(draw: ImageDraw.ImageDraw, t: TextSpec, k: float) -> None:
     x, y, w, h = t.rect.px(k * 25.4)
     bold = t.role in _BOLD
     if t.role in ("list", "candidate"):
-        top_mm = min(h / k * 0.40, 3.4)
-        _fit_line(draw, t.latn, x, y + h * 0.36, w, top_mm, k, bold)
+        top_mm = min(t.rect.h * 0.40, 3.4)
+        _fit_line(draw, t.latn, x, y + h * 0.36, t.rect.w, top_mm, k, bold)
         if t.cyrl:
-            _fit_line(draw, t.cyrl, x + round(0.4 * k), y + h * 0.78, w, top_mm * 0.78, k, False, fill=(60, 60, 60))
+            _fit_line(draw, t.cyrl, x + round(0.4 * k), y + h * 0.78, t.rect.w, top_mm * 0.78, k, False,
+                      fill=(60, 60, 60))
         return
     text = f"{t.latn}  ·  {t.cyrl}" if t.cyrl and t.role == "station" else t.latn
-    font = load_font(max(6, round(_ROLE_MM[t.role] * k)), bold=bold)
-    if draw.textlength(text, font=font) > w:
+    if _length_mm(text, _ROLE_MM[t.role], bold) > t.rect.w:
         text = t.latn
-    _fit_line(draw, text, x, y + h / 2, w, _ROLE_MM[t.role], k, bold)
+    _fit_line(draw, text, x, y + h / 2, t.rect.w, _ROLE_MM[t.role], k, bold)
 
 
-def _fit_line(draw: ImageDraw.ImageDraw, text: str, x: float, cy: float, w: float, size_mm: float, k: float,
-              bold: bool, fill: tuple[int, int, int] = INK) -> None:
+# Text is fitted (font size, ellipsis) in millimetres at a fixed resolution, then drawn at the target
+# dpi: the printed ballot has one geometry, whatever the render's dpi (the interpreter's printed
+# reference, rendered at 100 dpi, must match a 200-dpi capture).
+_FIT_K = 300 / 25.4
+
+
+def _length_mm(text: str, size_mm: float, bold: bool) -> float:
+    return load_font(max(6, round(size_mm * _FIT_K)), bold=bold).getlength(text) / _FIT_K
+
+
+def _fit_line(draw: ImageDraw.ImageDraw, text: str, x: float, cy: float, width_mm: float, size_mm: float,
+              k: float, bold: bool, fill: tuple[int, int, int] = INK) -> None:
     size = size_mm
-    font = load_font(max(6, round(size * k)), bold=bold)
-    while draw.textlength(text, font=font) > w and size > size_mm * 0.6:
+    while _length_mm(text, size, bold) > width_mm and size > size_mm * 0.6:
         size *= 0.92
-        font = load_font(max(6, round(size * k)), bold=bold)
-    draw.text((x, cy), _ellipsize(draw, text, font, w), font=font, fill=fill, anchor="lm")
+    if _length_mm(text, size, bold) > width_mm:
+        while text and _length_mm(text + "…", size, bold) > width_mm:
+            text = text[:-1]
+        text += "…"
+    draw.text((x, cy), text, font=load_font(max(6, round(size * k)), bold=bold), fill=fill, anchor="lm")
 
 
-def _ellipsize(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
