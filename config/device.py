@@ -102,7 +102,7 @@ class DeviceSettings(_Strict):
 
 
 class DeviceSettingsError(ValueError):
-    pass
+    """Device settings that cannot be used; the message names the file, field and value."""
 
 
 def load_device_settings(path: str | Path = DEFAULT_DEVICE) -> DeviceSettings:

@@ -45,7 +45,7 @@ def references_for(election: Election, key: Ed25519PrivateKey | None = None) -> 
 
 
 class BallotKeyError(ValueError):
-    pass
+    """The ballot-code signing key cannot be used; the message names the file and what to do."""
 
 
 def load_signing_key(path: str | Path = TEST_KEY) -> Ed25519PrivateKey:

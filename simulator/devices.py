@@ -158,7 +158,7 @@ class SimFeeder:
         return DeviceStatus("feeder", ok, "motor, 6 sensors: ok" if ok else "paper in path or cover open")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
 
 class SimCamera:
@@ -199,7 +199,7 @@ class SimCamera:
         return DeviceStatus("ballot_camera", True, f"{self.dpi:.0f} dpi, LED ok")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
 
 class SimPanel:
@@ -226,7 +226,7 @@ class SimPanel:
         return DeviceStatus("panel", True, "display and buttons ok")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
 
 class SimPrinter:
@@ -250,7 +250,7 @@ class SimPrinter:
         return DeviceStatus("printer", not self.paper_out, "paper ok" if not self.paper_out else "out of paper")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
 
 class SimSwitches:
@@ -274,7 +274,7 @@ class SimSwitches:
                             f"lid {'closed' if self.state.lid_closed else 'OPEN'}")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
 
 @dataclass
