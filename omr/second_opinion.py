@@ -9,7 +9,9 @@ exactly as without the model. The engine keeps every guarantee when no runtime i
 Two pieces, used the same way by training (scripts/train_mark_classifier.py) and at run time:
   crop_box       pure: ink image + where the box is -> a normalised S x S uint8 crop of the box
   MarkClassifier the small network in omr/models/mark_classifier.tflite, run by tflite-runtime or, where
-                 that is not installed, by ai-edge-litert (the same interpreter under its new name)
+                 that is missing or cannot run it, by ai-edge-litert (the same interpreter under its new
+                 name). tflite-runtime's last release (2.14) is built for NumPy 1: under NumPy 2 it
+                 imports, prints NumPy's warning once and fails to load; ai-edge-litert then runs it.
 
 Disk access: the model file is read once, by `MarkClassifier.load()` (cached per path, checked against
 MODEL_SHA256 so that only the certified model ever runs). Call it when the scanner starts, not inside
@@ -33,7 +35,15 @@ MODEL_PATH = Path(__file__).resolve().parent / "models" / "mark_classifier.tflit
 # The certified model: a file with another hash is refused (available() is False), so that swapping the
 # model cannot change how ballots are read without changing the software hash printed on the zero report.
 # scripts/train_mark_classifier.py prints this value; omr/models/README.md records it.
-MODEL_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+MODEL_SHA256 = "0f50c44e8c158f07eb5702cbc4a59bf8857c97d0ce75e253cdccaf2be4254267"
+
+# The integration thresholds that belong to this model (they change with it; omr/models/README.md has
+# the figures). A marginal box is settled only when the model is at least this sure: p >= MARK_AT reads
+# as a mark, p <= EMPTY_AT as empty, anything between stays marginal (ambiguous, box named). Each is the
+# worst case over the 6,613 marginal-band crops of validation and test with a margin (halfway to 0 or 1):
+# at them no true mark there was read empty and no non-mark read as a mark, nor on the corpus check.
+MARK_AT = 0.999983
+EMPTY_AT = 1.7e-05
 
 # Crop side in pixels. 32 px over a 6 mm window (a 5 mm box) is ~5.3 px/mm: a 0.3 mm ballpoint line is
 # still 1.6 px wide, and a 32 x 32 input keeps the network small (~20 k weights) and a batch fast.
@@ -140,6 +150,11 @@ class MarkClassifier:
             it.invoke()
             p = np.array(it.get_tensor(out), dtype=np.float64).reshape(batch)
         return p[:n]
+
+
+def settle(p: float) -> str | None:
+    """The second opinion on one marginal box: "mark", "empty", or None (it stays marginal)."""
+    return "mark" if p >= MARK_AT else "empty" if p <= EMPTY_AT else None
 
 
 def model_input(crops: np.ndarray) -> np.ndarray:
