@@ -41,7 +41,7 @@ PATCH_SCORING_MAX_BOXES = 120
 # reaches; a single flat sheet's corners are sharp to 0.25 mm (L1/L2 corpus). A folded or torn corner
 # looks the same and is refused the same way: flat, one by one. (The feeder's double-sheet sensor
 # catches sheets fed in exact register.)
-DOUBLE_SHEET_STEP_MM = 1.2
+DOUBLE_SHEET_CORNER_GAP_MM = 1.2
 # Share of the sheet that must be ink for a sheet without squares or code to count as printed at all.
 BLANK_SHEET_INK = 0.002
 
@@ -67,7 +67,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if isinstance(found, Reason):
         return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found, ppm_guess),))
 
-    if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_STEP_MM:
+    if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_CORNER_GAP_MM:
         # a second sheet sticks out from under the first: give both back, to be fed one by one
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 

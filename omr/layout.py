@@ -182,6 +182,7 @@ class _Layouter:
             plan.place(self, y)
             y += plan.height
         self._footer(height)
+        stamp_y = _stamp_y(height)
         return BallotLayout(
             election_id=self.e.id,
             style=self.s.id,
@@ -190,9 +191,8 @@ class _Layouter:
             registration=_registration(self.w, height),
             code=Rect(self.w - MARGIN_MM - CODE_MM + 3, MARK_INSET_MM + MARK_MM + 2, CODE_MM, CODE_MM),
             band=Rect(MARGIN_MM, BAND_Y_MM, self.w - 2 * MARGIN_MM, BAND_H_MM),
-            stamp=Rect(MARGIN_MM, height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4, STAMP_W_MM, STAMP_H_MM),
-            note=Rect(MARGIN_MM + STAMP_W_MM + 8, height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4,
-                      min(90.0, self.w - 2 * MARGIN_MM - STAMP_W_MM - 10), STAMP_H_MM),
+            stamp=Rect(MARGIN_MM, stamp_y, STAMP_W_MM, STAMP_H_MM),
+            note=Rect(MARGIN_MM + STAMP_W_MM + 8, stamp_y, min(90.0, self.w - 2 * MARGIN_MM - STAMP_W_MM - 10), STAMP_H_MM),
             boxes=tuple(self.boxes),
             texts=tuple(self.texts),
             box_mm=self.g.box_mm,
@@ -216,7 +216,7 @@ class _Layouter:
             self._text("instructions", x, 40, w, 5, instr[0].cyrl or "", "")
 
     def _footer(self, height: float) -> None:
-        stamp_y = height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4
+        stamp_y = _stamp_y(height)
         self._text("footer", MARGIN_MM, stamp_y - 11, 90, 4.5, "Uputstvo za glasanje: na poleđini listića", "")
         self._text("footer", MARGIN_MM, stamp_y - 6, 90, 4.5, "Упутство за гласање: на полеђини листића", "")
         self._text("stamp", MARGIN_MM + 2, stamp_y + 2, STAMP_W_MM - 4, 4, "Pečat biračkog mjesta", "Печат")
@@ -307,6 +307,11 @@ def _pack_height(heights: list[float], ncols: int) -> float:
         else:
             hi = mid
     return hi
+
+
+def _stamp_y(height: float) -> float:
+    """Top of the stamp zone: above the bottom registration squares, with 4 mm to spare."""
+    return height - MARK_INSET_MM - MARK_MM - STAMP_H_MM - 4
 
 
 def _registration(w: float, h: float) -> tuple[Rect, Rect, Rect, Rect]:

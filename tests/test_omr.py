@@ -198,7 +198,6 @@ def test_one_missing_square_is_inferred_and_checked(election: Election) -> None:
 
 
 def test_two_sheets_fed_together_are_given_back(election: Election) -> None:
-    import cv2
     img, _ = render_ballot(election, "N", DPI)
     top = np.array(img)
     h, w = top.shape[:2]
