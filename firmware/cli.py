@@ -88,12 +88,17 @@ def _parser() -> argparse.ArgumentParser:
                            help="ballot kind: mayor (A4, 8 candidates), council (30 x 35 long ballot) or mixed")
     bench_omr.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the JSON figures")
     bench_omr.add_argument("--keep-failures", action="store_true", help="save the images of misreads and flags")
+    bench_omr.add_argument("--second-opinion", choices=["on", "off"], default="on",
+                           help="consult the learned second opinion on marginal boxes, as the box does (default on);"
+                                " off = the classical engine alone, for the comparison")
     bench_omr.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["run"]).run(a))
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
     interp.add_argument("--election", type=Path, required=True)
     interp.add_argument("--dpi", type=float, help="capture resolution, if the image does not record it")
+    interp.add_argument("--no-second-opinion", action="store_true",
+                        help="the classical engine alone: do not consult the learned model on marginal boxes")
     interp.add_argument("images", nargs="+", type=Path)
     interp.set_defaults(run=_interpret)
 
@@ -209,9 +214,11 @@ def _interpret(args: argparse.Namespace) -> int:
 
     from firmware.ballots import references_for
     from omr.interpret import interpret
+    from omr.second_opinion import MarkClassifier
 
     election = load_election(args.election)
     references = references_for(election)
+    model = None if args.no_second_opinion else MarkClassifier.load()
     worst = EXIT_OK
     for path in args.images:
         record: dict[str, Any] = {"image": str(path)}
@@ -231,7 +238,7 @@ def _interpret(args: argparse.Namespace) -> int:
             worst = EXIT_CHECK_FAILED
             continue
         t0 = time.perf_counter()
-        result = interpret(pixels, election, dpi=dpi, references=references)
+        result = interpret(pixels, election, dpi=dpi, references=references, second_opinion=model)
         ms = (time.perf_counter() - t0) * 1000
         record.update(result.to_json())
         record["orientation"] = result.orientation

@@ -90,6 +90,10 @@ class ScannerService:
         self.usage = Usage()
         from firmware.ballots import references_for
         self.references = references_for(election)  # printed ballots, for the ink-outside-boxes check
+        from omr.second_opinion import MarkClassifier
+        # the certified model, read once now (interpretation stays pure); None without a runtime: then
+        # marginal boxes simply stay marginal
+        self.second_opinion = MarkClassifier.load()
         self.self_test_results: list[DeviceStatus] = []
         self.zero_report_printed = False
         self._ballot: _Ballot | None = None
@@ -283,7 +287,8 @@ class ScannerService:
         if b.image is None:  # capture failed: already returning
             return None
         b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi,  # type: ignore[attr-defined]
-                                     references=self.references, white=b.image.white_level)  # type: ignore[attr-defined]
+                                     references=self.references, white=b.image.white_level,  # type: ignore[attr-defined]
+                                     second_opinion=self.second_opinion)
         b.image = None  # the image is never kept
         return BallotEvent.INTERPRETED
 

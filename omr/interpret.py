@@ -15,6 +15,7 @@ Pipeline (each stage can be watched through `trace`, SourceAFIS-style):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import cv2
@@ -26,6 +27,7 @@ from omr.layout import BallotLayout, layout_ballot
 from omr.reference import FINE_PPM, StyleReference, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
 from omr.rules import ballot_verdict, decide_contest
+from omr.second_opinion import MarkClassifier, crop_box, settle
 from omr.types import BoxScore, Interpretation, Reason, Verdict
 
 Trace = Callable[[str, Any], None]
@@ -48,13 +50,15 @@ BLANK_SHEET_INK = 0.002
 
 def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
               references: dict[str, StyleReference] | None = None, white: float | None = None,
-              trace: Trace | None = None) -> Interpretation:
+              second_opinion: MarkClassifier | None = None, trace: Trace | None = None) -> Interpretation:
     """Interpret one ballot image (H x W grey or H x W x 3 RGB, uint8).
 
     `dpi` is the capture's calibrated resolution when known; `white` the calibrated grey level of genuine
     ballot paper (then paper much darker is refused: grey or recycled paper). `references` (style id -> the printed
     ballot's ink, see omr.reference) enables the check for writing anywhere outside the boxes; without
-    it only the layout's blank areas are checked."""
+    it only the layout's blank areas are checked. `second_opinion` (omr.second_opinion, loaded once by
+    the caller) may settle boxes whose fill is marginal, when it is very sure; without it they stay
+    marginal and the ballot ambiguous."""
     emit = trace or (lambda stage, value: None)
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \
             or min(image.shape[:2]) < 64 or (image.ndim == 3 and image.shape[2] not in (3, 4)):
@@ -99,7 +103,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
 
     paper = _paper_level(thumb, found.thumb_ppm)
     reference = (references or {}).get(code.style)
-    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference)
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion)
     emit("scores", scores)
 
     results = []
@@ -363,13 +367,16 @@ def _paper_level(thumb: np.ndarray, thumb_ppm: float) -> np.ndarray:
 
 
 def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election: Election, paper: np.ndarray,
-                 thumb_scale: float, reference: StyleReference | None = None) -> list[BoxScore]:
+                 thumb_scale: float, reference: StyleReference | None = None,
+                 second_opinion: MarkClassifier | None = None) -> list[BoxScore]:
     """Score every box. Three stages, each box leaving at the first that decides it:
       dark ink (ballpoint, felt tip: below ink_level of the paper) covering >= definite  -> mark
       light ink (below light_level: adds pencil, smudges, erasures) covering < marginal   -> empty
       otherwise: stroke analysis (_stroke_mark) -> mark / marginal / empty
     A box read as anything but empty is then checked for foreign ink around it (_surroundings): a
-    stamp or writing over a box puts lines in it that look like a voter's; such a box is marginal."""
+    stamp or writing over a box puts lines in it that look like a voter's; such a box is marginal.
+    Last, the learned second opinion (if given) looks at the boxes left marginal for their fill alone
+    (_ask_second_opinion)."""
     boxes = layout.boxes
     H = geometry.homography
     centres = np.array([(b.rect.cx, b.rect.cy) for b in boxes], dtype=np.float64)
@@ -419,6 +426,32 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
         if mark != "empty" and _surroundings(rgb, H, layout, i, level[i], th.light_level, reference) >= FOREIGN_AROUND:
             mark, why = "marginal", Reason.INK_ACROSS_BOX
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark, why))
+    if second_opinion is not None:
+        asked = [i for i, s in enumerate(out) if s.mark == "marginal" and not s.why and not cropped[i]]
+        if asked:
+            out = _ask_second_opinion(second_opinion, rgb, layout.box_mm, img_c, local, out, asked)
+    return out
+
+
+def _ask_second_opinion(model: MarkClassifier, rgb: np.ndarray, box_mm: float, centres: np.ndarray,
+                        ppm: np.ndarray, scores: list[BoxScore], asked: list[int]) -> list[BoxScore]:
+    """Boxes marginal for their fill alone - not cut by the image's edge, no foreign ink around them -
+    shown to the model (omr.second_opinion); only an answer past its certified thresholds settles a box,
+    anything else leaves it marginal. The probability is kept on every box asked (`opinion`)."""
+    h, w = rgb.shape[:2]
+    crops = []
+    for i in asked:
+        # the model's crop is cut from the ink image (darkest channel); only this box's window is needed
+        r = int(np.ceil((box_mm / 2 + 1.0) * ppm[i])) + 2
+        cx, cy = float(centres[i][0]), float(centres[i][1])
+        x0, y0 = max(0, int(cx) - r), max(0, int(cy) - r)
+        win = rgb[y0:min(h, int(cy) + r + 1), x0:min(w, int(cx) + r + 1)]
+        ink = darkest_channel(win)
+        crops.append(crop_box(np.ascontiguousarray(ink), (cx - x0, cy - y0), float(ppm[i]), box_mm))
+    p = model.classify(np.stack(crops))
+    out = list(scores)
+    for i, pi in zip(asked, p):
+        out[i] = replace(out[i], mark=settle(float(pi)) or out[i].mark, opinion=round(float(pi), 6))
     return out
 
 

@@ -83,6 +83,7 @@ class BoxScore:
     fill: float  # fraction of the inner box covered by ink, 0..1
     mark: str  # "mark" | "marginal" | "empty"
     why: str = ""  # for a marginal box: the Reason code (default marginal_mark)
+    opinion: float | None = None  # the learned second opinion's P(mark), for the boxes it was asked about
 
     @property
     def box_id(self) -> str:

@@ -70,6 +70,7 @@ class Record:
     contests: dict[str, Any] = field(default_factory=dict)  # expected vs read, when they differ
     features: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    settled: list[dict[str, Any]] = field(default_factory=list)  # boxes the second opinion settled
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,12 +109,21 @@ def _run(args: argparse.Namespace) -> int:
     level, kind, n, seed = args.level, args.kind, int(args.ballots), int(args.seed)
     if n < 1:
         raise UserError(f"--ballots {n}: give at least 1")
+    opinion = getattr(args, "second_opinion", "on")
+    model = None
+    if opinion == "on":
+        from omr.second_opinion import MarkClassifier
+
+        model = MarkClassifier.load()
+        if model is None:
+            raise UserError(f"--second-opinion on: {MarkClassifier.unavailable_reason()}; "
+                            "install ai-edge-litert (bash run.sh test sets it up) or run with --second-opinion off")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keep = bool(getattr(args, "keep_failures", False))
     fail_dir = out / f"failures-{level}-{kind}-{seed}"
-    command = f"ballotbox bench omr --level {level} --ballots {n} --seed {seed} --kind {kind} --out {out}" + (
-        " --keep-failures" if keep else "")
+    command = (f"ballotbox bench omr --level {level} --ballots {n} --seed {seed} --kind {kind} --out {out}"
+               f" --second-opinion {opinion}" + (" --keep-failures" if keep else ""))
 
     records: list[Record] = []
     kept: list[str] = []
@@ -129,9 +139,9 @@ def _run(args: argparse.Namespace) -> int:
             item = next(items)
             gen_ms = (time.perf_counter() - g0) * 1000
             if i == 0:  # warm: imports, zbar, the layout cache
-                _safe_interpret(interpret, item)
+                _safe_interpret(interpret, item, model)
             t0 = time.perf_counter()
-            result, error = _safe_interpret(interpret, item)
+            result, error = _safe_interpret(interpret, item, model)
             latency = (time.perf_counter() - t0) * 1000
             rec = judge(item, result, latency, gen_ms, error)
             records.append(rec)
@@ -152,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         "software_hash": software_hash(),
         "corpus": {"generator": "simulator.corpus", "level": level, "kind": kind, "ballots": n, "seed": seed,
                    **corpus_parameters()},
+        "second_opinion": model.runtime if model is not None else "off",
         "bar": _bar(summary, level),
         **summary,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -160,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         "threads": {"opencv": 1, **{v: "1" for v in THREAD_VARS}},
         "kept_failures": kept,
     }
-    path = out / f"omr-{level}-{kind}-{seed}.json"
+    path = out / f"omr-{level}-{kind}-{seed}{'' if model is not None else '-classical'}.json"
     path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=_json_default), encoding="utf-8")
     _print(report, path, fail_dir if kept else None)
     return 0 if report["bar"]["met"] else 1
@@ -170,7 +181,7 @@ _REFERENCES: dict[str, Any] = {}
 CALIBRATED_WHITE = 250.0  # the corpus' white paper under even light, as the camera's calibration would record
 
 
-def _safe_interpret(interpret: Any, item: CorpusItem) -> tuple[Any, str | None]:
+def _safe_interpret(interpret: Any, item: CorpusItem, model: Any = None) -> tuple[Any, str | None]:
     """As the box reads: with the printed references of its installed election (rendered once)."""
     from firmware.ballots import references_for
 
@@ -179,7 +190,7 @@ def _safe_interpret(interpret: Any, item: CorpusItem) -> tuple[Any, str | None]:
         _REFERENCES[digest] = references_for(item.election)
     try:
         return interpret(item.image, item.election, dpi=item.dpi, references=_REFERENCES[digest],
-                         white=CALIBRATED_WHITE), None
+                         white=CALIBRATED_WHITE, second_opinion=model), None
     except Exception as exc:  # noqa: BLE001 - a crash is a finding, not the end of the benchmark
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -227,6 +238,9 @@ def judge(item: CorpusItem, result: Any, latency_ms: float, generation_ms: float
             rec.phantom.append({"box": s.box_id, "fill": s.fill, "causes": ["unknown box"]})
             continue
         entry = {"box": s.box_id, "fill": s.fill, "causes": truth.causes()}
+        if getattr(s, "opinion", None) is not None and s.mark != "marginal":
+            rec.settled.append({**entry, "p": s.opinion, "read": s.mark, "marked": truth.marked,
+                                "right": (s.mark == "mark") == truth.marked})
         if s.mark == "mark" and not truth.marked:
             rec.phantom.append(entry)
         elif s.mark == "empty" and truth.marked:
@@ -325,6 +339,10 @@ def summarise(records: list[Record], level: str) -> dict[str, Any]:
         "marginal_boxes": sum(len(r.marginal) for r in records),
         "marginal_boxes_marked": sum(1 for r in records for e in r.marginal if e["marked"]),
         "marginal_boxes_unmarked": sum(1 for r in records for e in r.marginal if not e["marked"]),
+        "second_opinion_settled_mark": sum(1 for r in records for e in r.settled if e["read"] == "mark"),
+        "second_opinion_settled_empty": sum(1 for r in records for e in r.settled if e["read"] == "empty"),
+        "second_opinion_settled_wrong": sum(1 for r in records for e in r.settled if not e["right"]),
+        "ballots_with_settled_box": sum(1 for r in records if r.settled),
         "expected": dict(Counter(r.expected_verdict for r in records)),
     }
     return {
@@ -343,6 +361,8 @@ def summarise(records: list[Record], level: str) -> dict[str, Any]:
         "flagged": [_brief(r) for r in records if r.category == "flag"][:LIST_CAP],
         "returned": [_brief(r) for r in records if r.category == "return"][:LIST_CAP],
         "errors": [_brief(r) for r in records if r.category == "error"][:LIST_CAP],
+        "second_opinion_settled": [{"item": r.item, "category": r.category, "boxes": r.settled}
+                                   for r in records if r.settled][:LIST_CAP],
     }
 
 
@@ -459,6 +479,13 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
     t.add_row("missed votes (boxes)", str(f["missed_votes"]), "")
     t.add_row("marginal boxes (marked / unmarked)",
               f"{f['marginal_boxes']} ({f['marginal_boxes_marked']} / {f['marginal_boxes_unmarked']})", "")
+    if report["second_opinion"] == "off":
+        t.add_row("second opinion", "off (classical engine alone)", "")
+    else:
+        t.add_row(f"second opinion ({report['second_opinion']}): settled mark / empty",
+                  f"{f['second_opinion_settled_mark']} / {f['second_opinion_settled_empty']} boxes "
+                  f"on {f['ballots_with_settled_box']} ballots", "")
+        t.add_row("  of them settled against the truth", str(f["second_opinion_settled_wrong"]), "")
     lat = report["latency_ms"]
     t.add_row("latency p50 / p95 / p99 (ms, one core)", f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}", "")
     for kind, v in lat["by_kind"].items():

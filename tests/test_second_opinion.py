@@ -172,3 +172,76 @@ def test_a_model_file_that_is_not_the_certified_one_is_refused(tmp_path: Path) -
     assert "is not the certified model" in (MarkClassifier.unavailable_reason(path) or "")
     assert MarkClassifier.load(tmp_path / "missing.tflite") is None
     assert "cannot read the model" in (MarkClassifier.unavailable_reason(tmp_path / "missing.tflite") or "")
+
+
+# -- the interpreter consults it ------------------------------------------------------------------
+class ScriptedOpinion:
+    """A stand-in model that answers a fixed probability and records what it was shown."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+        self.shown: list[np.ndarray] = []
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        self.shown.append(crops)
+        return np.full(len(crops), self.p)
+
+
+def _short_stroke_on_m2(election: Election) -> np.ndarray:
+    """A short dark stroke over ~5 % of m2's inner area: marginal for the classical score."""
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m2")
+    arr[y + h // 2 - 2:y + h // 2 + 2, x + w // 2 - 10:x + w // 2 + 10] = (30, 30, 30)
+    return arr
+
+
+@pytest.mark.parametrize("p, verdict, read", [
+    (1.0, "valid", "mark"),           # very sure of a mark: the ballot counts for m2
+    (0.0, "invalid", "empty"),        # very sure it is no mark: a blank ballot
+    (0.999, "ambiguous", "marginal"),  # anything less sure changes nothing: ambiguous, box named
+])
+def test_interpreter_settles_a_marginal_box_only_on_a_very_sure_opinion(
+        election: Election, p: float, verdict: str, read: str) -> None:
+    from omr.interpret import interpret
+
+    model = ScriptedOpinion(p)
+    r = interpret(_short_stroke_on_m2(election), election, dpi=DPI, second_opinion=model)  # type: ignore[arg-type]
+    assert len(model.shown) == 1 and model.shown[0].shape == (1, CROP_PX, CROP_PX)  # only the marginal box
+    m2 = next(s for s in r.scores if s.candidate == "m2")
+    assert (r.verdict.value, m2.mark, m2.opinion) == (verdict, read, p)
+    if verdict == "ambiguous":
+        assert r.reasons == ("marginal_mark:nacelnik/m2",)
+    assert all(s.opinion is None for s in r.scores if s.candidate != "m2")
+
+
+def test_interpreter_never_asks_about_foreign_ink_across_a_box(election: Election) -> None:
+    """A stamp or a line across a box is for a person to judge, however sure the model would be."""
+    from omr.interpret import interpret
+
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m4")
+    k = DPI / 25.4
+    # a thick line right across the box and 10 mm beyond it on both sides
+    arr[y + h // 2 - 3:y + h // 2 + 3, int(x - 10 * k):int(x + w + 10 * k)] = (40, 40, 160)
+    model = ScriptedOpinion(0.0)
+    r = interpret(arr, election, dpi=DPI, second_opinion=model)  # type: ignore[arg-type]
+    m4 = next(s for s in r.scores if s.candidate == "m4")
+    assert m4.mark == "marginal" and m4.why == "ink_across_box" and m4.opinion is None
+    assert model.shown == [] and r.verdict.value == "ambiguous"
+
+
+def test_interpreter_with_the_shipped_model_reads_clear_ballots_as_without_it(election: Election) -> None:
+    from omr.interpret import interpret
+
+    clf = runtime_or_skip()
+    rng = random.Random(3)
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    draw_mark(arr, next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m5"), MarkStyle.X,
+              Pen(INKS["blue"], 0.5), DPI, rng)
+    shot = capture(arr, DPI, rng, STILL)
+    with_model = interpret(shot, election, dpi=DPI, second_opinion=clf)
+    without = interpret(shot, election, dpi=DPI)
+    assert with_model == without and with_model.contests["nacelnik"].candidates == ("m5",)
