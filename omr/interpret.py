@@ -15,6 +15,7 @@ Pipeline (each stage can be watched through `trace`, SourceAFIS-style):
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -208,7 +209,8 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
         return None
     region = grey[y0:y1:2, x0:x1]  # every other row: printed lines are >= 2 px thick at 100 dpi and up
     paper = float(np.percentile(region[::5, ::7], 90))
-    dark = region < 0.5 * paper
+    # region < 0.5 * paper, by OpenCV (10x numpy's speed on this strided view): uint8 x <= ceil(t) - 1 is x < t
+    dark = cv2.threshold(region, math.ceil(0.5 * paper) - 1, 1, cv2.THRESH_BINARY_INV)[1].view(bool)
     share = cv2.reduce(dark.view(np.uint8), 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
     # Dark streak: a run of at most STREAK_MAX_WIDTH_PX columns dark along nearly the whole sheet. Wider
     # runs are print: the security band of a sheet fed sideways lies along the feed too.
@@ -227,27 +229,32 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
     candidates = candidates[(candidates >= g + 2) & (candidates < n - g - 2)]
     if len(candidates) > 64:
         candidates = candidates[np.argsort(share[candidates] / around[candidates])[:64]]
-    for c in np.sort(candidates):
-        # rows where a horizontal stroke (a >= 5 px run) passes on both sides, g px away: box tops and
-        # bottoms, rules, letter bars. Letters' vertical strokes side by side do not count.
-        left = dark[:, c - g - 2:c - g + 3].all(axis=1)
-        right = dark[:, c + g - 2:c + g + 3].all(axis=1)
-        crossing = left & right
-        if np.count_nonzero(crossing) < STREAK_BRIDGE_MIN_ROWS:
-            continue
-        # Dust breaks strokes all along the sheet; a gap between two boxes breaks them in one place. So the
-        # evidence is judged in bands down the sheet: enough bands must have crossings, nearly all broken.
-        bands = np.array_split(np.arange(dark.shape[0]), STREAK_BANDS)
-        judged = broken = 0
-        for rows in bands:
-            cross = crossing[rows]
-            n_cross = int(np.count_nonzero(cross))
-            if n_cross >= 3:
-                judged += 1
-                broken += np.count_nonzero(cross & dark[rows, c]) < STREAK_BRIDGE_MAX * n_cross
-        if judged >= STREAK_MIN_BANDS and broken >= 0.8 * judged:
-            return int(c + x0)
-    return None
+    if len(candidates) == 0:
+        return None
+    cands = np.sort(candidates)
+    # rows where a horizontal stroke (a >= 5 px run) passes on both sides, g px away: box tops and
+    # bottoms, rules, letter bars. Letters' vertical strokes side by side do not count. All candidates at
+    # once: rows x candidates.
+    run = np.arange(-2, 3)
+    left = dark[:, (cands - g)[:, None] + run].all(axis=2)
+    right = dark[:, (cands + g)[:, None] + run].all(axis=2)
+    crossing = left & right
+    enough = np.count_nonzero(crossing, axis=0) >= STREAK_BRIDGE_MIN_ROWS
+    if not enough.any():
+        return None
+    cands, crossing = cands[enough], crossing[:, enough]
+    bridged = crossing & dark[:, cands]
+    # Dust breaks strokes all along the sheet; a gap between two boxes breaks them in one place. So the
+    # evidence is judged in bands down the sheet: enough bands must have crossings, nearly all broken.
+    rows = dark.shape[0]
+    starts = np.array([b[0] for b in np.array_split(np.arange(rows), STREAK_BANDS) if len(b)])
+    n_cross = np.add.reduceat(crossing.astype(np.int32), starts, axis=0)  # bands x candidates
+    n_bridged = np.add.reduceat(bridged.astype(np.int32), starts, axis=0)
+    judged_bands = n_cross >= 3
+    judged = judged_bands.sum(axis=0)
+    broken = (judged_bands & (n_bridged < STREAK_BRIDGE_MAX * n_cross)).sum(axis=0)
+    hits = np.flatnonzero((judged >= STREAK_MIN_BANDS) & (broken >= 0.8 * judged))
+    return int(cands[hits[0]] + x0) if len(hits) else None
 
 
 # -- 3. ballot code ---------------------------------------------------------------------------

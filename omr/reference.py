@@ -52,11 +52,16 @@ def build_reference(style: str, printed_rgb: np.ndarray, dpi: float) -> StyleRef
     return StyleReference(style, grown.astype(bool), fine)
 
 
+# Per paper level p, the smallest grey that is not ink: an integer x < INK_DARKNESS * p (float32, as the
+# level is) exactly when x < ceil(INK_DARKNESS * p). A table lookup instead of two float images.
+_INK_BELOW = np.ceil(np.float32(INK_DARKNESS) * np.arange(256, dtype=np.float32)).astype(np.uint8)
+
+
 def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, thumb_scale: float,
                 layout: BallotLayout, reference: StyleReference | None) -> list[tuple[float, float]]:
     """Centres (layout mm) of ink blobs outside the boxes where the printed ballot has no ink."""
     W, H = int(round(layout.width_mm * REF_PPM)), int(round(layout.height_mm * REF_PPM))
-    ink = (thumb.astype(np.float32) < INK_DARKNESS * paper.astype(np.float32)).astype(np.uint8) * 255
+    ink = cv2.compare(thumb, cv2.LUT(paper, _INK_BELOW), cv2.CMP_LT)  # thumb < INK_DARKNESS * paper: 255
     # canvas (REF_PPM px/mm, layout space) -> thumbnail: S(thumb_scale) . H . S(1/REF_PPM)
     M = np.diag([thumb_scale, thumb_scale, 1.0]) @ homography @ np.diag([1 / REF_PPM, 1 / REF_PPM, 1.0])
     seen = cv2.warpPerspective(ink, M, (W, H), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
