@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                            help="consult the learned second opinion on marginal boxes, as the box does (default on);"
                                 " off = the classical engine alone, for the comparison")
     bench_omr.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["run"]).run(a))
+    bench_total = bench.add_parser("omr-total", help="add up `bench omr` JSON files and judge the bars over them all")
+    bench_total.add_argument("files", nargs="+", type=Path, help="omr-LEVEL-KIND-SEED.json files")
+    bench_total.add_argument("--out", type=Path, help="write the total as JSON here")
+    bench_total.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["total"]).total(a.files, a.out))
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")

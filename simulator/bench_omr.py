@@ -562,3 +562,76 @@ def _print(report: dict[str, Any], path: Path, fail_dir: Path | None) -> None:
     console.print(f"JSON: {path}")
     if fail_dir is not None:
         console.print(f"failure images: {fail_dir}/")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The volume total: several runs (levels, kinds, seeds) added up against the bars
+# ---------------------------------------------------------------------------------------------------
+VVSG_VOLUME = 1_549_703  # box positions over L1 + L2 (BENCHMARKS.md, the VVSG acceptance volume)
+
+
+def total(paths: list[Path], out: Path | None = None) -> int:
+    """Add up benchmark JSON files (one per run) and judge the bars over the whole: box positions over
+    L1+L2, silent misreads, L1 flag rate, foreign accepts. Runs with the second opinion off are refused:
+    the total is of the engine as the box runs it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from firmware.cli import UserError
+
+    runs = []
+    for p in paths:
+        try:
+            doc = json.loads(Path(p).read_text(encoding="utf-8"))
+            c, f = doc["corpus"], doc["figures"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{p}: not an OMR benchmark JSON ({exc}); give the files `bench omr` wrote") from exc
+        if doc.get("second_opinion", "off") == "off":
+            raise UserError(f"{p}: a run with the second opinion off; the total is of the engine as the box runs it")
+        runs.append((p, c, f, doc))
+    seen = {(c["level"], c["kind"], c["seed"]) for _, c, _, _ in runs}
+    if len(seen) != len(runs):
+        raise UserError("the same level, kind and seed given twice: each corpus would be counted twice")
+    t = Table(title="OMR benchmark total")
+    for col in ("run", "ballots", "box positions", "silent misreads", "correct", "returned", "flagged",
+                "foreign accepted", "p50 / p99 ms"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    sums: dict[str, Counter[str]] = defaultdict(Counter)
+    for p, c, f, doc in sorted(runs, key=lambda r: (r[1]["level"], r[1]["kind"], r[1]["seed"])):
+        s = sums[c["level"]]
+        for key in ("ballots", "box_positions", "silent_misreads", "correct_verdicts", "returns", "flags",
+                    "foreign_false_accepts", "errors", "phantom_votes", "missed_votes"):
+            s[key] += int(f[key])
+        lat = doc["latency_ms"]
+        t.add_row(f"{c['level']} {c['kind']} seed {c['seed']}", f"{f['ballots']:,}", f"{f['box_positions']:,}",
+                  str(f["silent_misreads"]), f"{f['correct_verdicts']:,}", f"{f['returns']:,}", f"{f['flags']:,}",
+                  str(f["foreign_false_accepts"]), f"{lat['p50']:.1f} / {lat['p99']:.1f}")
+    console = Console(width=max(110, Console().width))
+    console.print(t)
+    volume = sums["L1"]["box_positions"] + sums["L2"]["box_positions"]
+    l1 = sums["L1"]
+    rules = [
+        {"rule": f"box positions over L1+L2 >= {VVSG_VOLUME:,}", "value": volume, "met": volume >= VVSG_VOLUME},
+        {"rule": "0 silent misreads at L1+L2", "value": l1["silent_misreads"] + sums["L2"]["silent_misreads"],
+         "met": l1["silent_misreads"] + sums["L2"]["silent_misreads"] == 0},
+        {"rule": "<= 1 % of L1 ballots flagged", "value": round(l1["flags"] / l1["ballots"], 5) if l1["ballots"] else None,
+         "met": bool(l1["ballots"]) and l1["flags"] <= L1_FLAG_BAR * l1["ballots"]},
+    ]
+    if sums["L3"]["ballots"]:
+        rules.append({"rule": "0 silent misreads at L3", "value": sums["L3"]["silent_misreads"],
+                      "met": sums["L3"]["silent_misreads"] == 0})
+    if sums["foreign"]["ballots"]:
+        rules.append({"rule": "0 foreign sheets accepted", "value": sums["foreign"]["foreign_false_accepts"],
+                      "met": sums["foreign"]["foreign_false_accepts"] == 0})
+    errors = sum(s["errors"] for s in sums.values())
+    rules.append({"rule": "0 interpreter errors (exceptions)", "value": errors, "met": errors == 0})
+    for r in rules:
+        console.print(f"{r['rule']}: {r['value']} · " + ("[green]met[/]" if r["met"] else "[bold red]NOT MET[/]"))
+    report = {"benchmark": "omr-total", "runs": [str(p) for p, *_ in runs],
+              "by_level": {k: dict(v) for k, v in sorted(sums.items())}, "l1_l2_box_positions": volume,
+              "bar": {"met": all(r["met"] for r in rules), "rules": rules}}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        console.print(f"written: {out}")
+    return 0 if report["bar"]["met"] else 1
