@@ -24,6 +24,7 @@ sheet sticks out well beyond the top one and the outline check (corner gaps, pri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -33,6 +34,7 @@ from omr.registration import Found
 
 GHOST_MAX_OFFSET_MM = 7.5  # searched each way from the top sheet's square
 GHOST_MIN_CONTRAST = 0.035  # mean darkening of the ghost's visible part against its mirror image
+GHOST_NOISE_FACTOR = 2.5  # times the sd of the paper's darkness around: the contrast needed on a noisy capture
 GHOST_MIN_AREA_MM2 = 1.5  # visible part of the ghost's square (and of its mirror) to judge it at all
 GHOST_MIN_OFFSET_MM = 0.75  # nearer than this the "ghost" is the square's own edge
 GHOST_MIN_CORNERS = 3
@@ -51,97 +53,129 @@ class Ghost:
     offset: tuple[float, float]
     contrast: float
     centre: tuple[float, float]  # the top sheet's square, thumb px
+    noise: float = 0.0  # sd of the bare paper's darkness around
 
 
-def corner_ghosts(thumb: np.ndarray, found: Found) -> list[Ghost | None]:
-    """Per corner square that was seen (not inferred), the strongest ghost; None where none can be judged."""
+def corner_ghosts(thumb: np.ndarray, found: Found, enough_misses: int = 4) -> list[Ghost | None]:
+    """Per corner square that was seen (not inferred), the strongest ghost; None where none can be judged.
+    Stops (the rest None) once `enough_misses` corners have shown no ghost: the verdict is then known."""
     ppm = found.mark_px * found.scale / MARK_MM  # thumb px per mm
-    side = max(3, int(round(MARK_MM * ppm)))
-    reach = int(round(GHOST_MAX_OFFSET_MM * ppm))
-    half = reach + side // 2 + 2
-    size = 2 * half + 1
-    grid = _offset_grid(half, reach, max(1, int(np.ceil(GHOST_MIN_OFFSET_MM * ppm))))
-    halo = max(1, int(round(PRINT_HALO_MM * ppm)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * halo + 1, 2 * halo + 1))
-    min_area = GHOST_MIN_AREA_MM2 * ppm * ppm
-    max_edge = max(2, int(round(SQUARE_EDGE_MAX_MM * ppm)))
-    out: list[Ghost | None] = []
+    c = _constants(round(ppm * 8) / 8)
+    half, size, side = c.half, 2 * c.half + 1, c.side
+    out: list[Ghost | None] = [None] * len(found.corners)
+    misses = 0
     h, w = thumb.shape
-    for i, c in enumerate(found.corners):
-        cx, cy = float(c[0] * found.scale), float(c[1] * found.scale)
+    for i, corner in enumerate(found.corners):
+        if misses >= enough_misses:
+            break
+        cx, cy = float(corner[0] * found.scale), float(corner[1] * found.scale)
         if i == found.inferred or cx - half < 0 or cy - half < 0 or cx + half + 1 > w or cy + half + 1 > h:
-            out.append(None)  # inferred, or the window runs off the frame (a cropped corner)
+            misses += 1  # inferred, or the window runs off the frame (a cropped corner)
             continue
-        # centred on the square to a fraction of a pixel, so that the square is its own mirror image
-        win = cv2.getRectSubPix(thumb, (size, size), (cx, cy)).astype(np.float32)
-        paper = float(np.partition(win[::3, ::3].ravel(), -len(win[::3, ::3].ravel()) // 10)[-len(win[::3, ::3].ravel()) // 10])
-        if paper < 40:
-            out.append(None)
-            continue
-        d = 1.0 - win * (1.0 / paper)
-        dark = (d > PRINT_DARKNESS).view(np.uint8)
-        # the square: the dark component at the centre
-        _, labels = cv2.connectedComponents(dark, connectivity=8)
-        label = labels[half, half]
-        if label == 0:
-            out.append(None)
-            continue
-        main = labels == label
-        other = cv2.dilate((dark.astype(bool) & ~main).view(np.uint8), kernel).astype(bool)
-        # the square's own blurred edge: as far out as all four of its sides are darkened
-        dist = cv2.distanceTransform((~main).view(np.uint8), cv2.DIST_L2, 3)
-        edge = _edge_width(d, dist, other, half, max_edge)
-        valid = ((dist > edge) & ~other).astype(np.float32)
-        bare = d[::2, ::2][valid[::2, ::2] > 0]
-        if len(bare) < 16:
-            out.append(None)
-            continue
-        d -= float(np.median(bare))  # darkness over the paper around (one sheet's or two)
-        s = cv2.boxFilter(d * valid, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        a = cv2.boxFilter(valid, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        # a ghost at o against the same area at -o: the square, the paper level and the light cancel. Judged
-        # as a matched filter's signal to noise (summed darkness over the root of the area): the best o then
-        # covers all of a partly hidden ghost and little else.
-        am = a[::-1, ::-1]
-        score = np.where(grid & (a >= min_area) & (am >= min_area), (s - s[::-1, ::-1]) / np.sqrt(a + am), -np.inf)
-        j = int(np.argmax(score))
-        gy, gx = divmod(j, size)
-        if not np.isfinite(score[gy, gx]):
-            out.append(None)
-            continue
-        contrast = s[gy, gx] / a[gy, gx] - s[-1 - gy, -1 - gx] / a[-1 - gy, -1 - gx]
-        out.append(Ghost((float(gx - half), float(gy - half)), float(contrast), (cx, cy)))
+        ghost = _ghost(cv2.getRectSubPix(thumb, (size, size), (cx, cy)), c)
+        if ghost is None or ghost[2] < _threshold(ghost[3]):
+            misses += 1
+        if ghost is not None:
+            out[i] = Ghost((ghost[0], ghost[1]), ghost[2], (cx, cy), ghost[3])
     return out
 
 
-def _edge_width(d: np.ndarray, dist: np.ndarray, other: np.ndarray, half: int, max_edge: int) -> int:
-    """Distance (px) beyond which the square's blurred edge no longer darkens the paper: the first ring
-    around it whose darkness is under EDGE_DARKNESS on at least one pair of opposite sides (a ghost darkens at
-    most two adjacent sides, so one of each opposite pair shows the bare edge)."""
-    yy, xx = np.ogrid[-half:half + 1, -half:half + 1]
-    side = np.where(np.abs(xx) >= np.abs(yy), np.where(xx > 0, 1, 3), np.where(yy > 0, 2, 0))
-    ring = np.ceil(dist).astype(np.int32)
-    use = (ring >= 1) & (ring <= max_edge) & ~other
-    key = (ring[use] - 1) * 4 + side[use]
-    n = np.bincount(key, minlength=4 * max_edge).reshape(max_edge, 4)
-    total = np.bincount(key, weights=d[use], minlength=4 * max_edge).reshape(max_edge, 4)
-    m = np.where(n > 0, total / np.maximum(n, 1), 0.0)
-    bare = np.maximum(np.minimum(m[:, 0], m[:, 2]), np.minimum(m[:, 1], m[:, 3]))
-    below = np.flatnonzero(bare < EDGE_DARKNESS)
-    return int(below[0]) if len(below) else max_edge
+def _threshold(noise: float) -> float:
+    """The contrast a ghost needs: GHOST_MIN_CONTRAST, more on a noisy capture (sensor noise, JPEG)."""
+    return max(GHOST_MIN_CONTRAST, GHOST_NOISE_FACTOR * noise)
 
 
-def _offset_grid(half: int, reach: int, nearest: int) -> np.ndarray:
+@dataclass(frozen=True)
+class _Constants:
+    half: int  # window: 2 * half + 1 px square, centred on the square
+    side: int  # the square's side, px
+    grid: np.ndarray  # offsets searched (window shape, bool)
+    other_kernel: np.ndarray
+    min_area: float
+    max_edge: int
+    band: int  # half-width of the strips across the square's sides that measure its edge
+
+
+@lru_cache(maxsize=8)
+def _constants(ppm: float) -> _Constants:
+    side = max(3, int(round(MARK_MM * ppm)))
+    reach = int(round(GHOST_MAX_OFFSET_MM * ppm))
+    half = reach + side // 2 + 2
+    nearest = max(1, int(np.ceil(GHOST_MIN_OFFSET_MM * ppm)))
     yy, xx = np.ogrid[-half:half + 1, -half:half + 1]
-    r = np.hypot(xx, yy)
-    return (r <= reach) & (np.maximum(np.abs(xx), np.abs(yy)) >= nearest)
+    grid = (np.hypot(xx, yy) <= reach) & (np.maximum(np.abs(xx), np.abs(yy)) >= nearest)
+    halo = max(1, int(round(PRINT_HALO_MM * ppm)))
+    return _Constants(half, side, grid, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * halo + 1, 2 * halo + 1)),
+                      GHOST_MIN_AREA_MM2 * ppm * ppm, max(2, int(round(SQUARE_EDGE_MAX_MM * ppm))), max(1, side // 4))
+
+
+def _ghost(window: np.ndarray, c: _Constants) -> tuple[float, float, float, float] | None:
+    """(dx, dy, contrast, paper noise) of the strongest ghost in a window centred on a square, or None."""
+    half = c.half
+    sample = window[::3, ::3].ravel()
+    paper = float(np.partition(sample, len(sample) * 9 // 10)[len(sample) * 9 // 10])
+    if paper < 40:
+        return None
+    d = 1.0 - window.astype(np.float32) * np.float32(1.0 / paper)
+    dark = (d > PRINT_DARKNESS).view(np.uint8)
+    # the square: the dark component at the centre
+    _, labels = cv2.connectedComponents(dark, connectivity=4)
+    label = labels[half, half]
+    if label == 0:
+        return None
+    main = (labels == label).view(np.uint8)
+    other = cv2.dilate(dark - main, c.other_kernel).view(bool)
+    edge = _edge_width(d, half, c.band, c.max_edge)
+    if edge > 0:
+        main = cv2.dilate(main, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * edge + 1, 2 * edge + 1)))
+    valid = (main == 0) & ~other
+    bare = d[::2, ::2][valid[::2, ::2]]
+    if len(bare) < 16:
+        return None
+    bare = np.partition(bare, (len(bare) // 4, len(bare) // 2, len(bare) * 3 // 4))
+    d -= np.float32(bare[len(bare) // 2])  # darkness over the paper around
+    noise = float(bare[len(bare) * 3 // 4] - bare[len(bare) // 4]) / 1.35  # sd of the paper's darkness
+    v = valid.astype(np.float32)
+    s = cv2.boxFilter(d * v, -1, (c.side, c.side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    a = cv2.boxFilter(v, -1, (c.side, c.side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    # a ghost at o against the same area at -o: the square, the paper level and the light cancel. Judged
+    # as a matched filter's signal to noise (summed darkness over the root of the area): the best o then
+    # covers all of a partly hidden ghost and little else.
+    am, sm = a[::-1, ::-1], s[::-1, ::-1]
+    ok = c.grid & (a >= c.min_area) & (am >= c.min_area)
+    if not ok.any():
+        return None
+    score = np.where(ok, (s - sm) / np.sqrt(np.maximum(a + am, 1.0)), -np.inf)
+    gy, gx = divmod(int(np.argmax(score)), score.shape[1])
+    contrast = s[gy, gx] / a[gy, gx] - sm[gy, gx] / am[gy, gx]
+    return float(gx - half), float(gy - half), float(contrast), noise
+
+
+def _edge_width(d: np.ndarray, half: int, band: int, max_edge: int) -> int:
+    """How far (px) the square's blurred edge darkens the paper beyond where it reads as print: measured on
+    strips across its four sides, and taken from the barer side of each opposite pair (a ghost darkens at
+    most two adjacent sides, so one of each pair shows the bare edge)."""
+    rows = d[half - band:half + band + 1]
+    cols = d[:, half - band:half + band + 1]
+    profiles = (rows[:, half::-1].mean(axis=0), rows[:, half:].mean(axis=0),
+                cols[half::-1].mean(axis=1), cols[half:].mean(axis=1))
+    widths = []
+    for p in profiles:
+        out = np.flatnonzero(p <= PRINT_DARKNESS)
+        if not len(out):
+            return max_edge
+        tail = p[out[0]:out[0] + max_edge + 1]
+        faded = np.flatnonzero(tail < EDGE_DARKNESS)
+        widths.append(int(faded[0]) if len(faded) else max_edge)
+    return max(min(widths[0], widths[1]), min(widths[2], widths[3]))
 
 
 def two_sheets(thumb: np.ndarray, found: Found) -> tuple[float, float] | None:
     """The lower sheet's offset (mm, image axes, at the sheet's centre) when the squares' ghosts say two
     sheets are stacked, else None."""
     ppm = found.mark_px * found.scale / MARK_MM
-    ghosts = [g for g in corner_ghosts(thumb, found) if g is not None and g.contrast >= GHOST_MIN_CONTRAST]
+    misses = len(found.corners) - GHOST_MIN_CORNERS + 1
+    ghosts = [g for g in corner_ghosts(thumb, found, misses) if g is not None and g.contrast >= _threshold(g.noise)]
     if len(ghosts) < GHOST_MIN_CORNERS:
         return None
     # one rigid motion: o_i = t + theta * J (p_i - centre), J the quarter turn; least squares in (tx, ty, theta)

@@ -22,6 +22,7 @@ import numpy as np
 
 from config.election import Election
 from omr.ballot_code import verify_code
+from omr.double_sheet import two_sheets
 from omr.layout import BallotLayout, layout_ballot
 from omr.reference import FINE_PPM, StyleReference, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
@@ -69,6 +70,8 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
 
     if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_CORNER_GAP_MM:
         # a second sheet sticks out from under the first: give both back, to be fed one by one
+        return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
+    if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
     streak = _streaks(grey, found)
