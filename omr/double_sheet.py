@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -178,11 +179,21 @@ def two_sheets(thumb: np.ndarray, found: Found) -> tuple[float, float] | None:
     ghosts = [g for g in corner_ghosts(thumb, found, misses) if g is not None and g.contrast >= _threshold(g.noise)]
     if len(ghosts) < GHOST_MIN_CORNERS:
         return None
-    # one rigid motion: o_i = t + theta * J (p_i - centre), J the quarter turn; least squares in (tx, ty, theta)
-    p = np.array([g.centre for g in ghosts]) / ppm
-    o = np.array([g.offset for g in ghosts]) / ppm
+    # The lower sheet moved as one piece: o_i = t + theta * J (p_i - centre), J the quarter turn, fitted by
+    # least squares in (tx, ty, theta). All corners, else any GHOST_MIN_CORNERS of them: at one corner the
+    # strongest ghost may be another piece of the lower sheet's print (its code beside the top-right square).
+    for n in range(len(ghosts), GHOST_MIN_CORNERS - 1, -1):
+        for subset in combinations(ghosts, n):
+            fitted = _rigid(np.array([g.centre for g in subset]) / ppm, np.array([g.offset for g in subset]) / ppm)
+            if fitted is not None:
+                return fitted
+    return None
+
+
+def _rigid(p: np.ndarray, o: np.ndarray) -> tuple[float, float] | None:
+    """The shift (mm) at the corners' centre when one shift and turn explain offsets o at points p (mm)."""
     r = p - p.mean(axis=0)
-    A = np.zeros((2 * len(ghosts), 3))
+    A = np.zeros((2 * len(p), 3))
     A[0::2, 0], A[1::2, 1] = 1.0, 1.0
     A[0::2, 2], A[1::2, 2] = -r[:, 1], r[:, 0]
     sol, *_ = np.linalg.lstsq(A, o.ravel(), rcond=None)
