@@ -127,8 +127,7 @@ def _ghost(window: np.ndarray, c: _Constants) -> tuple[float, float, float, floa
     main = (labels == label).view(np.uint8)
     other = cv2.dilate(dark - main, c.other_kernel).view(bool)
     edge = _edge_width(d, half, c.band, c.max_edge)
-    if edge > 0:
-        main = cv2.dilate(main, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * edge + 1, 2 * edge + 1)))
+    main = cv2.dilate(main, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * edge + 1, 2 * edge + 1)))
     valid = (main == 0) & ~other
     bare = d[::2, ::2][valid[::2, ::2]]
     if len(bare) < 16:
@@ -168,7 +167,8 @@ def _edge_width(d: np.ndarray, half: int, band: int, max_edge: int) -> int:
         tail = p[out[0]:out[0] + max_edge + 1]
         faded = np.flatnonzero(tail < EDGE_DARKNESS)
         widths.append(int(faded[0]) if len(faded) else max_edge)
-    return max(min(widths[0], widths[1]), min(widths[2], widths[3]))
+    # one pixel more: where the edge falls within a pixel differs from side to side
+    return max(min(widths[0], widths[1]), min(widths[2], widths[3])) + 1
 
 
 def two_sheets(thumb: np.ndarray, found: Found) -> tuple[float, float] | None:
