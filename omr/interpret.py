@@ -3,7 +3,8 @@ reference of each style) in, a decision out. Nothing here reads a clock, a file 
 
 Pipeline (each stage can be watched through `trace`, SourceAFIS-style):
   1. thumbnail      - 4 px/mm, darkest colour channel (blue, red and black pens all read as ink)
-  2. registration   - sheet and corner squares (omr.registration.find_sheet_and_marks)
+  2. registration   - sheet and corner squares (omr.registration.find_sheet_and_marks); two sheets at
+                      once, by the outline or by the lower sheet's squares showing through (omr.double_sheet)
   3. ballot code    - decoded from a small window where the code must be for each of the four
                       orientations; verified (signature, election, station, mode) -> style, orientation
   4. fit            - homography from the squares, verified and refined on printed box outlines, rotation
