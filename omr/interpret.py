@@ -3,7 +3,8 @@ reference of each style) in, a decision out. Nothing here reads a clock, a file 
 
 Pipeline (each stage can be watched through `trace`, SourceAFIS-style):
   1. thumbnail      - 4 px/mm, darkest colour channel (blue, red and black pens all read as ink)
-  2. registration   - sheet and corner squares (omr.registration.find_sheet_and_marks)
+  2. registration   - sheet and corner squares (omr.registration.find_sheet_and_marks); two sheets at
+                      once, by the outline or by the lower sheet's squares showing through (omr.double_sheet)
   3. ballot code    - decoded from a small window where the code must be for each of the four
                       orientations; verified (signature, election, station, mode) -> style, orientation
   4. fit            - homography from the squares, verified and refined on printed box outlines, rotation
@@ -24,6 +25,7 @@ import numpy as np
 
 from config.election import Election
 from omr.ballot_code import verify_code
+from omr.double_sheet import two_sheets
 from omr.layout import BallotLayout, layout_ballot
 from omr.reference import FINE_PPM, StyleReference, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
@@ -74,6 +76,8 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
 
     if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_CORNER_GAP_MM:
         # a second sheet sticks out from under the first: give both back, to be fed one by one
+        return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
+    if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
     streak = _streaks(grey, found)
