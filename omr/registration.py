@@ -39,7 +39,7 @@ SCALE_BOUNDS = (0.980, 1.020)
 ABSOLUTE_SCALE_BOUNDS = (0.97, 1.03)
 RESIDUAL_MAX_MM = 0.45  # a box's inner area keeps 0.9 mm from its outline: half of that is the budget
 FIDUCIAL_BOXES = 12
-CODE_WINDOW_MM = 38.0  # around the predicted centre: the 28 mm code, perspective and a cropped square's error
+CODE_WINDOW_MM = CODE_MM + 10.0  # around the predicted centre: the code, perspective and a cropped square's error
 
 # The code's centre relative to the layout's top-right registration square, in layout mm (left along
 # the top edge, down the right edge). Both hang off the top-right corner, so it is the same on every
