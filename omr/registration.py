@@ -28,6 +28,7 @@ THUMB_PPM = 4.0  # px/mm of the working thumbnail: a 7 mm square is 28 px, an A4
 MARK_SIZE_TOLERANCE = 0.35  # perspective (10 %), print scale and blur change a square's apparent size
 MARK_MIN_FILL = 0.50  # of its bounding box; a 40 %-density (worn) square still fills its outline when blurred
 MARK_DARKNESS = 0.72  # a square is darker than this fraction of the paper level (40 % density reads ~0.6)
+OUT_OF_VIEW = 0.12  # of the paper level: beyond the camera's field of view (the lit bed reads ~0.23)
 CORNER_REACH_MM = 30.0  # a corner's square must lie within this distance of the sheet corner
 MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must be rejected, not read
 # Print scale (the print against its own paper) accepted. The print-house tolerance is 0.985-1.015; the
@@ -160,8 +161,20 @@ def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, 
     pts = c.reshape(-1, 2)
     if (pts[:, 0] <= 2).any() or (pts[:, 1] <= 2).any() or (pts[:, 0] >= W - 3).any() or (pts[:, 1] >= H - 3).any():
         return quad, []  # cut by the frame: its outline says nothing
+    # Outline beyond the camera's field of view (no light at all: far darker than the lit bed) is not the
+    # sheet's edge but the view's; it is left out, and a corner lying there is not seen: its gap says
+    # nothing about a second sheet or a torn corner. (A second sheet still shows at the opposite corner;
+    # the square hidden there is inferred by find_sheet_and_marks.)
+    dark = cv2.dilate((thumb < OUT_OF_VIEW * paper).view(np.uint8), np.ones((5, 5), np.uint8))
+    unseen = dark[pts[:, 1], pts[:, 0]] > 0
+    if unseen.any() and (~unseen).sum() >= 40:
+        pts = pts[~unseen]
     quad = _robust_sides(pts.astype(np.float64), quad)
     gaps = [float(np.min(np.hypot(*(pts - q).T))) for q in quad]
+    for i, q in enumerate(quad):
+        x, y = int(round(q[0])), int(round(q[1]))
+        if 0 <= x < W and 0 <= y < H and dark[y, x]:
+            gaps[i] = 0.0
     return _clockwise(quad), [gaps[i] for i in np.argsort([np.arctan2(*(q - quad.mean(0))[::-1]) for q in quad])]
 
 

@@ -288,3 +288,28 @@ def test_specimen_ballot_prints_nothing_over_the_boxes(election: Election) -> No
         img, _ = render_ballot(test_mode, style, 100.0)
         r = interpret(np.array(img), test_mode, dpi=100.0)
         assert r.verdict == Verdict.INVALID and all(s.mark == "empty" for s in r.scores), r.reasons
+
+
+def test_code_reads_at_100_dpi_with_2px_blur(election: Election) -> None:
+    """BENCHMARKS L3: 100 dpi, 2 px blur, noise, JPEG 40, a few degrees of skew - the code still decodes."""
+    import cv2
+
+    from omr.ballot_code import verify_code
+    from omr.interpret import _read_code, darkest_channel
+    from omr.registration import find_sheet_and_marks
+
+    img, _ = render_ballot(election, "N", 100)
+    arr = np.array(img)
+    h, w = arr.shape[:2]
+    rng = np.random.default_rng(7)
+    for angle in (-5.0, 4.0):
+        M = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 0.92)
+        cap = cv2.warpAffine(arr, M, (w, h), flags=cv2.INTER_AREA, borderValue=(55, 55, 55))
+        cap = cv2.GaussianBlur(cap.astype(np.float32), (0, 0), 2.0) + rng.normal(0, 12, cap.shape)
+        cap = np.clip(cap, 0, 255).astype(np.uint8)
+        cap = cv2.imdecode(cv2.imencode(".jpg", cap, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+        found = find_sheet_and_marks(darkest_channel(cap), 100 / 25.4, 1.0)
+        assert not isinstance(found, Reason), found
+        payload, k = _read_code(cv2.extractChannel(cap, 1), found)
+        assert payload is not None and k == 0
+        assert verify_code(payload, election)[1] == []
