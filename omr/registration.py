@@ -170,6 +170,8 @@ def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, 
     if unseen.any() and (~unseen).sum() >= 40:
         pts = pts[~unseen]
     quad = _robust_sides(pts.astype(np.float64), quad)
+    if unseen.any():  # the approximated outline had a vertex where the view ends: refit from the first fit
+        quad = _robust_sides(pts.astype(np.float64), quad)
     gaps = [float(np.min(np.hypot(*(pts - q).T))) for q in quad]
     for i, q in enumerate(quad):
         x, y = int(round(q[0])), int(round(q[1]))
