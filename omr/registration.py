@@ -105,11 +105,28 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
     if missing:
         i = missing[0]
         a, b, c = corners[(i + 1) % 4], corners[(i + 2) % 4], corners[(i + 3) % 4]
-        corners[i] = a + c - b  # parallelogram: the opposite corner mirrored through the diagonal's middle
+        corners[i] = _infer_corner(a, b, c, sheet)
         inferred = i
     pts = np.array(corners, dtype=np.float64) / f
     return Found(scale=f, thumb_ppm=thumb_ppm, sheet=None if sheet is None else sheet / f, corners=pts, inferred=inferred,
                  mark_px=float(np.median(sizes)) / f, corner_gaps_mm=tuple(g / thumb_ppm for g in gaps_px))
+
+
+def _infer_corner(a: np.ndarray, b: np.ndarray, c: np.ndarray, sheet: np.ndarray | None) -> np.ndarray:
+    """The fourth square's centre from the other three (b opposite it): the squares form a rectangle on
+    the paper, so the missing one is a + c - b - in the paper's own plane when the sheet's outline is
+    known (its hidden corner extrapolated from the sides), which undoes the camera's perspective;
+    otherwise in the image (a parallelogram, off by the perspective). fit() then checks the result on
+    the printed box outlines."""
+    if sheet is not None:
+        unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+        to_paper = cv2.getPerspectiveTransform(sheet.astype(np.float32), unit)
+        if abs(np.linalg.det(to_paper)) > 1e-12:
+            pa, pb, pc = cv2.perspectiveTransform(np.array([[a, b, c]], np.float64), to_paper)[0]
+            out = cv2.perspectiveTransform(np.array([[pa + pc - pb]], np.float64), np.linalg.inv(to_paper))[0, 0]
+            if np.all(np.isfinite(out)):
+                return out
+    return a + c - b  # parallelogram: the opposite corner mirrored through the diagonal's middle
 
 
 def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[float, float],
