@@ -29,6 +29,8 @@ MARK_SIZE_TOLERANCE = 0.35  # perspective (10 %), print scale and blur change a 
 MARK_MIN_FILL = 0.50  # of its bounding box; a 40 %-density (worn) square still fills its outline when blurred
 MARK_DARKNESS = 0.72  # a square is darker than this fraction of the paper level (40 % density reads ~0.6)
 OUT_OF_VIEW = 0.12  # of the paper level: beyond the camera's field of view (the lit bed reads ~0.23)
+MARK_MAX_HOLES = 0.10  # share of a square's outline that may be enclosed white (a finder pattern: 0.33)
+STREAK_CLEAR_MM = 3.0  # dust streaks: <= 4 px at 100 dpi (1 mm), two side by side and blurred ~2.5 mm
 CORNER_REACH_MM = 30.0  # a corner's square must lie within this distance of the sheet corner
 MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must be rejected, not read
 # Print scale (the print against its own paper) accepted. The print-house tolerance is 0.985-1.015; the
@@ -131,21 +133,46 @@ def _infer_corner(a: np.ndarray, b: np.ndarray, c: np.ndarray, sheet: np.ndarray
 
 def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[float, float],
                  reach: float) -> tuple[float, float, float] | None:
-    """The solid square nearest `corner` in the window: (x, y, side) in window px, or None."""
+    """The solid square nearest `corner` in the window: (x, y, side) in window px, or None.
+
+    Streaks on the glass run along the feed (image columns) through the squares too: a dark streak
+    passing a square joins it to the bed or the print into one big component. When no square is seen,
+    the mask is looked at again opened along the rows, which removes anything narrower than
+    STREAK_CLEAR_MM (a streak, print strokes) and keeps a 7 mm square. Only pixels are taken away, and a
+    candidate must still pass every test of a square."""
     if window.size == 0:
         return None
     _, dark = cv2.threshold(window, MARK_DARKNESS * paper, 255, cv2.THRESH_BINARY_INV)
     dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # worn squares: close pinholes
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    best = _nearest_square(dark, side, corner, reach)
+    if best is None:
+        k = int(STREAK_CLEAR_MM * side / MARK_MM) | 1
+        best = _nearest_square(cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, k), np.uint8)), side, corner, reach)
+    return best
+
+
+def _nearest_square(dark: np.ndarray, side: float, corner: tuple[float, float],
+                    reach: float) -> tuple[float, float, float] | None:
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
     lo, hi = side * (1 - MARK_SIZE_TOLERANCE), side * (1 + MARK_SIZE_TOLERANCE) * 1.15  # rotated bbox grows
     best, best_d = None, reach
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
         if lo <= bw <= hi and lo <= bh <= hi and area >= MARK_MIN_FILL * bw * bh and 0.7 < bw / bh < 1.43:
             d = float(np.hypot(centroids[i][0] - corner[0], centroids[i][1] - corner[1]))
-            if d <= best_d:
+            if d <= best_d and not _has_hole(labels[y:y + bh, x:x + bw] == i, area):
                 best, best_d = (float(centroids[i][0]), float(centroids[i][1]), float(np.sqrt(area))), d
     return best
+
+
+def _has_hole(component: np.ndarray, area: int) -> bool:
+    """A ring, not a solid square: the ballot code's finder patterns (7 x 1.2 mm, a dark ring round a
+    dark core) are the size of a registration square, but hollow - a white ring of 16 of their 49
+    modules. A worn square's pinholes are closed before this."""
+    filled = np.pad(component.astype(np.uint8), 1)
+    cv2.floodFill(filled, None, (0, 0), 2)
+    holes = int(np.count_nonzero(filled == 0))
+    return holes > MARK_MAX_HOLES * (area + holes)
 
 
 def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, list[float]]:
