@@ -244,6 +244,15 @@ def _robust_sides(pts: np.ndarray, quad: np.ndarray) -> np.ndarray:
         mode = (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2
         inl = pts[near][np.abs(off[near] - mode) < 1.5]
         vx, vy, x0, y0 = cv2.fitLine(inl.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        # the band round the mode holds only part of the edge when the first quadrilateral was tilted
+        # (a vertex where the view ends): gather the points along the fitted line and fit again
+        for _ in range(2):
+            dist = np.abs((pts[near][:, 0] - x0) * vy - (pts[near][:, 1] - y0) * vx)
+            more = pts[near][dist < 1.5]
+            if len(more) <= len(inl):
+                break
+            inl = more
+            vx, vy, x0, y0 = cv2.fitLine(inl.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
         lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
     corners = []
     for i in range(4):
