@@ -313,3 +313,34 @@ def test_code_reads_at_100_dpi_with_2px_blur(election: Election) -> None:
         payload, k = _read_code(cv2.extractChannel(cap, 1), found)
         assert payload is not None and k == 0
         assert verify_code(payload, election)[1] == []
+
+
+def test_code_finder_pattern_is_never_taken_for_a_registration_square(election: Election) -> None:
+    """The code's finder patterns (7 x 1.2 mm) are the size of a registration square and lie within a
+    corner's reach: with the top-right square gone, it must be inferred from the other three, not found
+    on the code."""
+    from omr.interpret import _find
+
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = layout.registration[1].px(DPI)
+    arr[y - 2:y + h + 2, x - 2:x + w + 2] = 255
+    found, _, _ = _find(arr, election, DPI)  # on the interpreter's 4 px/mm thumbnail
+    assert not isinstance(found, Reason)
+    assert found.inferred is not None
+    true = np.array([layout.registration[1].cx, layout.registration[1].cy]) * DPI / 25.4
+    assert np.hypot(*(found.corners[found.inferred] - true)) < 1.0 * DPI / 25.4
+
+
+@pytest.mark.parametrize("index", [2, 15, 16])
+def test_corner_out_of_view_is_not_a_second_sheet(index: int) -> None:
+    """L3: one registration square partly beyond the camera's view (black, not the lit bed). The hidden
+    corner says nothing about a second sheet, and the sides are fitted on what is seen: no corner gap."""
+    from omr.interpret import DOUBLE_SHEET_CORNER_GAP_MM, _find
+    from simulator.corpus import make_item
+
+    item = make_item("L3", "mayor", index, 5)
+    assert item.distortions["registration_cropped"]
+    found, _, _ = _find(item.image, item.election, item.dpi)
+    assert not isinstance(found, Reason) and found.inferred is not None
+    assert max(found.corner_gaps_mm) <= DOUBLE_SHEET_CORNER_GAP_MM
