@@ -209,8 +209,11 @@ def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, 
     # sheet's edge but the view's; it is left out, and a corner lying there is not seen: its gap says
     # nothing about a second sheet or a torn corner. (A second sheet still shows at the opposite corner;
     # the square hidden there is inferred by find_sheet_and_marks.)
-    dark = cv2.dilate((thumb < OUT_OF_VIEW * paper).view(np.uint8), np.ones((5, 5), np.uint8))
-    unseen = dark[pts[:, 1], pts[:, 0]] > 0
+    no_light = OUT_OF_VIEW * paper
+    dark = None
+    if float(thumb[::2, ::2].min()) < no_light:  # (a whole view in sight: skipped)
+        dark = cv2.dilate((thumb < no_light).view(np.uint8), np.ones((5, 5), np.uint8))
+    unseen = np.zeros(len(pts), bool) if dark is None else dark[pts[:, 1], pts[:, 0]] > 0
     if unseen.any() and (~unseen).sum() >= 40:
         pts = pts[~unseen]
     quad = _robust_sides(pts.astype(np.float64), quad)
@@ -219,7 +222,7 @@ def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, 
     gaps = [float(np.min(np.hypot(*(pts - q).T))) for q in quad]
     for i, q in enumerate(quad):
         x, y = int(round(q[0])), int(round(q[1]))
-        if 0 <= x < W and 0 <= y < H and dark[y, x]:
+        if dark is not None and 0 <= x < W and 0 <= y < H and dark[y, x]:
             gaps[i] = 0.0
     return _clockwise(quad), [gaps[i] for i in np.argsort([np.arctan2(*(q - quad.mean(0))[::-1]) for q in quad])]
 
