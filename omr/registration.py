@@ -4,7 +4,8 @@ Stages (all on pixels, no truth):
   find_sheet_and_marks  the sheet against the feeder bed and the solid registration squares, on a
                         4 px/mm thumbnail of the darkest colour channel
   corner_marks          the square nearest each sheet corner; one missing corner (cropped, torn) is
-                        inferred from the other three (a parallelogram), then checked like the rest
+                        inferred from the other three (a rectangle in the paper's plane, through the sheet
+                        outline), then checked like the rest
   orientations          the four ways the sheet can lie (0, 90, 180, 270 degrees); the ballot code sits
                         at a fixed offset from the layout's top-right square, which names the one
   fit                   a homography from the four squares, then verified and refined on the printed box
