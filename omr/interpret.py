@@ -265,25 +265,31 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
 def _read_code(grey: np.ndarray, found: Found) -> tuple[str | None, int | None]:
     """The code payload and the orientation k whose predicted code position it was read at.
 
-    zbar reads a tight window around the code best; blur and JPEG at 150 dpi need a sharpened or a
-    2x upscaled copy. Cheapest first: every orientation's window as it is, then the helped copies."""
+    zbar reads a tight window around the code best. Each window is first brought to about
+    CODE_PX_PER_MM (a 200 dpi capture is halved: 4x fewer pixels for zbar, modules still ~5 px); blur,
+    noise and JPEG at 100-150 dpi then need a binarised copy, upscaled 2x (cubic) and thresholded
+    against its neighbourhood (CODE_BINARISE_MM), which restores the module edges the blur softened.
+    Cheapest first: every orientation's window as it is, then the binarised copies."""
     ppm = found.mark_px / 7.0
     half = CODE_WINDOW_MM / 2 * ppm
+    d = max(1, int(ppm / CODE_PX_PER_MM))
     h, w = grey.shape
     windows = []
     for k, (cx, cy) in code_windows(found):
         x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 >= 16 and y1 - y0 >= 16:
-            windows.append((k, cx, cy, x0, y0, grey[y0:y1, x0:x1]))
-    for helper in (None, _sharpen, _upscale):
+            win = grey[y0:y1, x0:x1]
+            if d > 1:
+                win = cv2.resize(win, None, fx=1 / d, fy=1 / d, interpolation=cv2.INTER_AREA)
+            windows.append((k, cx, cy, x0, y0, win))
+    for f in (1, 2):
         for k, cx, cy, x0, y0, win in windows:
-            img = win if helper is None else helper(win)
-            f = 1.0 if helper is not _upscale else 2.0
+            img = win if f == 1 else _binarise(win, f, ppm / d)
             hit = _decode(img)
             if hit is not None:
                 text, (qx, qy) = hit
-                if np.hypot(qx / f + x0 - cx, qy / f + y0 - cy) <= CODE_POSITION_TOLERANCE_MM * ppm:
+                if np.hypot(qx * d / f + x0 - cx, qy * d / f + y0 - cy) <= CODE_POSITION_TOLERANCE_MM * ppm:
                     return text, k
                 return text, None  # a code, but not where the squares say: the geometry is not trusted
     # Not at any predicted spot: look at the whole sheet, to tell "no code" from "code elsewhere".
@@ -293,12 +299,14 @@ def _read_code(grey: np.ndarray, found: Found) -> tuple[str | None, int | None]:
     return (hit[0], None) if hit is not None else (None, None)
 
 
-def _sharpen(grey: np.ndarray) -> np.ndarray:
-    return cv2.addWeighted(grey, 1.8, cv2.GaussianBlur(grey, (0, 0), 1.5), -0.8, 0)
+CODE_PX_PER_MM = 3.5  # a window finer than twice this is reduced by an integer factor (1.2 mm modules: >= 4 px)
+CODE_BINARISE_MM = 6.0  # neighbourhood of the binarisation threshold: 5 modules, wider than any run of blur
 
 
-def _upscale(grey: np.ndarray) -> np.ndarray:
-    return cv2.resize(grey, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+def _binarise(grey: np.ndarray, f: int, ppm: float) -> np.ndarray:
+    up = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    block = int(CODE_BINARISE_MM * ppm * f) | 1
+    return cv2.adaptiveThreshold(up, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, max(3, block), 0)
 
 
 def _decode(grey: np.ndarray) -> tuple[str, tuple[float, float]] | None:

@@ -26,9 +26,11 @@ from config.election import BallotStyle, Contest, ContestKind, Election
 MARK_MM = 7.0  # registration square side
 MARK_INSET_MM = 5.0  # from the paper edge: survives the feeder's ±2 mm side play and paper cutting tolerance
 MARGIN_MM = 15.0  # text and boxes keep off the registration columns
-CODE_MM = 28.0  # ballot code side incl. quiet zone (a version-7 QR at ~0.55 mm per module)
-HEADER_MM = 50.0
-BAND_Y_MM, BAND_H_MM = 46.5, 2.0  # the security band under the header, margin to margin
+# ballot code side incl. its 4-module quiet zone: a version-5 QR (37 + 8 modules, omr.ballot_code) at
+# 1.2 mm per module, which a 100 dpi capture blurred by 2 px still resolves (BENCHMARKS L3)
+CODE_MM = 54.0
+HEADER_MM = 72.0  # the code hangs 2 mm below the top-right square and reaches down to 68 mm
+BAND_Y_MM, BAND_H_MM = 68.5, 2.0  # the security band under the header, margin to margin
 FOOTER_MM = 44.0
 STAMP_W_MM, STAMP_H_MM = 50.0, 26.0
 BLOCK_GAP_ROWS = 0.8  # blank space after each list block, in rows

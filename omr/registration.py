@@ -4,7 +4,8 @@ Stages (all on pixels, no truth):
   find_sheet_and_marks  the sheet against the feeder bed and the solid registration squares, on a
                         4 px/mm thumbnail of the darkest colour channel
   corner_marks          the square nearest each sheet corner; one missing corner (cropped, torn) is
-                        inferred from the other three (a parallelogram), then checked like the rest
+                        inferred from the other three (a rectangle in the paper's plane, through the sheet
+                        outline), then checked like the rest
   orientations          the four ways the sheet can lie (0, 90, 180, 270 degrees); the ballot code sits
                         at a fixed offset from the layout's top-right square, which names the one
   fit                   a homography from the four squares, then verified and refined on the printed box
@@ -28,6 +29,9 @@ THUMB_PPM = 4.0  # px/mm of the working thumbnail: a 7 mm square is 28 px, an A4
 MARK_SIZE_TOLERANCE = 0.35  # perspective (10 %), print scale and blur change a square's apparent size
 MARK_MIN_FILL = 0.50  # of its bounding box; a 40 %-density (worn) square still fills its outline when blurred
 MARK_DARKNESS = 0.72  # a square is darker than this fraction of the paper level (40 % density reads ~0.6)
+OUT_OF_VIEW = 0.12  # of the paper level: beyond the camera's field of view (the lit bed reads ~0.23)
+MARK_MAX_HOLES = 0.10  # share of a square's outline that may be enclosed white (a finder pattern: 0.33)
+STREAK_CLEAR_MM = 3.0  # dust streaks: <= 4 px at 100 dpi (1 mm), two side by side and blurred ~2.5 mm
 CORNER_REACH_MM = 30.0  # a corner's square must lie within this distance of the sheet corner
 MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must be rejected, not read
 # Print scale (the print against its own paper) accepted. The print-house tolerance is 0.985-1.015; the
@@ -39,7 +43,7 @@ SCALE_BOUNDS = (0.980, 1.020)
 ABSOLUTE_SCALE_BOUNDS = (0.97, 1.03)
 RESIDUAL_MAX_MM = 0.45  # a box's inner area keeps 0.9 mm from its outline: half of that is the budget
 FIDUCIAL_BOXES = 12
-CODE_WINDOW_MM = 38.0  # around the predicted centre: the 28 mm code, perspective and a cropped square's error
+CODE_WINDOW_MM = CODE_MM + 10.0  # around the predicted centre: the code, perspective and a cropped square's error
 
 # The code's centre relative to the layout's top-right registration square, in layout mm (left along
 # the top edge, down the right edge). Both hang off the top-right corner, so it is the same on every
@@ -104,30 +108,72 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
     if missing:
         i = missing[0]
         a, b, c = corners[(i + 1) % 4], corners[(i + 2) % 4], corners[(i + 3) % 4]
-        corners[i] = a + c - b  # parallelogram: the opposite corner mirrored through the diagonal's middle
+        corners[i] = _infer_corner(a, b, c, sheet)
         inferred = i
     pts = np.array(corners, dtype=np.float64) / f
     return Found(scale=f, thumb_ppm=thumb_ppm, sheet=None if sheet is None else sheet / f, corners=pts, inferred=inferred,
                  mark_px=float(np.median(sizes)) / f, corner_gaps_mm=tuple(g / thumb_ppm for g in gaps_px))
 
 
+def _infer_corner(a: np.ndarray, b: np.ndarray, c: np.ndarray, sheet: np.ndarray | None) -> np.ndarray:
+    """The fourth square's centre from the other three (b opposite it): the squares form a rectangle on
+    the paper, so the missing one is a + c - b - in the paper's own plane when the sheet's outline is
+    known (its hidden corner extrapolated from the sides), which undoes the camera's perspective;
+    otherwise in the image (a parallelogram, off by the perspective). fit() then checks the result on
+    the printed box outlines."""
+    if sheet is not None:
+        unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+        to_paper = cv2.getPerspectiveTransform(sheet.astype(np.float32), unit)
+        if abs(np.linalg.det(to_paper)) > 1e-12:
+            pa, pb, pc = cv2.perspectiveTransform(np.array([[a, b, c]], np.float64), to_paper)[0]
+            out = cv2.perspectiveTransform(np.array([[pa + pc - pb]], np.float64), np.linalg.inv(to_paper))[0, 0]
+            if np.all(np.isfinite(out)):
+                return out
+    return a + c - b  # parallelogram: the opposite corner mirrored through the diagonal's middle
+
+
 def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[float, float],
                  reach: float) -> tuple[float, float, float] | None:
-    """The solid square nearest `corner` in the window: (x, y, side) in window px, or None."""
+    """The solid square nearest `corner` in the window: (x, y, side) in window px, or None.
+
+    Streaks on the glass run along the feed (image columns) through the squares too: a dark streak
+    passing a square joins it to the bed or the print into one big component. When no square is seen,
+    the mask is looked at again opened along the rows, which removes anything narrower than
+    STREAK_CLEAR_MM (a streak, print strokes) and keeps a 7 mm square. Only pixels are taken away, and a
+    candidate must still pass every test of a square."""
     if window.size == 0:
         return None
     _, dark = cv2.threshold(window, MARK_DARKNESS * paper, 255, cv2.THRESH_BINARY_INV)
     dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # worn squares: close pinholes
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    best = _nearest_square(dark, side, corner, reach)
+    if best is None:
+        k = int(STREAK_CLEAR_MM * side / MARK_MM) | 1
+        best = _nearest_square(cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, k), np.uint8)), side, corner, reach)
+    return best
+
+
+def _nearest_square(dark: np.ndarray, side: float, corner: tuple[float, float],
+                    reach: float) -> tuple[float, float, float] | None:
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(dark, connectivity=8)
     lo, hi = side * (1 - MARK_SIZE_TOLERANCE), side * (1 + MARK_SIZE_TOLERANCE) * 1.15  # rotated bbox grows
     best, best_d = None, reach
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
         if lo <= bw <= hi and lo <= bh <= hi and area >= MARK_MIN_FILL * bw * bh and 0.7 < bw / bh < 1.43:
             d = float(np.hypot(centroids[i][0] - corner[0], centroids[i][1] - corner[1]))
-            if d <= best_d:
+            if d <= best_d and not _has_hole(labels[y:y + bh, x:x + bw] == i, area):
                 best, best_d = (float(centroids[i][0]), float(centroids[i][1]), float(np.sqrt(area))), d
     return best
+
+
+def _has_hole(component: np.ndarray, area: int) -> bool:
+    """A ring, not a solid square: the ballot code's finder patterns (7 x 1.2 mm, a dark ring round a
+    dark core) are the size of a registration square, but hollow - a white ring of 16 of their 49
+    modules. A worn square's pinholes are closed before this."""
+    filled = np.pad(component.astype(np.uint8), 1)
+    cv2.floodFill(filled, None, (0, 0), 2)
+    holes = int(np.count_nonzero(filled == 0))
+    return holes > MARK_MAX_HOLES * (area + holes)
 
 
 def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, list[float]]:
@@ -160,8 +206,25 @@ def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, 
     pts = c.reshape(-1, 2)
     if (pts[:, 0] <= 2).any() or (pts[:, 1] <= 2).any() or (pts[:, 0] >= W - 3).any() or (pts[:, 1] >= H - 3).any():
         return quad, []  # cut by the frame: its outline says nothing
+    # Outline beyond the camera's field of view (no light at all: far darker than the lit bed) is not the
+    # sheet's edge but the view's; it is left out, and a corner lying there is not seen: its gap says
+    # nothing about a second sheet or a torn corner. (A second sheet still shows at the opposite corner;
+    # the square hidden there is inferred by find_sheet_and_marks.)
+    no_light = OUT_OF_VIEW * paper
+    dark = None
+    if float(thumb[::2, ::2].min()) < no_light:  # (a whole view in sight: skipped)
+        dark = cv2.dilate((thumb < no_light).view(np.uint8), np.ones((5, 5), np.uint8))
+    unseen = np.zeros(len(pts), bool) if dark is None else dark[pts[:, 1], pts[:, 0]] > 0
+    if unseen.any() and (~unseen).sum() >= 40:
+        pts = pts[~unseen]
     quad = _robust_sides(pts.astype(np.float64), quad)
+    if unseen.any():  # the approximated outline had a vertex where the view ends: refit from the first fit
+        quad = _robust_sides(pts.astype(np.float64), quad)
     gaps = [float(np.min(np.hypot(*(pts - q).T))) for q in quad]
+    for i, q in enumerate(quad):
+        x, y = int(round(q[0])), int(round(q[1]))
+        if dark is not None and 0 <= x < W and 0 <= y < H and dark[y, x]:
+            gaps[i] = 0.0
     return _clockwise(quad), [gaps[i] for i in np.argsort([np.arctan2(*(q - quad.mean(0))[::-1]) for q in quad])]
 
 
@@ -185,6 +248,15 @@ def _robust_sides(pts: np.ndarray, quad: np.ndarray) -> np.ndarray:
         mode = (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2
         inl = pts[near][np.abs(off[near] - mode) < 1.5]
         vx, vy, x0, y0 = cv2.fitLine(inl.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        # the band round the mode holds only part of the edge when the first quadrilateral was tilted
+        # (a vertex where the view ends): gather the points along the fitted line and fit again
+        for _ in range(2):
+            dist = np.abs((pts[near][:, 0] - x0) * vy - (pts[near][:, 1] - y0) * vx)
+            more = pts[near][dist < 1.5]
+            if len(more) <= len(inl):
+                break
+            inl = more
+            vx, vy, x0, y0 = cv2.fitLine(inl.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
         lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
     corners = []
     for i in range(4):

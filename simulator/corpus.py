@@ -1032,30 +1032,25 @@ def _foreign_item(kind: str, index: int, seed: int) -> CorpusItem:
 def _tamper_code(sheet: np.ndarray, election: Election, style: str, layout: BallotLayout, dpi: float,
                  paper: tuple[int, int, int], rng: random.Random) -> dict[str, Any]:
     """Replace the code by an edited payload: what was edited no longer matches its signature."""
-    from omr.ballot_code import make_code
+    from omr.ballot_code import encode_signature, make_code
 
     genuine = make_code(election, style, _signing_key())
-    parts = genuine.split(":")  # BB1 ELECTION STATION STYLE MODE CONTENT SIGNATURE
-    variant = rng.choice(("station", "mode", "content", "signature"))
+    parts = genuine.split(":", 6)  # BB2 ELECTION STATION STYLE MODE TAG SIGNATURE (CONTENT16 signed, not printed)
+    variant = rng.choice(("station", "mode", "style", "signature"))
     if variant == "station":
         parts[2] = f"{parts[2][:4]}{int(parts[2][4:]) % 999 + 1:03d}"
     elif variant == "mode":  # e.g. a specimen's code made to claim it is official
         test = make_code(election, style, _signing_key(), mode="test" if election.mode == "official" else "official")
-        parts = test.split(":")
+        parts = test.split(":", 6)
         parts[4] = "O" if parts[4] == "T" else "T"
-    elif variant == "content":
-        parts[5] = f"{(int(parts[5], 16) ^ (1 << rng.randrange(64))):016X}"
+    elif variant == "style":  # another style of the same election claimed
+        others = [s.id for s in election.ballot_styles if s.id != style]
+        parts[3] = others[0] if others else parts[3] + "X"
     else:
-        parts[6] = _b32(bytes(rng.getrandbits(8) for _ in range(64)))
+        parts[6] = encode_signature(bytes(rng.getrandbits(8) for _ in range(64)))
     payload = ":".join(parts)
     _paste_code(sheet, payload, layout.code.px(dpi), paper)
     return {"variant": f"{variant} edited", "payload": payload}
-
-
-def _b32(raw: bytes) -> str:
-    import base64
-
-    return base64.b32encode(raw).decode("ascii").rstrip("=")
 
 
 def _paste_code(sheet: np.ndarray, payload: str, rect: list[int], paper: tuple[int, int, int]) -> None:

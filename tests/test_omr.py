@@ -288,3 +288,59 @@ def test_specimen_ballot_prints_nothing_over_the_boxes(election: Election) -> No
         img, _ = render_ballot(test_mode, style, 100.0)
         r = interpret(np.array(img), test_mode, dpi=100.0)
         assert r.verdict == Verdict.INVALID and all(s.mark == "empty" for s in r.scores), r.reasons
+
+
+def test_code_reads_at_100_dpi_with_2px_blur(election: Election) -> None:
+    """BENCHMARKS L3: 100 dpi, 2 px blur, noise, JPEG 40, a few degrees of skew - the code still decodes."""
+    import cv2
+
+    from omr.ballot_code import verify_code
+    from omr.interpret import _read_code, darkest_channel
+    from omr.registration import find_sheet_and_marks
+
+    img, _ = render_ballot(election, "N", 100)
+    arr = np.array(img)
+    h, w = arr.shape[:2]
+    rng = np.random.default_rng(7)
+    for angle in (-5.0, 4.0):
+        M = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 0.92)
+        cap = cv2.warpAffine(arr, M, (w, h), flags=cv2.INTER_AREA, borderValue=(55, 55, 55))
+        cap = cv2.GaussianBlur(cap.astype(np.float32), (0, 0), 2.0) + rng.normal(0, 12, cap.shape)
+        cap = np.clip(cap, 0, 255).astype(np.uint8)
+        cap = cv2.imdecode(cv2.imencode(".jpg", cap, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+        found = find_sheet_and_marks(darkest_channel(cap), 100 / 25.4, 1.0)
+        assert not isinstance(found, Reason), found
+        payload, k = _read_code(cv2.extractChannel(cap, 1), found)
+        assert payload is not None and k == 0
+        assert verify_code(payload, election)[1] == []
+
+
+def test_code_finder_pattern_is_never_taken_for_a_registration_square(election: Election) -> None:
+    """The code's finder patterns (7 x 1.2 mm) are the size of a registration square and lie within a
+    corner's reach: with the top-right square gone, it must be inferred from the other three, not found
+    on the code."""
+    from omr.interpret import _find
+
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    x, y, w, h = layout.registration[1].px(DPI)
+    arr[y - 2:y + h + 2, x - 2:x + w + 2] = 255
+    found, _, _ = _find(arr, election, DPI)  # on the interpreter's 4 px/mm thumbnail
+    assert not isinstance(found, Reason)
+    assert found.inferred is not None
+    true = np.array([layout.registration[1].cx, layout.registration[1].cy]) * DPI / 25.4
+    assert np.hypot(*(found.corners[found.inferred] - true)) < 1.0 * DPI / 25.4
+
+
+@pytest.mark.parametrize("index", [2, 15, 16])
+def test_corner_out_of_view_is_not_a_second_sheet(index: int) -> None:
+    """L3: one registration square partly beyond the camera's view (black, not the lit bed). The hidden
+    corner says nothing about a second sheet, and the sides are fitted on what is seen: no corner gap."""
+    from omr.interpret import DOUBLE_SHEET_CORNER_GAP_MM, _find
+    from simulator.corpus import make_item
+
+    item = make_item("L3", "mayor", index, 5)
+    assert item.distortions["registration_cropped"]
+    found, _, _ = _find(item.image, item.election, item.dpi)
+    assert not isinstance(found, Reason) and found.inferred is not None
+    assert max(found.corner_gaps_mm) <= DOUBLE_SHEET_CORNER_GAP_MM
