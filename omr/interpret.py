@@ -74,7 +74,8 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if isinstance(found, Reason):
         return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found, ppm_guess),))
 
-    if max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_CORNER_GAP_MM:
+    # (with a square out of view the frame cuts the outline there: its corners say nothing)
+    if found.inferred is None and max(found.corner_gaps_mm, default=0.0) > DOUBLE_SHEET_CORNER_GAP_MM:
         # a second sheet sticks out from under the first: give both back, to be fed one by one
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
     if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
