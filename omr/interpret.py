@@ -447,17 +447,25 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
             mark, why = "marginal", Reason.INK_ACROSS_BOX
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark, why))
     if second_opinion is not None:
-        asked = [i for i, s in enumerate(out) if s.mark == "marginal" and not s.why and not cropped[i]]
+        asked = [i for i, s in enumerate(out) if s.mark != "empty" and not s.why and not cropped[i]]
         if asked:
             out = _ask_second_opinion(second_opinion, rgb, layout.box_mm, img_c, local, out, asked)
     return out
 
 
+# A box the classical score reads as a mark, which the model thinks more likely no mark at all, is put
+# to a person (marginal): a faint stamp's ring or lettering crossing a box can pass the fill threshold
+# with too little ink around the box to be seen as foreign. In this direction the model can only raise a
+# flag, never clear one or make a vote.
+DOUBT_BELOW = 0.5
+
+
 def _ask_second_opinion(model: MarkClassifier, rgb: np.ndarray, box_mm: float, centres: np.ndarray,
                         ppm: np.ndarray, scores: list[BoxScore], asked: list[int]) -> list[BoxScore]:
-    """Boxes marginal for their fill alone - not cut by the image's edge, no foreign ink around them -
-    shown to the model (omr.second_opinion); only an answer past its certified thresholds settles a box,
-    anything else leaves it marginal. The probability is kept on every box asked (`opinion`)."""
+    """Boxes read as marks or marginal for their fill alone - not cut by the image's edge, no foreign ink
+    around them - shown to the model (omr.second_opinion). A marginal box is settled only by an answer
+    past the model's certified thresholds, anything else leaves it marginal; a mark the model doubts
+    (p < DOUBT_BELOW) becomes marginal. The probability is kept on every box asked (`opinion`)."""
     h, w = rgb.shape[:2]
     crops = []
     for i in asked:
@@ -471,7 +479,11 @@ def _ask_second_opinion(model: MarkClassifier, rgb: np.ndarray, box_mm: float, c
     p = model.classify(np.stack(crops))
     out = list(scores)
     for i, pi in zip(asked, p):
-        out[i] = replace(out[i], mark=settle(float(pi)) or out[i].mark, opinion=round(float(pi), 6))
+        if out[i].mark == "marginal":
+            mark = settle(float(pi)) or "marginal"
+        else:
+            mark = "marginal" if pi < DOUBT_BELOW else "mark"
+        out[i] = replace(out[i], mark=mark, opinion=round(float(pi), 6))
     return out
 
 

@@ -244,4 +244,27 @@ def test_interpreter_with_the_shipped_model_reads_clear_ballots_as_without_it(el
     shot = capture(arr, DPI, rng, STILL)
     with_model = interpret(shot, election, dpi=DPI, second_opinion=clf)
     without = interpret(shot, election, dpi=DPI)
-    assert with_model == without and with_model.contests["nacelnik"].candidates == ("m5",)
+    assert (with_model.verdict, with_model.reasons, with_model.contests) == (without.verdict, without.reasons,
+                                                                               without.contests)
+    assert [s.mark for s in with_model.scores] == [s.mark for s in without.scores]
+    assert with_model.contests["nacelnik"].candidates == ("m5",)
+    m5 = next(s for s in with_model.scores if s.candidate == "m5")
+    assert m5.opinion is not None and m5.opinion >= 0.5  # the mark was shown, and the model agreed
+
+
+@pytest.mark.parametrize("p, read", [(0.0, "marginal"), (0.49, "marginal"), (0.5, "mark"), (1.0, "mark")])
+def test_a_mark_the_model_doubts_goes_to_a_person_and_is_never_cleared(election: Election, p: float, read: str) -> None:
+    """In this direction the model can only raise a flag: even sure it is no mark, the box is not read as
+    empty, only put to the committee."""
+    from omr.interpret import interpret
+
+    rng = random.Random(5)
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    draw_mark(arr, next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m3"), MarkStyle.X,
+              Pen(INKS["blue"], 0.5), DPI, rng)
+    model = ScriptedOpinion(p)
+    r = interpret(arr, election, dpi=DPI, second_opinion=model)  # type: ignore[arg-type]
+    m3 = next(s for s in r.scores if s.candidate == "m3")
+    assert (m3.mark, m3.opinion) == (read, p)
+    assert r.verdict.value == ("valid" if read == "mark" else "ambiguous")
