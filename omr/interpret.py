@@ -31,6 +31,7 @@ from omr.reference import FINE_PPM, StyleReference, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
 from omr.rules import ballot_verdict, decide_contest
 from omr.second_opinion import MarkClassifier, crop_box, settle
+from omr.stamp import Stamp, find_stamp
 from omr.types import BoxScore, Interpretation, Reason, Verdict
 
 Trace = Callable[[str, Any], None]
@@ -109,7 +110,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
 
     paper = _paper_level(thumb, found.thumb_ppm)
     reference = (references or {}).get(code.style)
-    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion)
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion, thumb)
     emit("scores", scores)
 
     results = []
@@ -388,14 +389,14 @@ def _paper_level(thumb: np.ndarray, thumb_ppm: float) -> np.ndarray:
 
 def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election: Election, paper: np.ndarray,
                  thumb_scale: float, reference: StyleReference | None = None,
-                 second_opinion: MarkClassifier | None = None) -> list[BoxScore]:
+                 second_opinion: MarkClassifier | None = None, thumb: np.ndarray | None = None) -> list[BoxScore]:
     """Score every box. Three stages, each box leaving at the first that decides it:
       dark ink (ballpoint, felt tip: below ink_level of the paper) covering >= definite  -> mark
       light ink (below light_level: adds pencil, smudges, erasures) covering < marginal   -> empty
       otherwise: stroke analysis (_stroke_mark) -> mark / marginal / empty
     A box read as anything but empty is then checked for foreign ink around it (_surroundings): a
     stamp or writing over a box puts lines in it that look like a voter's; such a box is marginal.
-    Last, the learned second opinion (if given) looks at the boxes left marginal for their fill alone
+    So is an inked box under the station's stamp, found by its rim (omr.stamp) on the thumbnail. Last, the learned second opinion (if given) looks at the boxes left marginal for their fill alone
     (_ask_second_opinion)."""
     boxes = layout.boxes
     H = geometry.homography
@@ -446,11 +447,33 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
         if mark != "empty" and _surroundings(rgb, H, layout, i, level[i], th.light_level, reference) >= FOREIGN_AROUND:
             mark, why = "marginal", Reason.INK_ACROSS_BOX
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark, why))
+    if thumb is not None:
+        out = _under_stamp(thumb, np.diag([thumb_scale, thumb_scale, 1.0]) @ H, layout, out, level, cropped, reference)
     if second_opinion is not None:
         asked = [i for i, s in enumerate(out) if s.mark != "empty" and not s.why and not cropped[i]]
         if asked:
             out = _ask_second_opinion(second_opinion, rgb, layout.box_mm, img_c, local, out, asked)
     return out
+
+
+def _under_stamp(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, scores: list[BoxScore], level: np.ndarray,
+                 cropped: np.ndarray, reference: StyleReference | None) -> list[BoxScore]:
+    """The station's stamp put over boxes (omr.stamp): it is looked for on the thumbnail (`H`: layout mm
+    to its pixels) around every box read as inked for its own sake (not already put to a person);
+    every inked box under its disc is marginal."""
+    stamps: list[Stamp] = []
+    for i, s in enumerate(scores):
+        if s.mark == "empty" or s.why or cropped[i]:
+            continue
+        if not any(st.touches(layout.boxes[i].rect) for st in stamps):
+            found = find_stamp(thumb, H, layout, i, float(level[i]), reference)
+            if found is not None:
+                stamps.append(found)
+    if not stamps:
+        return scores
+    return [replace(s, mark="marginal", why=Reason.INK_ACROSS_BOX)
+            if s.mark != "empty" and not s.why and any(st.touches(b.rect) for st in stamps) else s
+            for s, b in zip(scores, layout.boxes)]
 
 
 # A box the classical score reads as a mark, which the model thinks more likely no mark at all, is put
