@@ -89,10 +89,9 @@ def find_stamp(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, index: in
     x0, y0 = b.x - grow, b.y - grow
     size = (int(round((b.w + 2 * grow) * k)), int(round((b.h + 2 * grow) * k)))
     dv, v = _window(thumb, H, layout, x0, y0, size, k, paper_level, reference)
-    band_n = cv2.filter2D(v, -1, band_k, borderType=cv2.BORDER_CONSTANT)
-    out_n = cv2.filter2D(v, -1, out_k, borderType=cv2.BORDER_CONSTANT)
-    band_s = cv2.filter2D(dv, -1, band_k, borderType=cv2.BORDER_CONSTANT)
-    out_s = cv2.filter2D(dv, -1, out_k, borderType=cv2.BORDER_CONSTANT)
+    both = cv2.merge([v, dv])
+    band_n, band_s = cv2.split(cv2.filter2D(both, -1, band_k, borderType=cv2.BORDER_CONSTANT))
+    out_n, out_s = cv2.split(cv2.filter2D(both, -1, out_k, borderType=cv2.BORDER_CONSTANT))
     enough = (band_n >= SEEN_SHARE * _COARSE_SUMS[0]) & (out_n >= SEEN_SHARE * _COARSE_SUMS[1])
     contrast = np.where(enough, band_s / np.maximum(band_n, 1e-6) - out_s / np.maximum(out_n, 1e-6), -1.0)
     # only centres from which the disc reaches the box or nearly
@@ -130,8 +129,11 @@ def _window(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, x0: float, y
     dark = np.clip(1.0 - ink.astype(np.float32) * np.float32(1.0 / max(paper_level, 1.0)), 0.0, 1.0)
     fx0, fy0 = int(round(x0 * FINE_PPM)), int(round(y0 * FINE_PPM))
     valid = _tells(layout, reference, fx0, fy0, fsize)
-    corners = cv2.perspectiveTransform(np.array([[[0, 0], [fsize[0], 0], [0, fsize[1]], [fsize[0], fsize[1]]]],
-                                                np.float64), M)[0]
+    # the part of the window on the sheet, in the frame?
+    cx0, cy0 = max(0.0, -fx0), max(0.0, -fy0)
+    cx1 = min(float(fsize[0]), layout.width_mm * FINE_PPM - fx0)
+    cy1 = min(float(fsize[1]), layout.height_mm * FINE_PPM - fy0)
+    corners = cv2.perspectiveTransform(np.array([[[cx0, cy0], [cx1, cy0], [cx0, cy1], [cx1, cy1]]], np.float64), M)[0]
     h, w = thumb.shape[:2]
     if corners.min() < 0 or corners[:, 0].max() >= w or corners[:, 1].max() >= h:
         # the window runs out of the frame: only what the camera saw tells
