@@ -271,7 +271,8 @@ def _read_code(grey: np.ndarray, found: Found) -> tuple[str | None, int | None]:
     CODE_PX_PER_MM (a 200 dpi capture is halved: 4x fewer pixels for zbar, modules still ~5 px); blur,
     noise and JPEG at 100-150 dpi then need a binarised copy, upscaled 2x (cubic) and thresholded
     against its neighbourhood (CODE_BINARISE_MM), which restores the module edges the blur softened.
-    Cheapest first: every orientation's window as it is, then the binarised copies."""
+    Cheapest first: every orientation's window as it is (the most code-like first), then the binarised
+    copies."""
     ppm = found.mark_px / 7.0
     half = CODE_WINDOW_MM / 2 * ppm
     d = max(1, int(ppm / CODE_PX_PER_MM))
@@ -285,6 +286,9 @@ def _read_code(grey: np.ndarray, found: Found) -> tuple[str | None, int | None]:
             if d > 1:
                 win = cv2.resize(win, None, fx=1 / d, fy=1 / d, interpolation=cv2.INTER_AREA)
             windows.append((k, cx, cy, x0, y0, win))
+    # the window that looks most like a code first: a QR symbol is about half dark modules, the other
+    # orientations' windows fall on text, the band or blank paper
+    windows.sort(key=lambda t: abs(float(cv2.mean(cv2.compare(t[5], 128, cv2.CMP_LT))[0]) / 255.0 - 0.5))
     for f in (1, 2):
         for k, cx, cy, x0, y0, win in windows:
             img = win if f == 1 else _binarise(win, f, ppm / d)
