@@ -110,10 +110,22 @@ class ScannerService:
     # ------------------------------------------------------------------------------------------
     def self_test(self) -> list[DeviceStatus]:
         """Art. 11/20: check every device; the results go on the zero report."""
-        results = self.d.self_test()
+        results = self.d.self_test() + [self._mark_model_status()]
         self.self_test_results = results
         self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results)})
         return results
+
+    def _mark_model_status(self) -> DeviceStatus:
+        """The learned second opinion on faint marks (omr.second_opinion). Without it the box counts the
+        same and no less safely - marginal boxes simply stay with the committee - so it never fails the
+        self-test; the zero report says which it is."""
+        from omr.second_opinion import MODEL_SHA256, MarkClassifier
+
+        if self.second_opinion is not None:
+            return DeviceStatus("mark_model", True, self.msg.t(
+                "selftest.mark_model.loaded", runtime=self.second_opinion.runtime, sha=MODEL_SHA256[:12]))
+        return DeviceStatus("mark_model", True, self.msg.t(
+            "selftest.mark_model.unavailable", reason=MarkClassifier.unavailable_reason() or "?"))
 
     def configure(self) -> None:
         """Election loaded and self-tested: the box may print its zero report."""

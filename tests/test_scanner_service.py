@@ -600,3 +600,18 @@ def test_a_foreign_ballot_of_an_unknown_style_does_not_wedge_the_feeder(station:
     assert (result.state, result.cast, result.returned) == (BallotState.WAITING, False, True)
     assert st.store.counts() == counts()  # not counted against this station's styles
     assert st.svc.usage.unread_returned == 1
+
+
+def test_self_test_says_whether_the_mark_model_is_there(configured: Station) -> None:
+    """The zero report shows the second opinion's state; its absence never blocks the day."""
+    svc = configured.svc
+    line = next(r for r in svc.self_test() if r.device == "mark_model")
+    if svc.second_opinion is not None:
+        assert line.ok and svc.second_opinion.runtime in line.detail
+    svc.second_opinion = None
+    line = next(r for r in svc.self_test() if r.device == "mark_model")
+    from omr.second_opinion import MarkClassifier
+
+    reason = MarkClassifier.unavailable_reason() or "?"
+    assert line.ok and line.detail == configured.messages.t("selftest.mark_model.unavailable", reason=reason)
+    svc.configure()  # not a reason to refuse the day
