@@ -17,7 +17,7 @@ lane_a() {
 lane_b() {
   $BB bench omr --level L2 --kind council --ballots 720 --seed "$SEED" --out "$OUT"
   $BB bench omr --level L2 --kind mayor --ballots 2000 --seed "$SEED" --out "$OUT"
-  $BB bench omr --level foreign --kind mayor --ballots 400 --seed "$SEED" --out "$OUT"
+  $BB bench omr --level foreign --kind mixed --ballots 400 --seed "$SEED" --out "$OUT"
   $BB bench omr --level L3 --kind council --ballots 40 --seed "$SEED" --out "$OUT"
 }
 # a run whose bar is not met exits 1; the lanes go on, and the total below judges the whole
