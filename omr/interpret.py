@@ -192,12 +192,27 @@ STREAK_MAX_WIDTH_PX = 6  # dust and scratches: 1-4 px (BENCHMARKS L2/L3)
 STREAK_BANDS = 8  # the sheet's length in bands, for the evidence of a white streak
 STREAK_MIN_BANDS = 3  # bands with crossing strokes needed to call a streak
 STREAK_GAP_PX = 7  # run centres this far each side: a 5 px run there ends >= 5 px away, clear of a 4 px streak
+# Faint dark streaks (_faint_dark_streak): a column darker than the bare paper beside it, by relative darkness.
+FAINT_ROW_MM = 1.5  # one image row per 1.5 mm of the sheet's length is judged
+FAINT_SIDE_GAP_PX = 5  # the paper beside a column is looked at from this far: past a 4 px streak blurred by 2 px
+FAINT_SIDE_PX = 8  # ... over this many columns on each side
+FAINT_FLAT = 0.12  # a side is bare paper when its max - min is within this share of its max (L3 noise: ~0.05)
+FAINT_DARKER = 0.08  # a column darker than the bare paper beside it by this share is dark there (harm: ~0.18)
+FAINT_BAND_MM = 36.0  # the sheet's length in bands of this length: the 72 mm header is two bands without boxes
+FAINT_BAND_MIN_ROWS = 8  # rows beside bare paper a band needs to be judged
+FAINT_BANDS_JUDGED = 0.6  # share of the bands that must be judged
+FAINT_MIN_SHARE = 0.5  # in every judged band, this share of its judged rows dark: streaks 0.7-1.0, print <= 0.03
+FAINT_MARGIN_MM = 3.0  # off the sheet's edge (the bed beside it is darker paper-flat)
+FAINT_END_MM = 15.0  # the sheet's ends up to here (its top and bottom in the image) are judged on their own:
+#   the margins, where no vertical print runs (a band or a rule of a sheet fed sideways stops at 15 mm)
+FAINT_END_MIN_ROWS = 4  # rows beside bare paper an end needs to be judged; a judged end must show the streak
 
 
 def _streaks(grey: np.ndarray, found: Found) -> int | None:
     """The image column of a streak within the sheet, or None.
 
-    Dark streak: a column dark along nearly the whole sheet. White streak: a column that breaks the
+    Dark streak: a column dark along nearly the whole sheet, or darker than the paper beside it along the
+    whole sheet (_faint_dark_streak: faint or blurred ones). White streak: a column that breaks the
     horizontal strokes crossing it - in the rows where the columns STREAK_GAP_PX to its left and right
     are both dark (a box's top or bottom line, a letter's bar), print is dark in between too; a white
     streak is not."""
@@ -225,6 +240,9 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
     for start, stop in zip(edges[::2], edges[1::2]):
         if stop - start <= STREAK_MAX_WIDTH_PX and g <= start < len(share) - g:
             return int(start + x0)
+    faint = _faint_dark_streak(grey, found)
+    if faint is not None:
+        return faint
     # White streak candidates: columns with much less ink than their neighbours (median of the columns
     # 5..7 px away: a box's vertical outline is a one-column spike that must not count). Most such
     # columns are just gaps in the print; each candidate is then judged on the horizontal strokes.
@@ -261,6 +279,100 @@ def _streaks(grey: np.ndarray, found: Found) -> int | None:
     broken = (judged_bands & (n_bridged < STREAK_BRIDGE_MAX * n_cross)).sum(axis=0)
     hits = np.flatnonzero((judged >= STREAK_MIN_BANDS) & (broken >= 0.8 * judged))
     return int(cands[hits[0]] + x0) if len(hits) else None
+
+
+def _faint_dark_streak(grey: np.ndarray, found: Found) -> int | None:
+    """The image column of a dark streak too faint or too blurred to fall under half the paper level,
+    or None. Judged by relative darkness, so uneven light and any streak level count alike: a 2 px streak
+    at 0.7 of the paper, blurred, makes a phantom stroke in every empty box it crosses (L2 council #590,
+    #716: a column of boxes read as marks).
+
+    In the rows where the columns beside it (FAINT_SIDE_GAP_PX .. + FAINT_SIDE_PX on either side) are
+    bare paper - flat - a column is dark when it is FAINT_DARKER below that paper. One flat side is
+    enough (streaks come in clusters at L3); with both flat the darker is the reference, so the edge of a
+    wide print (a band, a square) is no streak. A streak is dark in nearly every such row along the
+    whole sheet. Print is not: a box outline or a left-aligned column of names runs down the box area
+    only, and the header and footer, where the print has no long vertical line, are bands of their own
+    in which such a column is dark in almost no row. So: in every judged band (FAINT_BAND_MM of the
+    sheet's length) at least FAINT_MIN_SHARE of the judged rows dark. Clean L1-L3 sheets reach <= 0.03,
+    the corpus' dark streaks 0.7-1.0."""
+    h, w = grey.shape
+    ppm = found.mark_px / 7.0
+    sheet = found.sheet if found.sheet is not None else np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    x0, y0 = int(max(0, sheet[:, 0].min())), int(max(0, sheet[:, 1].min()))
+    x1, y1 = int(min(w, math.ceil(sheet[:, 0].max()))), int(min(h, math.ceil(sheet[:, 1].max())))
+    gap, side = FAINT_SIDE_GAP_PX, FAINT_SIDE_PX
+    step = max(1, int(round(FAINT_ROW_MM * ppm)))
+    rows = grey[y0:y1:step, x0:x1]  # a strided view: OpenCV reads it in place
+    n, width = rows.shape
+    if n < 16 or width < 8 * (gap + side):
+        return None
+    kernel = np.ones((1, side), np.uint8)
+    lo = cv2.erode(rows, kernel, anchor=(0, 0))  # lo[:, x]: min of columns x .. x + side - 1
+    hi = cv2.dilate(rows, kernel, anchor=(0, 0))
+    flat = cv2.compare(cv2.subtract(hi, lo), cv2.convertScaleAbs(hi, alpha=FAINT_FLAT), cv2.CMP_LE)
+    c0, c1 = gap + side - 1, width - gap - side + 1  # columns with both sides in view
+    left, right = slice(c0 - gap - side + 1, c1 - gap - side + 1), slice(c0 + gap, c1 + gap)
+    # the paper level beside each column: the darker flat side (255 where a side is not flat)
+    level = cv2.min(cv2.bitwise_or(lo[:, left], cv2.bitwise_not(flat[:, left])),
+                    cv2.bitwise_or(lo[:, right], cv2.bitwise_not(flat[:, right])))
+    judged = cv2.bitwise_or(flat[:, left], flat[:, right])
+    # inside the sheet, FAINT_MARGIN_MM off its edge (beyond it the bed: flat, and darker than paper)
+    def fill(quad: np.ndarray) -> np.ndarray:  # image px -> this grid: rows every `step`, columns c0 ..
+        mask = np.zeros((n, c1 - c0), np.uint8)
+        cv2.fillConvexPoly(mask, np.round((quad - (x0 + c0, y0)) / (1, step)).astype(np.int32), 255)
+        return mask
+
+    near, far = _inset(sheet, FAINT_MARGIN_MM * ppm), _inset(sheet, FAINT_END_MM * ppm)
+    judged = cv2.bitwise_and(judged, fill(near))
+    dark = cv2.bitwise_and(cv2.compare(rows[:, c0:c1], cv2.convertScaleAbs(level, alpha=1 - FAINT_DARKER), cv2.CMP_LT),
+                           judged)
+    bands = max(1, int(round(n * step / (FAINT_BAND_MM * ppm))))
+    starts = np.linspace(0, n, bands + 1).astype(np.int64)
+
+    def per_band(mask: np.ndarray) -> np.ndarray:  # bands x columns: rows set in each band
+        return np.concatenate([cv2.reduce(mask[a:b], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+                               for a, b in zip(starts[:-1], starts[1:])]) // 255
+
+    n_judged, n_dark = per_band(judged), per_band(dark)
+    ok = n_judged >= FAINT_BAND_MIN_ROWS
+    share = np.where(ok, n_dark / np.maximum(n_judged, 1), 1.0).min(axis=0)
+    through = (share >= FAINT_MIN_SHARE) & (ok.sum(axis=0) >= FAINT_BANDS_JUDGED * bands)
+    # ... and not stopping short of the sheet's ends where they can be judged (the title may fill them):
+    # the corners run clockwise from the top-left, so sides 0-1 are the top, 2-3 the bottom
+    for end in (np.array([near[0], near[1], far[1], far[0]]), np.array([far[3], far[2], near[2], near[3]])):
+        if not through.any():
+            break
+        zone = fill(end)
+        j = cv2.reduce(cv2.bitwise_and(judged, zone), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+        d = cv2.reduce(cv2.bitwise_and(dark, zone), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+        through &= (j < FAINT_END_MIN_ROWS) | (d >= FAINT_MIN_SHARE * j)
+    hits = np.flatnonzero(through)
+    return int(hits[0] + c0 + x0) if len(hits) else None
+
+
+def _inset(quad: np.ndarray, d: float) -> np.ndarray:
+    """A convex quadrilateral's corners with every side moved d inwards (plain floats: 4 corners)."""
+    pts = [(float(x), float(y)) for x, y in quad]
+    cx, cy = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+    sides = []  # per side i (corner i -> i + 1): a point of the moved side and the unit direction
+    for (ax, ay), (bx, by) in zip(pts, pts[1:] + pts[:1]):
+        length = math.hypot(bx - ax, by - ay) or 1e-9
+        ux, uy = (bx - ax) / length, (by - ay) / length
+        nx, ny = -uy, ux
+        if (cx - ax) * nx + (cy - ay) * ny < 0:
+            nx, ny = -nx, -ny
+        sides.append((ax + d * nx, ay + d * ny, ux, uy))
+    out = []
+    for i, (px, py, ux, uy) in enumerate(sides):  # corner i: where the moved sides i - 1 and i meet
+        qx, qy, vx, vy = sides[i - 1]
+        det = vx * uy - vy * ux
+        if abs(det) < 1e-9:
+            out.append(pts[i])
+            continue
+        t = ((px - qx) * uy - (py - qy) * ux) / det  # q + t v = p + s u, crossed with u
+        out.append((qx + t * vx, qy + t * vy))
+    return np.array(out)
 
 
 # -- 3. ballot code ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ model: it must read pixels only, and every non-valid verdict carries its reasons
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -279,6 +280,52 @@ def test_no_streak_reported_on_clean_captures(election: Election) -> None:
     for seed in range(6):
         r = interpret(marked(election, "V", {"l6": MarkStyle.FILLED, "l6c1": MarkStyle.CHECK}, seed=seed), election, dpi=DPI)
         assert r.verdict == Verdict.VALID, r.reasons
+
+
+def _faint_streak_through_boxes(level: str, index: int, seed: int) -> tuple[object, int]:
+    """A corpus mayor sheet with a faint, blurred dark streak (4 px at 0.72 of the paper, like L2 council
+    #590 and #716) drawn down the column of its candidates' boxes, off their centre; and its column."""
+    import cv2
+
+    from omr.layout import layout_ballot
+    from simulator.corpus import make_item
+
+    item = make_item(level, "mayor", index, seed)
+    layout = layout_ballot(item.election, item.style)
+    M = np.array(item.distortions["mm_to_image"])
+    centres = cv2.perspectiveTransform(np.array([[(b.rect.cx, b.rect.cy) for b in layout.boxes]], np.float64), M)[0]
+    x = int(round(float(np.median(centres[:, 0])))) + 3
+    img = item.image.copy()
+    strip = img[:, x - 4:x + 8].astype(np.float32)
+    strip[:, 4:8] *= 0.72
+    img[:, x - 4:x + 8] = np.clip(cv2.GaussianBlur(strip, (5, 1), 0.8) + 0.5, 0, 255).astype(np.uint8)
+    return dataclasses.replace(item, image=img), x
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_faint_dark_streak_through_a_column_of_boxes_stops_for_maintenance(index: int) -> None:
+    """A streak too faint to fall under half the paper level still puts a phantom stroke in every empty
+    box it crosses (read as marks: a silent overvote, or two lists on a council ballot). It is found by
+    its darkness relative to the paper beside it, along the whole sheet."""
+    item, x = _faint_streak_through_boxes("L1", index, 5)
+    r = interpret(item.image, item.election, dpi=item.dpi)
+    assert r.verdict == Verdict.UNREADABLE and r.reasons[0].startswith("scan_streak:"), r.reasons
+    assert abs(int(r.reasons[0].split(":")[1]) - x) <= 4
+
+
+def test_no_faint_streak_found_on_clean_corpus_sheets() -> None:
+    """Box outlines, left-aligned names and table rules are long dark columns too, but not through the
+    header and footer: clean L1 sheets, mayor and council, have no streak."""
+    import cv2
+
+    from omr.interpret import _faint_dark_streak, _find
+    from simulator.corpus import make_item
+
+    for level, kind, index in [("L1", "mayor", i) for i in range(4)] + [("L1", "council", 0)]:
+        item = make_item(level, kind, index, 5)
+        found = _find(item.image, item.election, item.dpi)[0]
+        assert not isinstance(found, Reason)
+        assert _faint_dark_streak(cv2.extractChannel(item.image, 1), found) is None, item.name
 
 
 def test_specimen_ballot_prints_nothing_over_the_boxes(election: Election) -> None:
