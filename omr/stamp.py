@@ -1,18 +1,21 @@
-"""The station's round stamp, found by its rim.
+"""The station's round stamp over boxes, found by its ring of lettering.
 
 The committee stamps every ballot (Art. 21(3)) in the stamp zone; the 2024 pilot's lesson is that a
 hurried member sometimes puts it over a box. Its lettering and rings then lie in boxes like a voter's
 strokes, and a faint, unevenly inked impression leaves too little ink around one box to be told from
 a voter's mark there (omr.interpret._surroundings looks at a few mm around the box only).
 
-The stamp's rim gives it away: a thin circle of known diameter. Summed along its whole 75 mm length,
-even an impression whose ink barely shows is far above the paper's noise, while a voter's mark, a
-fold or a printed rule crosses the circle in a few places at most. Search: in layout space at
-FINE_PPM px/mm, around a box read as inked, for a centre from which the disc would touch the box,
-correlate the ink darkness (print masked out with the style's reference, boxes and their overrun
-masked out) with the rim minus the paper just outside it. The best centre is then checked sector by
-sector: the rim must show in most of the sectors that can be seen, so that one line crossing the
-circle, however dark, is not a stamp.
+The stamp is round and of known size: a band 4 mm wide (rim, lettering, inner ring) on a 24 mm disc.
+Averaged along its whole ~65 mm, even an impression whose ink barely shows stands well above the
+paper's noise, while a voter's mark, a fold or a printed rule crosses the band in a few places at
+most. Around a box read as inked, on the thumbnail (~FINE_PPM px/mm) taken into layout space, with
+the ballot's own print (the style's reference), every box and its marks' overrun, and what lies off
+the sheet or out of the frame weighted out:
+  1. coarse, at COARSE_PPM: the band's mean darkness minus the paper's just outside it, for every
+     centre from which the disc could reach the box (a normalised correlation, 4 small filters);
+  2. fine, at the best centre, at FINE_PPM: the same contrast in 16 sectors. The stamp must show in
+     most of the sectors that can be seen, so that one line across the circle is not a stamp.
+The caller (omr.interpret._under_stamp) puts every inked box under the disc to the committee.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omr.layout import BallotLayout
+from omr.layout import BallotLayout, Rect
 from omr.reference import FINE_PPM, StyleReference
 
 # The CEC's station stamp: one round die for every station, 24 mm across: a rim line 0.3 mm inside the
@@ -52,7 +55,7 @@ class Stamp:
     sectors_inked: int
     sectors_seen: int
 
-    def touches(self, rect) -> bool:  # noqa: ANN001 - omr.layout.Rect
+    def touches(self, rect: Rect) -> bool:
         """Does the stamp's disc reach into this rectangle (layout mm)?"""
         cx, cy = self.centre_mm
         dx = max(rect.x - cx, 0.0, cx - (rect.x + rect.w))
@@ -192,7 +195,7 @@ def _tells(layout: BallotLayout, reference: StyleReference | None, fx0: int, fy0
     return out
 
 
-def _clear(m: np.ndarray, r, grow: float) -> None:  # noqa: ANN001 - omr.layout.Rect
+def _clear(m: np.ndarray, r: Rect, grow: float) -> None:
     k = FINE_PPM
     m[max(0, int((r.y - grow) * k)):max(0, int(np.ceil((r.y + r.h + grow) * k))),
       max(0, int((r.x - grow) * k)):max(0, int(np.ceil((r.x + r.w + grow) * k)))] = 0
