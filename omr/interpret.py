@@ -83,6 +83,8 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
     streak = _streaks(grey, found)
+    if streak is None:
+        streak = _bed_streak(thumb, found)
     emit("streaks", streak)
     if streak is not None:
         return Interpretation(Verdict.UNREADABLE, (f"{Reason.SCAN_STREAK}:{streak}",))
@@ -206,6 +208,112 @@ FAINT_MARGIN_MM = 3.0  # off the sheet's edge (the bed beside it is darker paper
 FAINT_END_MM = 15.0  # the sheet's ends up to here (its top and bottom in the image) are judged on their own:
 #   the margins, where no vertical print runs (a band or a rule of a sheet fed sideways stops at 15 mm)
 FAINT_END_MIN_ROWS = 4  # rows beside bare paper an end needs to be judged; a judged end must show the streak
+
+
+# A streak on the glass runs through the whole frame, so across the bare feeder bed beyond the sheet's
+# ends too, where a white one is a lit line on a dark ground: easy to see there, while on the sheet it
+# shows only where it breaks print (the in-sheet check below misses most thin or blurred ones).
+BED_MARGIN_MM = 2.0  # off the sheet's edge: its shadow, blur and a slight curl
+BED_BAND_MM = 6.0  # the bed judged at each end: this much beyond the margin
+BED_MIN_MM = 2.0  # at least this much of it seen at a column for that end to be judged there
+BED_BRIGHTER = 20.0  # grey levels over the bed beside it, averaged over the band (bed ~55; the corpus' white
+# streaks +45..+190 at full resolution, about half that on the thumbnail)
+BED_SIDE_PX = (2, 6)  # the bed beside a column: this many thumbnail px away (0.5-1.5 mm), both sides
+BED_RUN_MM = 4.0  # a lit run along the feed up to this wide is streaks (a cluster of them); wider is not
+
+
+def _bed_streak(thumb: np.ndarray, found: Found) -> int | None:
+    """The image column of a lit line along the feed across the bed beyond both of the sheet's ends (or
+    the one end in view), within the sheet's width; or None. On the thumbnail (a 2 px streak keeps half
+    its contrast there: still +50 grey levels or more). Without a bed in view (a sheet filling the
+    frame) there is nothing to judge."""
+    if found.sheet is None:
+        return None
+    h, w = thumb.shape
+    ppm = found.thumb_ppm
+    sheet = found.sheet * found.scale
+    quad = _grown(sheet, BED_MARGIN_MM * ppm)  # the margin off every edge, however skewed
+    lo, hi = BED_SIDE_PX
+    x0 = int(max(sheet[:, 0].min() + BED_MARGIN_MM * ppm, hi))
+    x1 = int(min(sheet[:, 0].max() - BED_MARGIN_MM * ppm, w - hi))
+    if x1 - x0 < 4 * hi:
+        return None
+    cols = np.arange(x0, x1)
+    # the grown outline per column: its top and bottom (a skewed sheet's corners are anywhere)
+    top, bottom = np.full(len(cols), np.inf), np.full(len(cols), -np.inf)
+    for i in range(4):
+        (ax, ay), (bx, by) = quad[i], quad[(i + 1) % 4]
+        if abs(bx - ax) < 1e-6:
+            continue
+        on = (cols >= min(ax, bx)) & (cols <= max(ax, bx))
+        y = ay + (cols - ax) * (by - ay) / (bx - ax)
+        top[on], bottom[on] = np.minimum(top[on], y[on]), np.maximum(bottom[on], y[on])
+    band, need = BED_BAND_MM * ppm, BED_MIN_MM * ppm
+    found_at = []
+    for near, sign in ((top, -1), (bottom, 1)):
+        far = near + sign * band
+        r0 = int(max(0, np.floor(np.min(np.minimum(near, far)))))
+        r1 = int(min(h, np.ceil(np.max(np.maximum(near, far)))))
+        if r1 - r0 < 2:
+            continue
+        # each column's band (rows [r_lo, r_hi) of the strip), and the same rows in the columns beside it
+        # (their own bands differ little), summed on the strip's integral image
+        r_lo = np.clip(np.ceil(np.minimum(near, far)) - r0, 0, r1 - r0).astype(np.int64)
+        r_hi = np.clip(np.floor(np.maximum(near, far)) + 1 - r0, 0, r1 - r0).astype(np.int64)
+        r_lo = np.concatenate((np.full(hi, r_lo[0]), r_lo, np.full(hi, r_lo[-1])))
+        r_hi = np.concatenate((np.full(hi, r_hi[0]), r_hi, np.full(hi, r_hi[-1])))
+        run = cv2.integral(np.ascontiguousarray(thumb[r0:r1, x0 - hi:x1 + hi]), sdepth=cv2.CV_32S)
+        k = np.arange(len(cols) + 2 * hi)
+        n = (r_hi - r_lo).astype(np.float32)
+        sums = run[r_hi, k + 1] - run[r_hi, k] - run[r_lo, k + 1] + run[r_lo, k]
+        level = sums.astype(np.float32) / np.maximum(n, 1.0)
+        if (n[hi:-hi] >= need).sum() < 0.25 * len(cols):
+            continue  # this end is out of view
+        # the bed beside a column: the darker of its two sides (a neighbouring streak lights one side)
+        c = np.concatenate(([0.0], np.cumsum(level)))
+        j = np.arange(hi, hi + len(cols))
+        left = (c[j - lo + 1] - c[j - hi]) / (hi - lo + 1)
+        right = (c[j + hi + 1] - c[j + lo]) / (hi - lo + 1)
+        bright = (level[j] - np.minimum(left, right) > BED_BRIGHTER) & (n[j] >= need)
+        found_at.append((bright, n[j] >= need))
+    if not found_at:
+        return None
+    hit = np.zeros(len(cols), bool)
+    for bright, _ in found_at:
+        hit |= bright
+    for bright, judged in found_at:  # where both ends are judged, a streak crosses both (+-1 px)
+        near_by = bright.copy()
+        near_by[1:] |= bright[:-1]
+        near_by[:-1] |= bright[1:]
+        hit &= ~judged | near_by
+    # narrow runs only (streaks come in clusters: up to BED_RUN_MM): a second sheet beyond this one is wide
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], hit.astype(np.int8), [0]))))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start <= BED_RUN_MM * ppm:
+            return int(round((x0 + (start + stop - 1) / 2) / found.scale))
+    return None
+
+
+def _grown(quad: np.ndarray, d: float) -> np.ndarray:
+    """A convex quadrilateral with every side moved d px outwards."""
+    c = quad.mean(axis=0)
+    lines = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        t = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
+        n = np.array([-t[1], t[0]])
+        if n @ (a - c) < 0:
+            n = -n
+        lines.append((a + d * n, t))
+    out = []
+    for i in range(4):
+        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
+        det = d2[0] * d1[1] - d1[0] * d2[1]  # p1 + t d1 = p2 + u d2, by Cramer's rule
+        if abs(det) < 1e-9:
+            return quad
+        e = p2 - p1
+        out.append(p1 + (d2[0] * e[1] - e[0] * d2[1]) / det * d1)
+    return np.array(out)
 
 
 def _streaks(grey: np.ndarray, found: Found) -> int | None:

@@ -100,9 +100,15 @@ def test_boxes_under_the_stamp_go_to_the_committee(election: Election) -> None:
     assert m2.mark == "mark"
 
 
-def test_a_faint_stamp_over_an_empty_box_was_a_silent_overvote() -> None:
+def test_a_faint_stamp_over_an_empty_box_was_a_silent_overvote(monkeypatch: pytest.MonkeyPatch) -> None:
     """Corpus L2 mayor seed 6 #84: a faint stamp's ring over empty box m5 read as a mark (fill 0.11) with
-    too little ink around the box to be seen as foreign - an overvote nobody was told about."""
+    too little ink around the box to be seen as foreign - an overvote nobody was told about. (The sheet
+    also carries a white streak, which now stops the box for maintenance first; the stamp must be
+    caught on its own, so the streak checks are switched off here.)"""
+    import omr.interpret as oi
+
+    monkeypatch.setattr(oi, "_streaks", lambda grey, found: None)
+    monkeypatch.setattr(oi, "_bed_streak", lambda thumb, found: None)
     item = make_item("L2", "mayor", 84, 6)
     result, error = _safe_interpret(interpret, item)
     assert error is None
