@@ -121,21 +121,22 @@ _COARSE_SUMS = (float(_COARSE[0].sum()), float(_COARSE[1].sum()))
 def _window(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, x0: float, y0: float, size: tuple[int, int],
             k: float, paper_level: float, reference: StyleReference | None) -> tuple[np.ndarray, np.ndarray]:
     """(darkness x weight, weight) of a layout window of `size` px at k px/mm from (x0, y0) mm: the ink
-    darkness 0..1 seen at FINE_PPM where it tells something about a stamp (weight 1: not the ballot's
-    print, not a box and its marks' overrun, on the sheet and in the frame), pooled to k px/mm (weights
-    become the share of each pixel that tells)."""
-    f = int(round(FINE_PPM / k))
+    darkness 0..1 seen at `wk` = min(FINE_PPM, 2k) px/mm where it tells something about a stamp (weight
+    1: not the ballot's print, not a box and its marks' overrun, on the sheet and in the frame), pooled
+    to k px/mm (weights become the share of each pixel that tells)."""
+    wk = min(FINE_PPM, 2 * k)
+    f = int(round(wk / k))
     fsize = (size[0] * f, size[1] * f)
-    M = H @ np.array([[1 / FINE_PPM, 0, x0], [0, 1 / FINE_PPM, y0], [0, 0, 1]])
+    M = H @ np.array([[1 / wk, 0, x0], [0, 1 / wk, y0], [0, 0, 1]])
     ink = cv2.warpPerspective(thumb, M, fsize, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     dark = np.clip(1.0 - ink.astype(np.float32) * np.float32(1.0 / max(paper_level, 1.0)), 0.0, 1.0)
-    fx0, fy0 = int(round(x0 * FINE_PPM)), int(round(y0 * FINE_PPM))
-    valid = _tells(layout, reference, fx0, fy0, fsize)
+    fx0, fy0 = int(round(x0 * wk)), int(round(y0 * wk))
+    valid = _tells(layout, reference, wk, fx0, fy0, fsize)
     # the part of the window on the sheet, in the frame?
     cx0, cy0 = max(0.0, -fx0), max(0.0, -fy0)
-    cx1 = min(float(fsize[0]), layout.width_mm * FINE_PPM - fx0)
-    cy1 = min(float(fsize[1]), layout.height_mm * FINE_PPM - fy0)
+    cx1 = min(float(fsize[0]), layout.width_mm * wk - fx0)
+    cy1 = min(float(fsize[1]), layout.height_mm * wk - fy0)
     corners = cv2.perspectiveTransform(np.array([[[cx0, cy0], [cx1, cy0], [cx0, cy1], [cx1, cy1]]], np.float64), M)[0]
     h, w = thumb.shape[:2]
     if corners.min() < 0 or corners[:, 0].max() >= w or corners[:, 1].max() >= h:
@@ -151,15 +152,35 @@ def _window(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, x0: float, y
     return dv, v
 
 
-_TELLS: dict[tuple[int, int], tuple[BallotLayout, StyleReference | None, np.ndarray]] = {}
+_TELLS: dict[tuple[int, int, float], tuple[BallotLayout, StyleReference | None, np.ndarray]] = {}
 
 
-def _tells(layout: BallotLayout, reference: StyleReference | None, fx0: int, fy0: int,
+def _tells(layout: BallotLayout, reference: StyleReference | None, ppm: float, fx0: int, fy0: int,
            fsize: tuple[int, int]) -> np.ndarray:
-    """The window (FINE_PPM px from (fx0, fy0)) of the layout's map of where ink can only be foreign: off
-    the print (the style's reference, +-0.25 mm for the fit's residual and blur), off every box and its
-    marks' overrun, on the sheet. Made once per layout and reference."""
-    key = (id(layout), id(reference))
+    """The window (`ppm` px/mm, from (fx0, fy0) px) of the layout's map of where ink can only be foreign:
+    off the print (the style's reference, +-0.25 mm for the fit's residual and blur), off every box and
+    its marks' overrun, on the sheet. Made once per layout, reference and resolution: at FINE_PPM, and
+    reduced from it (a pixel tells only if all it covers does)."""
+    m = _tells_map(layout, reference)
+    if ppm != FINE_PPM:
+        key = (id(layout), id(reference), ppm)
+        hit = _TELLS.get(key)
+        if hit is None or hit[0] is not layout or hit[1] is not reference:
+            f = int(round(FINE_PPM / ppm))
+            h, w = m.shape[0] // f, m.shape[1] // f
+            hit = _TELLS[key] = (layout, reference, m[:h * f, :w * f].reshape(h, f, w, f).min(axis=(1, 3)))
+        m = hit[2]
+    out = np.zeros(fsize[::-1], np.uint8)
+    sy0, sx0 = max(0, fy0), max(0, fx0)
+    sy1, sx1 = min(m.shape[0], fy0 + fsize[1]), min(m.shape[1], fx0 + fsize[0])
+    if sy1 > sy0 and sx1 > sx0:
+        out[sy0 - fy0:sy1 - fy0, sx0 - fx0:sx1 - fx0] = m[sy0:sy1, sx0:sx1]
+    return out
+
+
+def _tells_map(layout: BallotLayout, reference: StyleReference | None) -> np.ndarray:
+    """The whole map at FINE_PPM (see _tells), made once per layout and reference."""
+    key = (id(layout), id(reference), FINE_PPM)
     hit = _TELLS.get(key)
     if hit is None or hit[0] is not layout or hit[1] is not reference:
         W, Hh = int(round(layout.width_mm * FINE_PPM)), int(round(layout.height_mm * FINE_PPM))
@@ -183,16 +204,10 @@ def _tells(layout: BallotLayout, reference: StyleReference | None, fx0: int, fy0
         e = int(round(1.0 * FINE_PPM))  # the sheet's edge
         m[:e, :] = m[-e:, :] = 0
         m[:, :e] = m[:, -e:] = 0
-        if len(_TELLS) > 8:
+        if len(_TELLS) > 12:
             _TELLS.clear()
         hit = _TELLS[key] = (layout, reference, m)
-    m = hit[2]
-    out = np.zeros(fsize[::-1], np.uint8)
-    sy0, sx0 = max(0, fy0), max(0, fx0)
-    sy1, sx1 = min(m.shape[0], fy0 + fsize[1]), min(m.shape[1], fx0 + fsize[0])
-    if sy1 > sy0 and sx1 > sx0:
-        out[sy0 - fy0:sy1 - fy0, sx0 - fx0:sx1 - fx0] = m[sy0:sy1, sx0:sx1]
-    return out
+    return hit[2]
 
 
 def _clear(m: np.ndarray, r: Rect, grow: float) -> None:
