@@ -45,6 +45,11 @@ PRINT_DARKNESS = 0.30  # darker than this is print (or the bed), not a ghost: gh
 PRINT_HALO_MM = 0.75  # around other print, its blurred edge is left out too
 SQUARE_EDGE_MAX_MM = 1.5  # the square's own blurred edge is measured out to this distance
 EDGE_DARKNESS = 0.012  # darkness of the paper where the edge has faded out
+# The paper level is the window's brightest tenth - unless that is another paper: the lower sheet's margin
+# sticking out beside the top sheet (not under it, so brighter than the top sheet it darkens). When the
+# brightest tenth is this much brighter than the window's typical paper, the level is taken from the typical
+# paper alone and the brighter paper is left out, like print.
+OTHER_PAPER_STEP = 0.025
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,16 @@ def _ghost(window: np.ndarray, c: _Constants) -> tuple[float, float, float, floa
     """(dx, dy, contrast, paper noise) of the strongest ghost in a window centred on a square, or None."""
     half = c.half
     sample = window[::3, ::3].ravel()
-    paper = float(np.partition(sample, len(sample) * 9 // 10)[len(sample) * 9 // 10])
+    paper = _tenth(sample)
     if paper < 40:
         return None
+    # this sheet's paper: the median of what is not print. A brightest tenth well above it is another sheet.
+    typical = float(np.median(sample[sample >= (1.0 - PRINT_DARKNESS) * paper]))
+    brighter = None
+    if typical < (1.0 - OTHER_PAPER_STEP) * paper:
+        limit = typical * (1.0 + OTHER_PAPER_STEP)
+        paper = _tenth(sample[(sample >= (1.0 - PRINT_DARKNESS) * typical) & (sample <= limit)])
+        brighter = window > limit
     d = 1.0 - window.astype(np.float32) * np.float32(1.0 / paper)
     dark = (d > PRINT_DARKNESS).view(np.uint8)
     # the square: the dark component at the centre
@@ -129,6 +141,8 @@ def _ghost(window: np.ndarray, c: _Constants) -> tuple[float, float, float, floa
     edge = _edge_width(d, half, c.band, c.max_edge)
     main = cv2.dilate(main, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * edge + 1, 2 * edge + 1)))
     valid = (main == 0) & ~other
+    if brighter is not None:
+        valid &= ~brighter
     bare = d[::2, ::2][valid[::2, ::2]]
     if len(bare) < 16:
         return None
@@ -149,6 +163,11 @@ def _ghost(window: np.ndarray, c: _Constants) -> tuple[float, float, float, floa
     gy, gx = divmod(int(np.argmax(score)), score.shape[1])
     contrast = s[gy, gx] / a[gy, gx] - sm[gy, gx] / am[gy, gx]
     return float(gx - half), float(gy - half), float(contrast), noise
+
+
+def _tenth(values: np.ndarray) -> float:
+    """The brightest tenth's level (the 90th percentile, by partition)."""
+    return float(np.partition(values, len(values) * 9 // 10)[len(values) * 9 // 10])
 
 
 def _edge_width(d: np.ndarray, half: int, band: int, max_edge: int) -> int:
