@@ -72,8 +72,9 @@ class Ghost:
 
 
 def corner_ghosts(thumb: np.ndarray, found: Found, enough_misses: int = 4) -> list[Ghost | None]:
-    """Per corner square that was seen (not inferred), the strongest ghost; None where none can be judged.
-    Stops (the rest None) once `enough_misses` corners have shown no ghost: the verdict is then known."""
+    """Per corner square that was seen whole (not inferred, not cut by the paper's edge), the strongest ghost;
+    None where none can be judged. Stops (the rest None) once `enough_misses` corners have shown no ghost:
+    the verdict is then known."""
     ppm = found.mark_px * found.scale / MARK_MM  # thumb px per mm
     c = _constants(round(ppm * 8) / 8)
     half, size, side = c.half, 2 * c.half + 1, c.side
@@ -84,8 +85,9 @@ def corner_ghosts(thumb: np.ndarray, found: Found, enough_misses: int = 4) -> li
         if misses >= enough_misses:
             break
         cx, cy = float(corner[0] * found.scale), float(corner[1] * found.scale)
-        if i == found.inferred or cx - half < 0 or cy - half < 0 or cx + half + 1 > w or cy + half + 1 > h:
-            misses += 1  # inferred, or the window runs off the frame (a cropped corner)
+        if i == found.inferred or i in found.cut or cx - half < 0 or cy - half < 0 or cx + half + 1 > w \
+                or cy + half + 1 > h:
+            misses += 1  # inferred, cut by the paper's edge, or the window runs off the frame (a cropped corner)
             continue
         ghost = _ghost(cv2.getRectSubPix(thumb, (size, size), (cx, cy)), c)
         if ghost is None or ghost[2] < _threshold(ghost[3]):
@@ -235,8 +237,8 @@ def _second_look(thumb: np.ndarray, found: Found, ghosts: list[Ghost], ppm: floa
     seen = []
     for i, corner in enumerate(found.corners):
         cx, cy = float(corner[0] * found.scale), float(corner[1] * found.scale)
-        if i != found.inferred and cx - c.half >= 0 and cy - c.half >= 0 and cx + c.half + 1 <= w \
-                and cy + c.half + 1 <= h:
+        if i != found.inferred and i not in found.cut and cx - c.half >= 0 and cy - c.half >= 0 \
+                and cx + c.half + 1 <= w and cy + c.half + 1 <= h:
             seen.append((cx, cy))
     windows: dict[tuple[float, float], np.ndarray] = {}
     for subset in combinations(ghosts, GHOST_MIN_CORNERS):
