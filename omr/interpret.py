@@ -122,7 +122,10 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
 
-    stray = outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference)
+    # where a square was cut by the paper's edge, the print runs off the paper: the bed beyond is not ink
+    on_paper = found.sheet * found.scale if found.cut and found.sheet is not None else None
+    stray = outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference, on_paper,
+                        edge_px=int(round(found.thumb_ppm)))
     emit("outside_ink", stray)
     if stray:
         # Election Law 5.17: a name or sign written on the ballot may make it invalid - a person decides.

@@ -58,10 +58,20 @@ _INK_BELOW = np.ceil(np.float32(INK_DARKNESS) * np.arange(256, dtype=np.float32)
 
 
 def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, thumb_scale: float,
-                layout: BallotLayout, reference: StyleReference | None) -> list[tuple[float, float]]:
-    """Centres (layout mm) of ink blobs outside the boxes where the printed ballot has no ink."""
+                layout: BallotLayout, reference: StyleReference | None, sheet: np.ndarray | None = None,
+                edge_px: int = 0) -> list[tuple[float, float]]:
+    """Centres (layout mm) of ink blobs outside the boxes where the printed ballot has no ink. With `sheet`
+    (the paper's outline, thumb px) only ink on the paper, `edge_px` in from its blurred edge, counts: where
+    the print runs to the paper's edge (a long ballot printed a little large) the layout's margin beyond it
+    is the feeder bed, not ink."""
     W, H = int(round(layout.width_mm * REF_PPM)), int(round(layout.height_mm * REF_PPM))
     ink = cv2.compare(thumb, cv2.LUT(paper, _INK_BELOW), cv2.CMP_LT)  # thumb < INK_DARKNESS * paper: 255
+    if sheet is not None:
+        on_paper = np.zeros_like(ink)
+        cv2.fillConvexPoly(on_paper, np.round(sheet * 16).astype(np.int32), 255, shift=4)
+        if edge_px > 0:
+            on_paper = cv2.erode(on_paper, np.ones((2 * edge_px + 1, 2 * edge_px + 1), np.uint8))
+        ink = cv2.bitwise_and(ink, on_paper)
     # canvas (REF_PPM px/mm, layout space) -> thumbnail: S(thumb_scale) . H . S(1/REF_PPM)
     M = np.diag([thumb_scale, thumb_scale, 1.0]) @ homography @ np.diag([1 / REF_PPM, 1 / REF_PPM, 1.0])
     seen = cv2.warpPerspective(ink, M, (W, H), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,

@@ -31,6 +31,9 @@ MARK_MIN_FILL = 0.50  # of its bounding box; a 40 %-density (worn) square still 
 MARK_DARKNESS = 0.72  # a square is darker than this fraction of the paper level (40 % density reads ~0.6)
 OUT_OF_VIEW = 0.12  # of the paper level: beyond the camera's field of view (the lit bed reads ~0.23)
 MARK_MAX_HOLES = 0.10  # share of a square's outline that may be enclosed white (a finder pattern: 0.33)
+CUT_MIN_SHARE = 0.35  # a square cut by the paper's edge: at least this share of it must be left
+CUT_EDGE_PX = 2  # thumb px of the sheet's blurred edge left out
+CUT_LOOK_MM = 15.0  # a square further than this from its sheet corner (one in place: 12 mm) may be other print
 STREAK_CLEAR_MM = 3.0  # dust streaks: <= 4 px at 100 dpi (1 mm), two side by side and blurred ~2.5 mm
 CORNER_REACH_MM = 30.0  # a corner's square must lie within this distance of the sheet corner
 MAX_ROTATION_DEG = 7.0  # +-6 degrees are read (BENCHMARKS L3); 12 degrees must be rejected, not read
@@ -62,6 +65,7 @@ class Found:
     inferred: int | None  # index of the corner square that was inferred, if any
     mark_px: float  # measured side of a square in image px (-> image px/mm before the layout is known)
     corner_gaps_mm: tuple[float, ...] = ()  # per sheet corner: how far the outline keeps off the corner
+    cut: tuple[int, ...] = ()  # corners whose square the paper's edge cuts: centre placed from its uncut sides
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,21 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
     side = MARK_MM * thumb_ppm
     corners: list[np.ndarray | None] = []
     sizes = []
-    for cx, cy in frame:
+    cut = []
+    for k, (cx, cy) in enumerate(frame):
         # only a window around each sheet corner is searched: squares live there, and it is 20x less work
         x0, y0 = int(max(0, cx - reach - side)), int(max(0, cy - reach - side))
         x1, y1 = int(min(thumb.shape[1], cx + reach + side)), int(min(thumb.shape[0], cy + reach + side))
         best = _square_near(thumb[y0:y1, x0:x1], paper, side, (cx - x0, cy - y0), reach)
+        if sheet is not None and (best is None or np.hypot(best[0] - (cx - x0), best[1] - (cy - y0))
+                                  > CUT_LOOK_MM * thumb_ppm):
+            # no square, or one further in than a square at the corner: the corner's own may be cut by the
+            # paper's edge (the one found is then other print)
+            near = _cut_square(thumb[y0:y1, x0:x1], paper, side, (cx - x0, cy - y0), reach, sheet - (x0, y0))
+            if near is not None and (best is None or np.hypot(near[0] - (cx - x0), near[1] - (cy - y0))
+                                     < np.hypot(best[0] - (cx - x0), best[1] - (cy - y0))):
+                best = near
+                cut.append(k)
         if best is None:
             corners.append(None)
         else:
@@ -112,7 +126,8 @@ def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> F
         inferred = i
     pts = np.array(corners, dtype=np.float64) / f
     return Found(scale=f, thumb_ppm=thumb_ppm, sheet=None if sheet is None else sheet / f, corners=pts, inferred=inferred,
-                 mark_px=float(np.median(sizes)) / f, corner_gaps_mm=tuple(g / thumb_ppm for g in gaps_px))
+                 mark_px=float(np.median(sizes)) / f, corner_gaps_mm=tuple(g / thumb_ppm for g in gaps_px),
+                 cut=tuple(cut))
 
 
 def _infer_corner(a: np.ndarray, b: np.ndarray, c: np.ndarray, sheet: np.ndarray | None) -> np.ndarray:
@@ -149,6 +164,59 @@ def _square_near(window: np.ndarray, paper: float, side: float, corner: tuple[fl
     if best is None:
         k = int(STREAK_CLEAR_MM * side / MARK_MM) | 1
         best = _nearest_square(cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, k), np.uint8)), side, corner, reach)
+    return best
+
+
+def _cut_square(window: np.ndarray, paper: float, side: float, corner: tuple[float, float], reach: float,
+                sheet: np.ndarray) -> tuple[float, float, float] | None:
+    """A square the paper's edge cuts (a long ballot printed a little large: 1 % of 1141 mm is 5.7 mm at each
+    end, and the squares are 5 mm from the edge): against the bed it is one dark shape with the bed. Inside
+    the sheet's outline (`sheet`, window px) what is left is a solid rectangle against the nearest side of
+    the sheet: a square's side along it, CUT_MIN_SHARE of that or more across it. Its inner edge and its two
+    ends are the square's own, so its centre is a side's half in from the inner edge: (x, y, side) in window
+    px, or None."""
+    _, dark = cv2.threshold(window, MARK_DARKNESS * paper, 255, cv2.THRESH_BINARY_INV)
+    dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    inside = np.zeros_like(dark)
+    cv2.fillConvexPoly(inside, np.round(sheet * 16).astype(np.int32), 255, shift=4)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8), iterations=CUT_EDGE_PX)  # the edge's blur is bed
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_and(dark, inside), connectivity=8)
+    lo, hi = side * (1 - MARK_SIZE_TOLERANCE), side * (1 + MARK_SIZE_TOLERANCE)
+    centre = sheet.mean(axis=0)
+    best, best_d = None, reach
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if area < CUT_MIN_SHARE * lo * lo or max(bw, bh) > 1.3 * hi:
+            continue
+        ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
+        pts = np.column_stack([xs + x, ys + y]).astype(np.float64)
+        mid = pts.mean(axis=0)
+        # the nearest side of the sheet: along it (t) and inward from it (depth)
+        sides = []
+        for j in range(4):
+            p, q = sheet[j], sheet[(j + 1) % 4]
+            along = (q - p) / max(np.hypot(*(q - p)), 1e-9)
+            inward = np.array([-along[1], along[0]])
+            if np.dot(inward, centre - p) < 0:
+                inward = -inward
+            sides.append((float(np.dot(mid - p, inward)), p, along, inward))
+        sides.sort(key=lambda t: t[0])
+        _, p, along, inward = sides[0]
+        # clear of the other sides: a square is cut by one edge; dark at a corner of the outline, against
+        # two, is the bed (a torn corner, a second sheet's step)
+        if any(float(((pts - q) @ n).min()) < CUT_EDGE_PX + side / MARK_MM for _, q, _, n in sides[1:]):
+            continue
+        t, depth = (pts - p) @ along, (pts - p) @ inward
+        t0, t1, d0, d1 = float(t.min()), float(t.max()) + 1, float(depth.min()), float(depth.max()) + 1
+        width, deep = t1 - t0, d1 - d0
+        if not (lo <= width <= hi and CUT_MIN_SHARE * width <= deep <= 1.1 * width and area >= 0.8 * width * deep):
+            continue
+        if d0 > CUT_EDGE_PX + 1.5:
+            continue  # not against the paper's edge: not cut by it
+        cx, cy = p + along * (t0 + t1) / 2 + inward * (d1 - width / 2)
+        dist = float(np.hypot(cx - corner[0], cy - corner[1]))
+        if dist <= best_d and not _has_hole(labels[y:y + bh, x:x + bw] == i, area):
+            best, best_d = (float(cx), float(cy), float(width)), dist
     return best
 
 
@@ -313,7 +381,7 @@ def fit(layout: BallotLayout, found: Found, k: int, grey: np.ndarray, image_ppm:
     if abs(rotation) > MAX_ROTATION_DEG:
         return Reason.BAD_GEOMETRY  # skewed beyond what the feeder allows: the sheet is not held flat
     H = cv2.getPerspectiveTransform(reg.astype(np.float32), img.astype(np.float32)).astype(np.float64)
-    H, residual, n = _refine(H, layout, grey, reg, img, found.inferred)
+    H, residual, n = _refine(H, layout, grey, reg, img, found.inferred, trusted=not found.cut)
     if H is None or residual > RESIDUAL_MAX_MM:
         return Reason.BAD_GEOMETRY
     ppm = _px_per_mm(H, layout)
@@ -328,7 +396,7 @@ def fit(layout: BallotLayout, found: Found, k: int, grey: np.ndarray, image_ppm:
 
 
 def _refine(H: np.ndarray, layout: BallotLayout, grey: np.ndarray, reg: np.ndarray, img: np.ndarray,
-            inferred: int | None) -> tuple[np.ndarray | None, float, int]:
+            inferred: int | None, trusted: bool = True) -> tuple[np.ndarray | None, float, int]:
     """Check H on printed box outlines and refit it: returns (H', RMS residual in mm, outlines used).
 
     For a sampled box at layout point p, a canonical patch around p is cut through H and the empty-box
@@ -358,8 +426,9 @@ def _refine(H: np.ndarray, layout: BallotLayout, grey: np.ndarray, reg: np.ndarr
         layout_pts.append((r.cx, r.cy))
         image_pts.append(_apply(H, [(r.cx + dx, r.cy + dy)])[0])
     if len(layout_pts) < 4:
-        # Too few outlines to check against: the squares alone are trusted only when all four were seen.
-        return (H, 0.0, 0) if inferred is None else (None, float("inf"), len(layout_pts))
+        # Too few outlines to check against: the squares alone are trusted only when all four were seen
+        # whole (none inferred, none placed from what the paper's edge left of it).
+        return (H, 0.0, 0) if inferred is None and trusted else (None, float("inf"), len(layout_pts))
     seen = [i for i in range(4) if i != inferred]
     all_layout = np.vstack([reg[seen], np.array(layout_pts)])
     all_image = np.vstack([img[seen], np.array(image_pts)])

@@ -466,3 +466,38 @@ def test_a_long_ballot_under_10_percent_keystone_is_read() -> None:
     item = make_item("L1", "council", 25, 12)
     result, error = _safe_interpret(interpret, item)
     assert error is None and judge(item, result, 0.0).category == "correct", result.reasons
+
+
+def test_square_cut_by_the_paper_edge_is_placed_from_what_is_left(election: Election) -> None:
+    """A long ballot printed a little large (1 % of 1141 mm is 5.7 mm at each end) has its squares cut by the
+    paper's edge; against the bed a cut square is one dark shape with it. Here the paper is cut 8 mm short at
+    the top: 4 of the top squares' 7 mm are left. Their centres are placed from their uncut sides, and the
+    fit is checked on the box outlines as ever."""
+    from omr.interpret import _find
+
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)[int(round(8 * DPI / 25.4)):]
+    x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m3")
+    draw_mark(arr, [x, y - int(round(8 * DPI / 25.4)), w, h], MarkStyle.X, Pen(INKS["blue"], 0.5), DPI,
+              random.Random(1))
+    image = capture(arr, DPI, random.Random(2))
+    found, _, _ = _find(image, election, DPI)
+    assert not isinstance(found, Reason) and sorted(found.cut) == [0, 1] and found.inferred is None
+    r = interpret(image, election, dpi=DPI)
+    assert (r.verdict, r.contests["nacelnik"].candidates) == (Verdict.VALID, ("m3",))
+
+
+def test_keystone_is_not_taken_for_skew(election: Election) -> None:
+    """A keystone tilts the sheet's top and bottom edges opposite ways (on the 1141 mm council ballot 10 %
+    tilts each by 7 degrees): the skew is their mean. 4 degrees of skew and a 10 % keystone are read."""
+    import cv2
+    arr = marked(election, "N", {"m6": MarkStyle.X})
+    h, w = arr.shape[:2]
+    pad = int(0.05 * h)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    # left edge 5 % shorter, right edge 5 % longer (the centre keeps its scale, as with a camera's tilt)
+    dst = np.float32([[0, pad + 0.025 * h], [w, pad - 0.025 * h], [w, pad + 1.025 * h], [0, pad + 0.975 * h]])
+    warped = cv2.warpPerspective(arr, cv2.getPerspectiveTransform(src, dst), (w, h + 2 * pad),
+                                 borderValue=(55, 55, 55))
+    r = interpret(_rotate(warped, 4.0), election, dpi=DPI)
+    assert (r.verdict, r.contests["nacelnik"].candidates) == (Verdict.VALID, ("m6",))
