@@ -600,9 +600,14 @@ def _sample(rgb: np.ndarray, H: np.ndarray, pts: list[tuple[float, float]], perc
     off the image."""
     img = cv2.perspectiveTransform(np.array(pts, dtype=np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
     h, w = rgb.shape[:2]
-    samples = [rgb[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(axis=0)
-               for x, y in img if 1 <= x < w - 2 and 1 <= y < h - 2]
-    return np.percentile(np.array(samples), percentile, axis=0) if len(samples) >= len(pts) // 2 else None
+    inside = (img[:, 0] >= 1) & (img[:, 0] < w - 2) & (img[:, 1] >= 1) & (img[:, 1] < h - 2)
+    if inside.sum() < len(pts) // 2 or not inside.any():
+        return None
+    xi, yi = img[inside, 0].astype(np.int64), img[inside, 1].astype(np.int64)  # truncation: x, y >= 1
+    d = np.arange(-1, 2)
+    patches = rgb[(yi[:, None] + d)[:, :, None], (xi[:, None] + d)[:, None, :]]  # n x 3 x 3 x 3
+    samples = patches.reshape(len(xi), 9, 3).mean(axis=1)
+    return np.percentile(samples, percentile, axis=0)
 
 
 # -- 5. box scores ----------------------------------------------------------------------------

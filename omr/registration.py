@@ -82,10 +82,11 @@ class Fit:
 def find_sheet_and_marks(thumb: np.ndarray, thumb_ppm: float, scale: float) -> Found | Reason:
     """`thumb`: the darkest-channel thumbnail, at about `thumb_ppm` px/mm; `scale`: thumb px per image px."""
     f = scale
-    paper = float(np.percentile(thumb[::3, ::3], 90))  # subsampled: the paper level, not a fine statistic
+    levels = np.cumsum(np.bincount(thumb[::3, ::3].ravel(), minlength=256))  # subsampled: levels, not fine statistics
+    paper = percentile_u8(levels, 90)
     if paper < 60:
         return Reason.NO_REGISTRATION  # no lit paper in view
-    sheet, gaps_px = _sheet_corners(thumb, paper)
+    sheet, gaps_px = _sheet_corners(thumb, paper, percentile_u8(levels, 3))
     frame = sheet if sheet is not None else np.array([[0, 0], [thumb.shape[1], 0], [thumb.shape[1], thumb.shape[0]],
                                                       [0, thumb.shape[0]]], dtype=np.float64)
     reach = CORNER_REACH_MM * thumb_ppm * (1.0 if sheet is not None else 1.6)
@@ -244,14 +245,26 @@ def _has_hole(component: np.ndarray, area: int) -> bool:
     return holes > MARK_MAX_HOLES * (area + holes)
 
 
-def _sheet_corners(thumb: np.ndarray, paper: float) -> tuple[np.ndarray | None, list[float]]:
-    """Corners of the lit sheet against the darker feeder bed, clockwise from the top-left-most, and per
+def percentile_u8(cumulative: np.ndarray, q: float) -> float:
+    """np.percentile(x, q) of uint8 data x, from the running count of its levels (np.cumsum of
+    np.bincount(x, minlength=256)): the same linear interpolation between order statistics, without
+    sorting the data."""
+    n = int(cumulative[-1])
+    at = q / 100.0 * (n - 1)
+    lo = int(np.floor(at))
+    a = int(np.searchsorted(cumulative, lo, side="right"))  # the lo-th smallest value (0-based)
+    b = int(np.searchsorted(cumulative, min(lo + 1, n - 1), side="right"))
+    return float(a + (b - a) * (at - lo))
+
+
+def _sheet_corners(thumb: np.ndarray, paper: float, bed: float) -> tuple[np.ndarray | None, list[float]]:
+    """Corners of the lit sheet against the darker feeder bed (`bed`: the thumbnail's 3rd percentile level,
+    `paper` its 90th), clockwise from the top-left-most, and per
     corner how far (thumb px) the outline keeps off it. Two sheets fed off-register make one bigger
     outline with two diagonally opposite corners missing; a torn or folded corner is one. (None, [])
     when the sheet fills the view (a scan, a rendered file) or the frame cuts it."""
     # the edge lies halfway between the bed's and the paper's brightness (a fixed share of the paper level
     # would put it inside a blurred edge and measure the sheet too small)
-    bed = float(np.percentile(thumb[::3, ::3], 3))
     level = (bed + paper) / 2 if bed < 0.6 * paper else 0.55 * paper
     _, bright = cv2.threshold(thumb, level, 255, cv2.THRESH_BINARY)
     # open: a white streak crossing the bed is a thin bright line, not sheet; close: print is not a hole

@@ -501,3 +501,14 @@ def test_keystone_is_not_taken_for_skew(election: Election) -> None:
                                  borderValue=(55, 55, 55))
     r = interpret(_rotate(warped, 4.0), election, dpi=DPI)
     assert (r.verdict, r.contests["nacelnik"].candidates) == (Verdict.VALID, ("m6",))
+
+
+def test_percentile_of_uint8_levels_is_numpys() -> None:
+    from omr.registration import percentile_u8
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 1000, 40_000):
+        x = np.clip(rng.normal(190, 40, n), 0, 255).astype(np.uint8)
+        levels = np.cumsum(np.bincount(x, minlength=256))
+        for q in (0, 3, 50, 90, 100):
+            assert percentile_u8(levels, q) == pytest.approx(float(np.percentile(x, q)), abs=1e-9)
