@@ -268,3 +268,24 @@ def test_a_mark_the_model_doubts_goes_to_a_person_and_is_never_cleared(election:
     m3 = next(s for s in r.scores if s.candidate == "m3")
     assert (m3.mark, m3.opinion) == (read, p)
     assert r.verdict.value == ("valid" if read == "mark" else "ambiguous")
+
+
+@pytest.mark.parametrize("style, asked", [(MarkStyle.FILLED, False), (MarkStyle.X, True)])
+def test_a_filled_box_is_not_put_to_the_models_doubt(election: Election, style: MarkStyle, asked: bool) -> None:
+    """The doubt rule is for lines (a stamp's ring, a streak) that pass the fill threshold; a box mostly
+    covered by ink is a filling. The model doubts light pencil fillings, so it is not asked about them."""
+    from omr.interpret import interpret
+
+    rng = random.Random(8)
+    img, layout = render_ballot(election, "N", DPI)
+    arr = np.array(img)
+    draw_mark(arr, next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m6"), style,
+              Pen.named("pencil", 0.6), DPI, rng)
+    model = ScriptedOpinion(0.01)
+    r = interpret(arr, election, dpi=DPI, second_opinion=model)  # type: ignore[arg-type]
+    m6 = next(s for s in r.scores if s.candidate == "m6")
+    if asked:
+        assert (m6.mark, m6.opinion, r.verdict.value) == ("marginal", 0.01, "ambiguous")
+    else:
+        assert (m6.mark, m6.opinion, r.verdict.value) == ("mark", None, "valid")
+        assert model.shown == []
