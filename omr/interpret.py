@@ -235,7 +235,7 @@ def _bed_streak(thumb: np.ndarray, found: Found) -> int | None:
     h, w = thumb.shape
     ppm = found.thumb_ppm
     sheet = found.sheet * found.scale
-    quad = _grown(sheet, BED_MARGIN_MM * ppm)  # the margin off every edge, however skewed
+    quad = _inset(sheet, -BED_MARGIN_MM * ppm)  # grown: the margin off every edge, however skewed
     lo, hi = BED_SIDE_PX
     x0 = int(max(sheet[:, 0].min() + BED_MARGIN_MM * ppm, hi))
     x1 = int(min(sheet[:, 0].max() - BED_MARGIN_MM * ppm, w - hi))
@@ -295,28 +295,6 @@ def _bed_streak(thumb: np.ndarray, found: Found) -> int | None:
         if stop - start <= BED_RUN_MM * ppm:
             return int(round((x0 + (start + stop - 1) / 2) / found.scale))
     return None
-
-
-def _grown(quad: np.ndarray, d: float) -> np.ndarray:
-    """A convex quadrilateral with every side moved d px outwards."""
-    c = quad.mean(axis=0)
-    lines = []
-    for i in range(4):
-        a, b = quad[i], quad[(i + 1) % 4]
-        t = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
-        n = np.array([-t[1], t[0]])
-        if n @ (a - c) < 0:
-            n = -n
-        lines.append((a + d * n, t))
-    out = []
-    for i in range(4):
-        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
-        det = d2[0] * d1[1] - d1[0] * d2[1]  # p1 + t d1 = p2 + u d2, by Cramer's rule
-        if abs(det) < 1e-9:
-            return quad
-        e = p2 - p1
-        out.append(p1 + (d2[0] * e[1] - e[0] * d2[1]) / det * d1)
-    return np.array(out)
 
 
 def _streaks(grey: np.ndarray, found: Found) -> int | None:
@@ -463,7 +441,8 @@ def _faint_dark_streak(grey: np.ndarray, found: Found) -> int | None:
 
 
 def _inset(quad: np.ndarray, d: float) -> np.ndarray:
-    """A convex quadrilateral's corners with every side moved d inwards (plain floats: 4 corners)."""
+    """A convex quadrilateral's corners with every side moved d inwards (outwards for d < 0; plain
+    floats: 4 corners)."""
     pts = [(float(x), float(y)) for x, y in quad]
     cx, cy = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
     sides = []  # per side i (corner i -> i + 1): a point of the moved side and the unit direction
@@ -628,8 +607,9 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
       otherwise: stroke analysis (_stroke_mark) -> mark / marginal / empty
     A box read as anything but empty is then checked for foreign ink around it (_surroundings): a
     stamp or writing over a box puts lines in it that look like a voter's; such a box is marginal.
-    So is an inked box under the station's stamp, found by its rim (omr.stamp) on the thumbnail. Last, the learned second opinion (if given) looks at the boxes left marginal for their fill alone
-    (_ask_second_opinion)."""
+    So is an inked box under the station's stamp, found by its ring of lettering on the thumbnail
+    (omr.stamp). Last, the learned second opinion (if given) looks at the boxes left marginal for their
+    fill alone, and at the marks that are not fillings (_ask_second_opinion)."""
     boxes = layout.boxes
     H = geometry.homography
     centres = np.array([(b.rect.cx, b.rect.cy) for b in boxes], dtype=np.float64)
