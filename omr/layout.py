@@ -1,6 +1,6 @@
 """Ballot layout: where everything sits on a ballot of a given style, in millimetres.
 
-Pure geometry from the election definition. The printer (firmware.ballots) draws it, the simulator
+Pure geometry from the election definition. The printer (firmware.cec.ballots) draws it, the simulator
 marks it, and the interpreter reads it; all three take their coordinates from here, so a printed
 ballot and its interpretation cannot disagree about where a box is.
 

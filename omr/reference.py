@@ -5,7 +5,7 @@ The box cannot judge that, but it sees ink where the printed ballot has none, ou
 flags the ballot for the committee with the place (mm from the top-left corner of the layout).
 
 A `StyleReference` is the printed ballot's ink at REF_PPM px/mm. It is made from a rendered ballot
-(firmware.ballots.reference_for renders it once; rendering needs fonts from disk, which omr must not
+(firmware.cec.ballots.reference_for renders it once; rendering needs fonts from disk, which omr must not
 touch). Without a reference, the layout's blank areas (between columns, margins, below the last row)
 are checked and printed text areas are allowed.
 """

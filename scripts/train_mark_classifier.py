@@ -8,7 +8,7 @@ writes omr/models/mark_classifier.tflite and out/mark_classifier_metrics.json (~
 TensorFlow is a training tool only: the device runs the .tflite file with ai-edge-litert (or tflite-runtime).
 
 Data, labelled by construction (nobody looks at a crop to decide what it is):
-  ballots   rendered with firmware.ballots.render_ballot: the sample mayor ballot (7 mm boxes), the sample
+  ballots   rendered with firmware.cec.ballots.render_ballot: the sample mayor ballot (7 mm boxes), the sample
             council ballot (5 mm) and the 30 x 35 council ballot (4.5 mm), at 100, 150, 200 or 300 dpi
   stimuli   drawn into boxes chosen far enough apart. Marks (label 1): the simulator's pens (X, filled,
             check) and, drawn here, the hard ones - small X, short slash, small check, small ring,
@@ -32,7 +32,7 @@ Splits come from disjoint seeds: train, validation (chooses the integration thre
 (checks them). `--corpus N` then checks the thresholds on simulator.corpus ballots (BENCHMARKS.md levels
 L1-L3), drawn by other code: the out-of-distribution check. Seeds are fixed and TensorFlow runs with op
 determinism on one thread, so the same repository state and TensorFlow version rewrite the same file,
-byte for byte (the crops depend on simulator.pens, simulator.capture and the ballot renderer too).
+byte for byte (the crops depend on firmware.cec.pens, simulator.capture and the ballot renderer too).
 """
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Election, load_election
-from firmware.ballots import render_ballot
+from firmware.cec.ballots import render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
 from omr.layout import BallotLayout
 from omr.second_opinion import CROP_PX, MODEL_PATH, crop_box, model_input
 from simulator.capture import CaptureProfile, capture
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 MARGINAL_BAND = (0.03, 0.08)  # config.election.OmrThresholds defaults: marginal, definite
 INNER_MARGIN_MM = 0.9  # as the interpreter: the scored inner area keeps 0.9 mm off the outline
@@ -185,7 +185,7 @@ def _blob(patch: Patch, centre: np.ndarray, sigma_mm: float, elong: float, rng: 
 
 def draw_stimulus(kind: str, patch: Patch, rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
     """The layers (alpha mask, ink RGB) of one stimulus, centred on the box. `pens` and `empty` have none
-    (pens is drawn by simulator.pens on the sheet itself)."""
+    (pens is drawn by firmware.cec.pens on the sheet itself)."""
     b = patch.box_mm
     ink = DARK_INKS[int(rng.integers(len(DARK_INKS)))]
     width = float(rng.uniform(0.2, 0.5))
@@ -349,7 +349,7 @@ def ballot_plan(index: int, split: str) -> tuple[int, int, float, float]:
 def ballot_samples(plan: tuple[int, int, float, float], split: str, elections: dict[str, Election]) -> list[Sample]:
     seed, which, dpi, sigma = plan
     rng = np.random.default_rng(seed)
-    prng = random.Random(seed)  # simulator.pens and simulator.capture take a random.Random
+    prng = random.Random(seed)  # firmware.cec.pens and simulator.capture take a random.Random
     ename, style, _, cap = STYLES[which]
     election = elections[ename]
     img, layout = render_ballot(election, style, dpi)

@@ -102,8 +102,8 @@ def _run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
-    from firmware.cli import UserError
-    from firmware.identity import software_hash, software_version
+    from firmware.common.identity import software_hash, software_version
+    from firmware.errors import UserError
     from omr.interpret import interpret
 
     level, kind, n, seed = args.level, args.kind, int(args.ballots), int(args.seed)
@@ -183,7 +183,7 @@ CALIBRATED_WHITE = 250.0  # the corpus' white paper under even light, as the cam
 
 def _safe_interpret(interpret: Any, item: CorpusItem, model: Any = None) -> tuple[Any, str | None]:
     """As the box reads: with the printed references of its installed election (rendered once)."""
-    from firmware.ballots import references_for
+    from firmware.cec.ballots import references_for
 
     digest = item.election.digest()
     if digest not in _REFERENCES:
@@ -577,7 +577,7 @@ def total(paths: list[Path], out: Path | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from firmware.cli import UserError
+    from firmware.errors import UserError
 
     runs = []
     for p in paths:

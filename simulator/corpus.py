@@ -3,8 +3,8 @@
     generate(level, kind, n, seed) -> Iterator[CorpusItem]      level: L1 | L2 | L3 | foreign
                                                                  kind:  mayor | council | mixed
 
-Every item is one capture of one sheet: the printed ballot (firmware.ballots, the real test key), the
-voter's marks (simulator.pens: X, filled, check, slash, crossed-then-filled; black, blue, light blue, red
+Every item is one capture of one sheet: the printed ballot (firmware.cec.ballots, the real test key), the
+voter's marks (firmware.cec.pens: X, filled, check, slash, crossed-then-filled; black, blue, light blue, red
 ink and pencil) and ink that is not a vote (hesitation dots, smudges, erasures), the station stamp,
 paper damage, and the camera's view of it. With it come the truth per box (marked or not, with what, and
 what else lies on it), the expected outcome per contest - derived here from the intended marks by the
@@ -47,8 +47,7 @@ from config.election import (
     Election,
     load_election,
 )
-from omr.layout import BallotLayout, BoxSpec, Rect, layout_ballot
-from simulator.pens import (
+from firmware.cec.pens import (
     ALL_MARK_STYLES,
     ExtraMarkStyle,
     MarkStyle,
@@ -57,6 +56,7 @@ from simulator.pens import (
     draw_mark,
     draw_non_mark,
 )
+from omr.layout import BallotLayout, BoxSpec, Rect, layout_ballot
 from simulator.voters import PopulationMix, _intend
 
 # ---------------------------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ _renders: OrderedDict[tuple[str, str, float, str], np.ndarray] = OrderedDict()
 
 def _printed(election: Election, style: str, dpi: float, mode: str | None = None) -> np.ndarray:
     """The printed ballot as an RGB array (cached: render each style once per dpi; callers copy)."""
-    from firmware.ballots import render_ballot
+    from firmware.cec.ballots import render_ballot
 
     key = (election.digest(), style, float(dpi), mode or election.mode)
     if key in _renders:
@@ -448,9 +448,9 @@ def _printed(election: Election, style: str, dpi: float, mode: str | None = None
     img, _ = render_ballot(election, style, dpi, key=_signing_key(), mode=mode)
     arr = np.asarray(img, dtype=np.uint8).copy()
     del img
-    # firmware.ballots keeps its own cache of PIL renders (8 x 87 MB at 30 x 35, 200 dpi); ours holds the
+    # firmware.cec.ballots keeps its own cache of PIL renders (8 x 87 MB at 30 x 35, 200 dpi); ours holds the
     # arrays, so let it go
-    clear = getattr(getattr(sys.modules.get("firmware.ballots"), "_render_cached", None), "cache_clear", None)
+    clear = getattr(getattr(sys.modules.get("firmware.cec.ballots"), "_render_cached", None), "cache_clear", None)
     if clear is not None:
         clear()
     arr.setflags(write=False)
@@ -462,7 +462,7 @@ def _printed(election: Election, style: str, dpi: float, mode: str | None = None
 
 @lru_cache(maxsize=1)
 def _signing_key() -> Any:
-    from firmware.ballots import load_signing_key
+    from firmware.cec.ballots import load_signing_key
 
     return load_signing_key()
 
@@ -679,7 +679,7 @@ def _back_page(h: int, w: int, dpi: float) -> np.ndarray:
     (0 = no ink .. 255 = full ink)."""
     from PIL import Image, ImageDraw
 
-    from firmware.fonts import load_font
+    from firmware.common.fonts import load_font
 
     k = dpi / 25.4
     img = Image.new("L", (w, h), 255)

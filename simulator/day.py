@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from config.election import ContestKind, Election
-from firmware.i18n import Messages
-from firmware.identity import load_or_provision
-from firmware.scanner import CycleResult, ScannerService
-from firmware.states import BallotState
-from firmware.store import ScannerStore
+from firmware.common.i18n import Messages
+from firmware.common.identity import load_or_provision
+from firmware.scanner.service import CycleResult, ScannerService
+from firmware.scanner.states import BallotState
+from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
 from simulator.devices import SimStation, build_sim_station

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from config.election import Election
-from firmware.ballots import render_ballot
+from firmware.cec.ballots import render_ballot
+from firmware.cec.pens import draw_mark
 from hal.camera import BallotImage, CaptureError
 from hal.clock import station_time
 from hal.devices import DeviceSet
@@ -27,7 +28,6 @@ from hal.panel import PanelVerdict, VoterChoice
 from hal.printer import PaperOut
 from hal.switches import Indicator, SealState
 from simulator.capture import MILD, CaptureProfile, capture
-from simulator.pens import draw_mark
 from simulator.voters import Sheet
 
 

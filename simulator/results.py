@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.election import Election
-from firmware.identity import software_hash, software_version
+from firmware.common.identity import software_hash, software_version
 
 if TYPE_CHECKING:
     from simulator.day import DayResult

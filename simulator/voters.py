@@ -19,7 +19,7 @@ from enum import StrEnum
 import numpy as np
 
 from config.election import Contest, ContestKind, Election
-from simulator.pens import MarkStyle, Pen
+from firmware.cec.pens import MarkStyle, Pen
 
 
 class Intent(StrEnum):

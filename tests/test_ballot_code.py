@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.election import Election
-from firmware.ballots import load_signing_key
+from firmware.cec.ballots import load_signing_key
 from omr.ballot_code import make_code, verify_code
 from omr.types import Reason
 

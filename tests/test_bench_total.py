@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli import UserError
+from ballotbox.cli import UserError
 from simulator.bench_omr import VVSG_VOLUME, total
 
 

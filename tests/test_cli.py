@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ballotbox.cli import main
 from config.election import SAMPLE_ELECTION
-from firmware.cli import main
 
 
 def test_render_writes_png_layout_json_and_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

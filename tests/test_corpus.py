@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ballotbox.cli import main
 from config.election import Election
-from firmware.cli import main
+from firmware.cec.pens import (
+    HESITATION_DOT_MAX_MM,
+    MarkStyle,
+    NonMark,
+    Pen,
+    draw_non_mark,
+)
 from omr.ballot_code import verify_code
 from omr.types import BoxScore, ContestResult, Interpretation, Outcome, Reason, Verdict
 from simulator.bench_omr import judge
@@ -26,7 +33,6 @@ from simulator.corpus import (
     generate,
     make_item,
 )
-from simulator.pens import HESITATION_DOT_MAX_MM, MarkStyle, NonMark, Pen, draw_non_mark
 
 
 def digest(image: np.ndarray) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ballotbox.cli import main
 from config.election import SAMPLE_ELECTION
-from firmware.cli import main
 
 
 @pytest.fixture(scope="module")

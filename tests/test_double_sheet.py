@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from config.election import Election
-from firmware.ballots import render_ballot
+from firmware.cec.ballots import render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
 from omr.double_sheet import corner_ghosts, two_sheets
 from omr.interpret import _find, interpret
 from omr.types import Reason, Verdict
 from simulator.capture import CaptureProfile, capture
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 DPI = 200.0
 K = DPI / 25.4

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from config.election import (SAMPLE_ELECTION, Election, ElectionError, load_election, parse_election)
+from config.election import (
+    SAMPLE_ELECTION,
+    Election,
+    ElectionError,
+    load_election,
+    parse_election,
+)
 from config.script import latin_to_cyrillic
 
 

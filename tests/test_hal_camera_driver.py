@@ -25,7 +25,12 @@ from hal.drivers.picamera import CAPTURE_TIMEOUT_S, PiBallotCamera
 from hal.errors import HardwareUnavailable
 from hal.switches import SealState
 from simulator.escpos_twin import EscPosPrinterTwin
-from simulator.gpio_twin import ButtonPanelTwin, GpioTwin, PaperPathTwin, SwitchBoardTwin
+from simulator.gpio_twin import (
+    ButtonPanelTwin,
+    GpioTwin,
+    PaperPathTwin,
+    SwitchBoardTwin,
+)
 
 SETTINGS = CameraSettings(width=640, height=480, dpi=150.0, exposure_us=4000)
 

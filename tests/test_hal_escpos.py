@@ -10,7 +10,11 @@ import pytest
 from PIL import Image
 
 from config.device import PrinterSettings
-from hal.drivers.escpos_printer import EscPosPrinter, prepare_raster_image, raster_commands
+from hal.drivers.escpos_printer import (
+    EscPosPrinter,
+    prepare_raster_image,
+    raster_commands,
+)
 from hal.errors import DeviceStatus, HardwareUnavailable
 from hal.printer import PaperOut, Printer, PrinterError
 from simulator.escpos_twin import (

@@ -19,7 +19,15 @@ from hal.drivers.gpio_feeder import GpioFeeder
 from hal.drivers.gpio_panel import GpioButtonPanel
 from hal.drivers.gpio_switches import GpioSwitches
 from hal.errors import DeviceStatus, HardwareUnavailable
-from hal.feeder import BoxFull, CoverOpen, DoubleSheet, Feeder, FeederError, FeederSensors, PaperJam
+from hal.feeder import (
+    BoxFull,
+    CoverOpen,
+    DoubleSheet,
+    Feeder,
+    FeederError,
+    FeederSensors,
+    PaperJam,
+)
 from hal.panel import PanelVerdict, VoterChoice, VoterPanel
 from hal.switches import Indicator, SealState, Switches
 from simulator.gpio_twin import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli import main
+from ballotbox.cli import main
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "handmarked"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from config.election import Language
-from firmware.i18n import (
+from firmware.common.i18n import (
     CATALOGUE_DIR,
     FORMAT_PREFIX,
     CatalogueError,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from config.election import Election
-from firmware.ballots import load_signing_key, render_ballot
+from firmware.cec.ballots import load_signing_key, render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
 from omr.interpret import interpret
 from omr.types import Outcome, Reason, Verdict
 from simulator.capture import CaptureProfile, capture
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 DPI = 200.0
 
@@ -225,7 +225,7 @@ def test_camera_perspective_of_10_percent_is_read(election: Election) -> None:
 def test_signature_outside_the_boxes_is_flagged_with_its_place(election: Election) -> None:
     import cv2
 
-    from firmware.ballots import references_for
+    from firmware.cec.ballots import references_for
     img, layout = render_ballot(election, "N", DPI)
     arr = np.array(img)
     x, y, w, h = next(b.rect.px(DPI) for b in layout.boxes if b.candidate == "m3")

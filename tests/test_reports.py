@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from config.election import SAMPLE_ELECTION, ContestKind, Election, load_election, parse_election
-from firmware.fonts import FontError, find_fonts, font
-from firmware.i18n import Messages
-from firmware.reports import (
+from config.election import (
+    SAMPLE_ELECTION,
+    ContestKind,
+    Election,
+    load_election,
+    parse_election,
+)
+from firmware.common.fonts import FontError, find_fonts, font
+from firmware.common.i18n import Messages
+from firmware.common.reports import (
     ContestTally,
     Line,
     ReportError,
@@ -249,7 +255,7 @@ def test_lists_and_candidates_missing_from_a_tally_are_printed_with_zero(electio
 
 @dataclass
 class _StoreTally:
-    """The shape firmware.tally produces (mutable, with extra fields): accepted by attribute."""
+    """The shape firmware.scanner.tally produces (mutable, with extra fields): accepted by attribute."""
 
     contest_id: str
     ballots: int

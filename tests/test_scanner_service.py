@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 
 from config.election import Election
-from firmware.ballots import render_ballot
-from firmware.i18n import Messages
-from firmware.identity import load_or_provision
-from firmware.scanner import CycleResult, PollsError, ScannerService
-from firmware.states import BallotState, PollsState
-from firmware.store import BallotCounts, ScannerStore
+from firmware.cec.ballots import render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
+from firmware.common.i18n import Messages
+from firmware.common.identity import load_or_provision
+from firmware.scanner.service import CycleResult, PollsError, ScannerService
+from firmware.scanner.states import BallotState, PollsState
+from firmware.scanner.store import BallotCounts, ScannerStore
 from hal.panel import PanelVerdict, VoterChoice
 from hal.switches import Indicator
 from omr.types import Reason, Verdict
 from simulator.devices import SimStation, build_sim_station
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 from simulator.voters import ContestIntent, Expected, Intent, Sheet, new_sheet
 
 DEVICE_ID = "BB-TEST-0001"
@@ -563,7 +563,7 @@ def test_a_day_slice_tallies_exactly_what_was_cast(station: Station, election: E
 
 def test_a_failed_intent_write_never_drops_the_ballot(station: Station, monkeypatch: pytest.MonkeyPatch) -> None:
     """Disk full while writing the intent: the ballot must not fall into the box unrecorded."""
-    from firmware.store import DiskFull
+    from firmware.scanner.store import DiskFull
     st = station
     sheet = st.sheet("N", mayor("m1"))
 

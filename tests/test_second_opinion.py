@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from config.election import Election
-from firmware.ballots import render_ballot
+from firmware.cec.ballots import render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
 from omr import second_opinion
 from omr.second_opinion import (
     CROP_PX,
@@ -28,7 +29,6 @@ from omr.second_opinion import (
     settle,
 )
 from simulator.capture import CaptureProfile, capture
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 DPI = 200.0
 # A still camera: no rotation, scale error or shift, so a box's centre in the capture is its layout

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from config.election import Election
-from firmware.ballots import references_for, render_ballot
+from firmware.cec.ballots import references_for, render_ballot
+from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
 from omr.interpret import _find, _paper_level, interpret
 from omr.layout import BallotLayout
 from omr.stamp import STAMP_DIAMETER_MM, find_stamp
@@ -18,7 +19,6 @@ from omr.types import Reason, Verdict
 from simulator.bench_omr import _safe_interpret, judge
 from simulator.capture import CaptureProfile, capture
 from simulator.corpus import _apply_stamp, make_item
-from simulator.pens import INKS, MarkStyle, Pen, draw_mark
 
 DPI = 200.0
 R = STAMP_DIAMETER_MM / 2

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from firmware.scanner import ScannerService
-from firmware.states import (
+from firmware.scanner.service import ScannerService
+from firmware.scanner.states import (
     BALLOT_TABLE,
     POLLS_TABLE,
     BallotEvent,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from config.election import LARGE_ELECTION, SAMPLE_ELECTION, Election, load_election
-from firmware.store import (
+from firmware.scanner.store import (
     BallotCounts,
     CastToken,
     DiskFull,
@@ -412,7 +412,7 @@ def test_disk_full_during_confirmation_leaves_the_intent_for_recovery(store: Sca
 
 
 def test_a_second_process_is_kept_out(store: ScannerStore, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("firmware.store.LOCK_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("firmware.scanner.store.LOCK_TIMEOUT_S", 0.05)
     with pytest.raises(StoreError, match="another process holds the store"):
         ScannerStore(path)
     store.confirm_cast(store.begin_cast(MAYOR_M3))  # the owner carries on

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from config.election import SAMPLE_ELECTION, Election, load_election
-from firmware.store import CAST, EMPTY, ScannerStore
+from firmware.scanner.store import CAST, EMPTY, ScannerStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from config.election import SAMPLE_ELECTION, Election, load_election
-from firmware.store import ScannerStore
-from firmware.tally import ContestTally, TallyError, tally
+from firmware.scanner.store import ScannerStore
+from firmware.scanner.tally import ContestTally, TallyError, tally
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""The logic & accuracy test deck (`ballotbox ballots test-deck`, firmware/test_deck.py).
+"""The logic & accuracy test deck (`ballotbox ballots test-deck`, firmware/cec/test_deck.py).
 
 The deck for the sample election is made once through the CLI (at 100 dpi to keep it quick) and then:
 its coverage is checked from deck.json; the L&A test itself is run - every page through
-omr.interpret.interpret, the cast-vote records through firmware.tally.tally - and must reproduce the
+omr.interpret.interpret, the cast-vote records through firmware.scanner.tally.tally - and must reproduce the
 expected tally exactly; a corrupt election file ends with exit 2 and a clear message.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ballotbox.cli import main
 from config.election import SAMPLE_ELECTION, Election, load_election, parse_election
-from firmware.cli import main
-from firmware.test_deck import (
+from firmware.cec.test_deck import (
     BUDGET,
     FULL,
     Pattern,
@@ -244,7 +244,7 @@ def _reader_init(election_path: str) -> None:
     election = load_election(election_path).model_copy(update={"mode": "test"})
     _READER["election"] = election
     try:
-        from firmware.ballots import references_for
+        from firmware.cec.ballots import references_for
         _READER["refs"] = {"references": references_for(election)}  # as the box reads: outside-ink check on
     except ImportError:  # an interpreter without the outside-ink reference
         _READER["refs"] = {}
@@ -268,7 +268,7 @@ def test_interpreting_the_deck_reproduces_the_expected_tally(deck_dir: Path, dec
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from firmware.tally import tally
+    from firmware.scanner.tally import tally
 
     files = [str(deck_dir / b["file"]) for b in deck["ballots"]]
     workers = min(2, os.cpu_count() or 1)

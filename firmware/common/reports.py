@@ -40,8 +40,8 @@ from typing import Any, ClassVar, Literal
 from PIL import Image, ImageDraw, ImageFont
 
 from config.election import ContestKind, Election
-from firmware.fonts import Style, font
-from firmware.i18n import Messages
+from firmware.common.fonts import Style, font
+from firmware.common.i18n import Messages
 from hal.errors import DeviceStatus
 from hal.switches import SealState
 from omr.types import INVALID_OUTCOMES, Outcome
@@ -158,7 +158,7 @@ class ContestTally:
 
     @classmethod
     def of(cls, tally: Any) -> "ContestTally":
-        """Copy any object with the ContestTally attributes (e.g. firmware.tally.ContestTally)."""
+        """Copy any object with the ContestTally attributes (e.g. firmware.scanner.tally.ContestTally)."""
         if isinstance(tally, cls):
             return tally
         try:
@@ -304,7 +304,7 @@ def build_results_report(
     remarks: Iterable[str] = (),
 ) -> ResultsReport:
     """The closing report. `tallies`: ContestTally (or objects with its attributes, e.g.
-    firmware.tally.tally()'s values), as a sequence or {contest_id: tally}.
+    firmware.scanner.tally.tally()'s values), as a sequence or {contest_id: tally}.
 
     Lists and candidates missing from a tally are printed with 0; everything is put in ballot order.
     Raises ReportError when the counts contradict the election or each other (unknown ids, a contest

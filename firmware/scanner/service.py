@@ -1,6 +1,6 @@
 """The scanner service: feeder, camera, OMR, voter panel, printer, store, reports.
 
-Driven by the two state tables of firmware.states: an event fires a transition, the transition's
+Driven by the two state tables of firmware.scanner.states: an event fires a transition, the transition's
 actions run here (`_do_<action>`), and an action may produce the next event. Secrecy rules kept here:
 the cast-vote record goes to the store with no id, time or image; events logged name what happened to
 the device, never what a ballot said.
@@ -13,12 +13,21 @@ from datetime import datetime
 from typing import Callable
 
 from config.election import Election
-from firmware.i18n import Messages
-from firmware.identity import DeviceIdentity
-from firmware.states import (BallotEvent, BallotState, PollsEvent, PollsState, StateMachine, TransitionRefused,
-                             ballot_machine, polls_machine)
-from firmware.store import Resolution, ScannerStore, StoreError
-from firmware.tally import ContestTally, tally
+from firmware.common.i18n import Messages
+from firmware.common.identity import DeviceIdentity
+from firmware.scanner.reporting import print_report, results_report, zero_report
+from firmware.scanner.states import (
+    BallotEvent,
+    BallotState,
+    PollsEvent,
+    PollsState,
+    StateMachine,
+    TransitionRefused,
+    ballot_machine,
+    polls_machine,
+)
+from firmware.scanner.store import Resolution, ScannerStore, StoreError
+from firmware.scanner.tally import ContestTally, tally
 from hal.camera import CaptureError
 from hal.devices import DeviceSet
 from hal.errors import DeviceStatus, HalError
@@ -88,7 +97,7 @@ class ScannerService:
         self.msg = messages
         self.polls = polls_machine(PollsState(store.polls_state()))
         self.usage = Usage()
-        from firmware.ballots import references_for
+        from firmware.cec.ballots import references_for
         self.references = references_for(election)  # printed ballots, for the ink-outside-boxes check
         from omr.second_opinion import MarkClassifier
         # the certified model, read once now (interpretation stays pure); None without a runtime: then
@@ -181,7 +190,6 @@ class ScannerService:
         self.store.log_event(f"polls_{event.value}", self.d.clock.now(), {"state": self.polls.state.value})
 
     def _do_print_zero_report(self, event: PollsEvent) -> None:
-        from firmware.reporting import print_report, zero_report
         report = zero_report(self)
         self._on_report("zero", report)  # saved before printing: a paper jam loses nothing
         print_report(self, report)  # raises PrintFailed: then the zero report does not count as printed
@@ -194,7 +202,6 @@ class ScannerService:
         self.closed_at = self.store.polls_record().closed_at
 
     def _do_print_results_report(self, event: PollsEvent) -> None:
-        from firmware.reporting import print_report, results_report
         report = results_report(self)
         self._on_report("results", report)
         print_report(self, report)

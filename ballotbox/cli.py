@@ -1,5 +1,7 @@
 """`ballotbox`: the one command line of the box, the simulator and the print house.
 
+The entry sits above firmware/ and simulator/ and may import both; firmware/ never imports simulator/.
+
     ballotbox simulate --voters N --seed S --out DIR [--election PATH]
     ballotbox ballots render --election PATH --style STYLE --dpi D --out FILE.png [--layout-json F] [--pdf F]
     ballotbox omr interpret --election PATH IMAGE...
@@ -19,12 +21,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from config.election import SAMPLE_ELECTION, ElectionError, load_election
+from firmware.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UserError
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UserError(Exception):
-    """Bad input from the person at the keyboard: printed without a traceback, exit 2."""
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CHECK_FAILED", "EXIT_OK", "UserError", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     deck.add_argument("--mode", choices=["test", "official"], default="test",
                       help="ballot codes of test (specimen) ballots, read only by a box in test mode (default), or "
                            "official codes: castable pre-marked ballots, sensitive material")
-    deck.set_defaults(run=lambda a: __import__("firmware.test_deck", fromlist=["run"]).run(a))
+    deck.set_defaults(run=lambda a: __import__("firmware.cec.test_deck", fromlist=["run"]).run(a))
 
     bench = sub.add_parser("bench", help="benchmarks (print figures, write JSON)").add_subparsers(metavar="WHAT")
     bench_omr = bench.add_parser("omr", help="OMR accuracy and latency on a generated corpus (BENCHMARKS.md)")
@@ -124,11 +123,17 @@ def _parser() -> argparse.ArgumentParser:
 # -- simulate ---------------------------------------------------------------------------------
 def _simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.table import Table
 
-    from firmware.i18n import Messages
-    from firmware.reports import render_png, report_to_json
+    from firmware.common.i18n import Messages
+    from firmware.common.reports import render_png, report_to_json
     from simulator.day import FaultRates, run_day
 
     if args.voters < 1 or args.voters > 5000:
@@ -187,7 +192,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 # -- ballots render ---------------------------------------------------------------------------
 def _render(args: argparse.Namespace) -> int:
-    from firmware.ballots import BallotKeyError, load_signing_key, render_ballot
+    from firmware.cec.ballots import BallotKeyError, load_signing_key, render_ballot
     from omr.layout import LayoutError
 
     election = load_election(args.election)
@@ -216,7 +221,7 @@ def _interpret(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from firmware.ballots import references_for
+    from firmware.cec.ballots import references_for
     from omr.interpret import interpret
     from omr.second_opinion import MarkClassifier
 
@@ -263,8 +268,18 @@ def _self_test(args: argparse.Namespace) -> int:
     import random
 
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
-    from firmware.identity import load_or_provision, software_hash, software_version
-    from firmware.reports import build_header, build_self_test_report, render_png, render_raster, report_to_json
+    from firmware.common.identity import (
+        load_or_provision,
+        software_hash,
+        software_version,
+    )
+    from firmware.common.reports import (
+        build_header,
+        build_self_test_report,
+        render_png,
+        render_raster,
+        report_to_json,
+    )
     from hal.devices import build_pi_devices
     from hal.errors import HalError
 

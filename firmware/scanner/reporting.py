@@ -1,44 +1,81 @@
 """From the scanner service's state to report models, and onto paper.
 
-One model per report (firmware.reports), rendered for the thermal printer here; the CLI and the
+One model per report (firmware.common.reports), rendered for the thermal printer here; the CLI and the
 simulator also save the same model as PNG and JSON.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
 
-from firmware.identity import software_hash, software_version
-from firmware.reports import (Report, ReportHeader, ResultsReport, StyleCounts, ZeroReport, build_header,
-                              build_results_report, build_zero_report, render_raster)
-from hal.errors import HalError
+from config.election import Election
+from firmware.common.i18n import Messages
+from firmware.common.identity import DeviceIdentity, software_hash, software_version
+from firmware.common.reports import (
+    Report,
+    ReportHeader,
+    ResultsReport,
+    StyleCounts,
+    ZeroReport,
+    build_header,
+    build_results_report,
+    build_zero_report,
+    render_raster,
+)
+from firmware.scanner.store import ScannerStore
+from hal.devices import DeviceSet
+from hal.errors import DeviceStatus, HalError
 
-if TYPE_CHECKING:
-    from firmware.scanner import ScannerService
+
+class ScannerUsage(Protocol):
+    cycles: int
+    seconds: float
+    faults: Mapping[str, int]
+
+
+class ReportSource(Protocol):
+    """What the reports read of the scanner service (firmware.scanner.service.ScannerService is one):
+    named here so that this module does not import the service, which imports it."""
+
+    election: Election
+    identity: DeviceIdentity
+    d: DeviceSet
+    store: ScannerStore
+    msg: Messages
+    self_test_results: list[DeviceStatus]
+    opened_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def usage(self) -> ScannerUsage: ...
+
+    def tallies(self) -> Any: ...
 
 
 class PrintFailed(RuntimeError):
     """The report model exists (and is saved) but the paper copy failed: reprint after fixing the printer."""
 
 
-def header(svc: "ScannerService") -> ReportHeader:
+def header(svc: ReportSource) -> ReportHeader:
     return build_header(svc.election, device_id=svc.identity.device_id, software_version=software_version(),
                         software_hash=software_hash(), device_key_fingerprint=svc.identity.fingerprint,
                         printed_at=svc.d.clock.now())
 
 
-def style_counts(svc: "ScannerService") -> list[StyleCounts]:
+def style_counts(svc: ReportSource) -> list[StyleCounts]:
     counts = svc.store.counts()
     return [StyleCounts(style_id=s.id, cast=counts.cast.get(s.id, 0), returned=counts.returned.get(s.id, 0))
             for s in svc.election.ballot_styles]
 
 
-def zero_report(svc: "ScannerService") -> ZeroReport:
+def zero_report(svc: ReportSource) -> ZeroReport:
     return build_zero_report(svc.election, header(svc), counts=style_counts(svc), self_test=svc.self_test_results,
                              seal=svc.d.switches.read())
 
 
-def results_report(svc: "ScannerService") -> ResultsReport:
+def results_report(svc: ReportSource) -> ResultsReport:
     usage = svc.usage
     problems = [f"{svc.msg.t('error.' + fault) if svc.msg.has('error.' + fault) else fault}: {n}"
                 for fault, n in sorted(usage.faults.items())]
@@ -49,7 +86,7 @@ def results_report(svc: "ScannerService") -> ResultsReport:
         device_problems=problems)
 
 
-def print_report(svc: "ScannerService", report: Report) -> None:
+def print_report(svc: ReportSource, report: Report) -> None:
     image = render_raster(report, svc.election, svc.d.printer.width_px)
     try:
         svc.d.printer.print_image(image)

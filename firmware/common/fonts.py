@@ -51,7 +51,7 @@ def font(style: Style, size_px: int) -> ImageFont.FreeTypeFont:
 
 
 def load_font(size_px: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    """The regular or bold face at `size_px` pixels (the form firmware/ballots.py uses)."""
+    """The regular or bold face at `size_px` pixels (the form firmware/cec/ballots.py uses)."""
     return font("bold" if bold else "regular", size_px)
 
 

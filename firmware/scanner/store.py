@@ -30,7 +30,7 @@ SQLite keeps traces of commit order in four places, and this store closes each o
    unerased filesystem blocks (tests/test_store_secrecy.py covers that power cut).
 
 Running per-list / per-candidate totals are deliberately absent: the journal pre-image of a total
-(or the order of its updates) would give the last vote away. firmware/tally.py computes results
+(or the order of its updates) would give the last vote away. firmware/scanner/tally.py computes results
 from the records at report time. The counters on disk are ballots cast per style and ballots
 returned per style; neither reveals a vote.
 
@@ -213,7 +213,7 @@ def page_size_for(record_size: int) -> int:
             return page_size
     raise StoreError(f"a cast-vote record of {record_size} bytes does not fit one SQLite cell even with "
                      f"{PAGE_SIZES[-1]}-byte pages; the election's ballot styles carry too many contests: split "
-                     "them or raise the limits in firmware/store.py")
+                     "them or raise the limits in firmware/scanner/store.py")
 
 
 class ScannerStore:

@@ -30,7 +30,7 @@ What the deck covers
   with fewer rows is left blank on the remaining ballots (counted as blank, stated as the purpose).
 
 The expected tally is computed here from the deck's intentions by the DOMAIN.md rules (`expected_outcome`),
-independently of omr.rules; it has the shape of `firmware.tally.tally()` serialized (`tally_to_json`).
+independently of omr.rules; it has the shape of `firmware.scanner.tally.tally()` serialized (`tally_to_json`).
 
 Output in DIR: one PNG per ballot (`NNN-STYLE.png`, rendered at --dpi with pen marks - X, filled box, tick
 in black, blue and dark-blue ink, one pen per ballot - and no capture distortion: these are printed; 8-bit
@@ -70,7 +70,7 @@ FULL = 10**6  # window meaning "the classic pattern": every option a different c
 FORMAT = "ballotbox-test-deck/1"
 INVALID_REASONS: tuple[str, ...] = (Outcome.BLANK.value, Outcome.OVERVOTE.value, Outcome.MULTIPLE_LISTS.value)
 
-# Pens of the deck: shapes of simulator.pens.MarkStyle and inks of simulator.pens.INKS, one pen per ballot
+# Pens of the deck: shapes of firmware.cec.pens.MarkStyle and inks of firmware.cec.pens.INKS, one pen per ballot
 # (one voter, one pen), rotating so that every shape meets every ink.
 SHAPES = ("x", "filled", "check")
 INK_NAMES = ("black", "blue", "dark_blue")
@@ -429,7 +429,7 @@ def expected_tally(election: Election, ballots: Sequence[DeckBallot]) -> dict[st
 
 
 def tally_to_json(tallies: Mapping[str, Any], cvrs_styles: Iterable[str] | None = None) -> dict[str, Any]:
-    """`firmware.tally.tally()` output (ContestTally objects) in the shape of `expected_tally`; pass the
+    """`firmware.scanner.tally.tally()` output (ContestTally objects) in the shape of `expected_tally`; pass the
     styles of the cast-vote records to get `ballots_by_style` too."""
     out: dict[str, Any] = {"contests": {
         cid: {"ballots": t.ballots, "valid": t.valid, "invalid_by_reason": dict(t.invalid_by_reason),
@@ -493,8 +493,8 @@ def _box_index(layout: Any) -> dict[tuple[str, str], Any]:
 
 
 class DeckPrinter:
-    """Draws deck pages: the style rendered once (firmware.ballots), then per ballot the marks with the
-    ballot's pen (simulator.pens) and the deck label in the stamp zone.
+    """Draws deck pages: the style rendered once (firmware.cec.ballots), then per ballot the marks with the
+    ballot's pen (firmware.cec.pens) and the deck label in the stamp zone.
 
     Pages are written as 8-bit palette PNGs: a rendered ballot has ~260 colours (grey text anti-aliasing on
     the paper colour) and the marks add blends of one ink, so 256 colours look the same, the files are a
@@ -509,7 +509,7 @@ class DeckPrinter:
 
     def _style(self, style_id: str) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray]:
         if style_id not in self._styles:
-            from firmware.ballots import render_ballot
+            from firmware.cec.ballots import render_ballot
 
             img, layout = render_ballot(self.election, style_id, self.dpi, key=self.key)
             q = img.quantize(self.BASE_COLOURS, method=Image.Quantize.FASTOCTREE)
@@ -519,8 +519,8 @@ class DeckPrinter:
 
     def draw(self, ballot: DeckBallot) -> np.ndarray:
         """The page as an RGB array."""
-        from firmware.fonts import load_font
-        from simulator.pens import INKS, MarkStyle, Pen, draw_mark
+        from firmware.cec.pens import INKS, MarkStyle, Pen, draw_mark
+        from firmware.common.fonts import load_font
 
         base, layout, _, _ = self._style(ballot.style)
         dpi = self.dpi
@@ -557,7 +557,7 @@ class DeckPrinter:
 
     def png(self, ballot: DeckBallot) -> tuple[tuple[int, int], bytes]:
         """The page as PNG bytes, and its size in px."""
-        from simulator.pens import INKS
+        from firmware.cec.pens import INKS
 
         pixels = self.draw(ballot)
         base, _, base_index, base_palette = self._style(ballot.style)
@@ -590,7 +590,7 @@ class DeckPrinter:
 def draw_ballot(election: Election, ballot: DeckBallot, total: int, dpi: float, key: Any = None,
                 label: str = "TEST DECK") -> Image.Image:
     """One deck ballot as an RGB image (see DeckPrinter)."""
-    from firmware.ballots import load_signing_key
+    from firmware.cec.ballots import load_signing_key
 
     return Image.fromarray(DeckPrinter(election, dpi, key or load_signing_key(), label, total).draw(ballot))
 
@@ -760,7 +760,7 @@ def _words(language: str) -> tuple[dict[str, str], dict[str, str], bool]:
 
 
 def write_expected_text(deck: Deck, tally: Mapping[str, Any], path: Path) -> None:
-    from firmware.i18n import Messages, latin_message_to_cyrillic
+    from firmware.common.i18n import Messages, latin_message_to_cyrillic
 
     e = deck.election
     msgs = Messages.for_language(e.station.language)
@@ -917,7 +917,7 @@ def make_deck(election: Election, out: Path, dpi: float, key: Any = None, key_no
     texts, _, cyrillic = _words(str(election.station.language))
     label = texts["label"]
     if cyrillic:
-        from firmware.i18n import latin_message_to_cyrillic
+        from firmware.common.i18n import latin_message_to_cyrillic
         label = latin_message_to_cyrillic(label)
     total = len(deck.ballots)
     with open(out / "deck.pdf", "wb") as fp:
@@ -952,7 +952,7 @@ def _pages(election: Election, ballots: Sequence[DeckBallot], dpi: float, key: A
 
     from cryptography.hazmat.primitives import serialization
 
-    from firmware.ballots import load_signing_key
+    from firmware.cec.ballots import load_signing_key
 
     key = key or load_signing_key()
     n = workers if workers is not None else min(4, os.cpu_count() or 1)
@@ -992,8 +992,8 @@ def _remove_previous(out: Path) -> None:
 
 
 def run(args: Any) -> int:
-    from firmware.ballots import BallotKeyError, load_signing_key
-    from firmware.cli import EXIT_OK, UserError
+    from firmware.cec.ballots import BallotKeyError, load_signing_key
+    from firmware.errors import EXIT_OK, UserError
     from omr.layout import LayoutError
 
     election = load_election(args.election)

@@ -1,7 +1,7 @@
 """Tallies computed from cast-vote records, at report time.
 
 The scanner store keeps no running per-list or per-candidate totals on disk (a rollback-journal
-pre-image of a running total would reveal the last vote, see firmware/store.py); results are
+pre-image of a running total would reveal the last vote, see firmware/scanner/store.py); results are
 computed here from the cast-vote records instead.
 
 Rules (DOMAIN.md, "Ballots and their validity"):

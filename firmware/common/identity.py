@@ -17,8 +17,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-ROOT = Path(__file__).resolve().parents[1]
-CODE_PACKAGES = ("firmware", "hal", "omr", "biometrics", "video", "config", "simulator")
+ROOT = Path(__file__).resolve().parents[2]
+CODE_PACKAGES = ("ballotbox", "firmware", "hal", "omr", "biometrics", "video", "config", "simulator")
 
 
 @lru_cache(maxsize=1)

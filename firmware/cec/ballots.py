@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, ImageDraw
 
 from config.election import Election
-from firmware.fonts import load_font
+from firmware.common.fonts import load_font
 from omr.ballot_code import make_code
 from omr.layout import BallotLayout, TextSpec, layout_ballot
 from omr.reference import StyleReference, build_reference
 
-TEST_KEY = Path(__file__).resolve().parents[1] / "config" / "keys" / "cec-test-ballot-code.pem"
+TEST_KEY = Path(__file__).resolve().parents[2] / "config" / "keys" / "cec-test-ballot-code.pem"
 BOX_LINE_MM = 0.35  # box outline: dark enough for a 100-dpi camera, thin enough not to count as ink inside
 INK = (0, 0, 0)
 

@@ -1,4 +1,5 @@
-"""Voters' pens: realistic marks drawn into ballot boxes, in several inks, and the ink that is not a mark.
+"""Pens: realistic marks drawn into ballot boxes, in several inks, and the ink that is not a mark. The CEC's
+test decks are marked with them (firmware.cec.test_deck), and the simulator's voters hold them.
 
 Strokes are polylines with a wobble, tapering pressure and variable size, angle and offset, drawn
 anti-aliased onto the printed ballot image - what a camera sees of a hand-made mark.

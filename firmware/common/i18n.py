@@ -32,7 +32,7 @@ from config.election import Language
 from config.script import latin_to_cyrillic
 from omr.types import Outcome, Reason, Verdict
 
-CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "config" / "messages"
+CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "config" / "messages"
 REFERENCE_LANGUAGE = Language.EN
 FORMAT_PREFIX = "format."
 

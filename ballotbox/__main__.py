@@ -1,0 +1,5 @@
+import sys
+
+from ballotbox.cli import main
+
+sys.exit(main())
