@@ -7,12 +7,9 @@ quirk is commented beside the transition it explains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
-
-class TransitionRefused(RuntimeError):
-    """An event that the current state does not accept."""
+from firmware.common.statemachine import StateMachine, TransitionRefused  # noqa: F401 (the tables refuse with it)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,26 +121,6 @@ BALLOT_TABLE: dict[tuple[BallotState, BallotEvent], tuple[BallotState, tuple[str
                      BallotState.ACCEPTING, BallotState.RETURNING)},
     (BallotState.ERROR, BallotEvent.CLEARED): (BallotState.WAITING, ("resolve_intent",)),
 }
-
-
-@dataclass
-class StateMachine:
-    """Applies a transition table; the service runs the returned actions."""
-
-    table: dict
-    state: StrEnum
-    name: str
-
-    def fire(self, event: StrEnum) -> tuple[str, ...]:
-        try:
-            nxt, actions = self.table[(self.state, event)]
-        except KeyError:
-            raise TransitionRefused(f"{self.name}: event '{event}' is not allowed in state '{self.state}'") from None
-        self.state = nxt
-        return actions
-
-    def allows(self, event: StrEnum) -> bool:
-        return (self.state, event) in self.table
 
 
 def polls_machine(state: PollsState = PollsState.SETUP) -> StateMachine:
