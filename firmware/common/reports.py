@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -157,7 +157,7 @@ class ContestTally:
         return self.valid + self.invalid + self.ambiguous
 
     @classmethod
-    def of(cls, tally: Any) -> "ContestTally":
+    def of(cls, tally: Any) -> ContestTally:
         """Copy any object with the ContestTally attributes (e.g. firmware.scanner.tally.ContestTally)."""
         if isinstance(tally, cls):
             return tally
@@ -228,6 +228,16 @@ class SelfTestReport:
 
 
 Report = ZeroReport | ResultsReport | SelfTestReport
+
+
+@runtime_checkable
+class ServiceReport(Protocol):
+    """A report of another service: a frozen dataclass with `kind`, a `header` and `lay_out(page)`."""
+
+    kind: ClassVar[str]
+    header: ReportHeader
+
+    def lay_out(self, page: ReceiptPage) -> None: ...
 
 
 # ================================================================================================
@@ -505,7 +515,7 @@ def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
 # ================================================================================================
 # JSON rendering
 # ================================================================================================
-def report_to_json(report: Report) -> dict[str, Any]:
+def report_to_json(report: Report | ServiceReport) -> dict[str, Any]:
     """The report as JSON-safe data: field order of the model, tallies in ballot order, times ISO 8601."""
     data: dict[str, Any] = {"report": report.kind}
     data.update(_to_json(report))
@@ -580,7 +590,7 @@ class _Sizes:
     gap: int  # minimum space between a row's text and its number
 
     @classmethod
-    def for_width(cls, width_px: int) -> "_Sizes":
+    def for_width(cls, width_px: int) -> _Sizes:
         # Anchors: 576 dots (80 mm paper) and 384 dots (58 mm), at 203 dpi (8 dots per mm); a body text
         # of 19-22 dots is 2.4-2.8 mm high, the size of a till receipt. Other widths interpolate.
         def pick(at384: int, at576: int) -> int:
@@ -590,7 +600,7 @@ class _Sizes:
                    small=pick(16, 19), mono=pick(15, 19), big=pick(112, 150), gap=pick(10, 14))
 
 
-def layout_report(report: Report, election: Election, width_px: int) -> list[Line]:
+def layout_report(report: Report | ServiceReport, election: Election, width_px: int) -> list[Line]:
     """The report as receipt lines for paper `width_px` dots wide, in the header's language and script.
     Long texts wrap; nothing is ever wider than the paper."""
     if not isinstance(width_px, int) or not MIN_WIDTH_PX <= width_px <= MAX_WIDTH_PX:
@@ -599,22 +609,29 @@ def layout_report(report: Report, election: Election, width_px: int) -> list[Lin
             "(384 for 58 mm paper, 576 for 80 mm; printer.width_px in the device settings)"
         )
     _check_header(election, report.header)
-    page = _Page(election, Messages.for_language(report.header.language), width_px)
+    page = ReceiptPage(election, Messages.for_language(report.header.language), width_px)
     if isinstance(report, ZeroReport):
         page.zero_report(report)
     elif isinstance(report, ResultsReport):
         page.results_report(report)
     elif isinstance(report, SelfTestReport):
         page.self_test_report(report)
+    elif callable(getattr(report, "lay_out", None)):
+        # Another service's report (e.g. the authentication report, firmware.auth.report) lays itself
+        # out with the page's blocks, so every report of the box prints in one hand.
+        report.lay_out(page)
     else:
         raise ReportError(
-            f"cannot lay out {type(report).__name__}; reports are ZeroReport, ResultsReport, SelfTestReport"
+            f"cannot lay out {type(report).__name__}; reports are ZeroReport, ResultsReport, SelfTestReport "
+            "or a model with a lay_out(page) method"
         )
     return page.lines
 
 
-class _Page:
-    """Builds the lines of one report. Methods read top-down in the order things are printed."""
+class ReceiptPage:
+    """Builds the lines of one report. Methods read top-down in the order things are printed. Its block
+    methods (title, station_block, field, row, heading, text, rule, items, device_block, signatures,
+    footer, ...) are what other services' report models use in their `lay_out(page)`."""
 
     def __init__(self, election: Election, msgs: Messages, width_px: int) -> None:
         self.election = election
@@ -974,7 +991,7 @@ def _line_height(face: ImageFont.FreeTypeFont, leading: float = 1.18) -> int:
 # ================================================================================================
 # Raster rendering
 # ================================================================================================
-def render_raster(report: Report, election: Election, width_px: int) -> Image.Image:
+def render_raster(report: Report | ServiceReport, election: Election, width_px: int) -> Image.Image:
     """The report as a 1-bit image `width_px` dots wide, for the thermal printer (hal.printer)."""
     lines = layout_report(report, election, width_px)
     s = _Sizes.for_width(width_px)
@@ -1004,7 +1021,7 @@ def render_raster(report: Report, election: Election, width_px: int) -> Image.Im
     return image.point(lambda v: 255 if v >= 160 else 0, mode="1")
 
 
-def render_png(report: Report, election: Election, path: str | Path, width_px: int = 576) -> Path:
+def render_png(report: Report | ServiceReport, election: Election, path: str | Path, width_px: int = 576) -> Path:
     """Save the printed form of the report as a PNG (previews, archives, the commission's copy)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
