@@ -28,6 +28,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from typing import Self
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class FingerprintModuleTwin:
         self._provider = provider
         self._presented: np.ndarray | None = None
         self._buffer: np.ndarray | None = None  # the image buffer GenImg fills and UpImage sends
-        self._faults: list[Fault] = []
+        self._faults: list[tuple[Fault, int | None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,7 +110,7 @@ class FingerprintModuleTwin:
         self._received = bytearray()
         self.port = ""
 
-    def __enter__(self) -> FingerprintModuleTwin:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -132,10 +133,10 @@ class FingerprintModuleTwin:
         with self._lock:
             self._presented = None
 
-    def inject(self, fault: Fault, count: int = 1) -> None:
-        """Damage the next `count` answers with `fault`."""
+    def inject(self, fault: Fault, count: int = 1, instruction: int | None = None) -> None:
+        """Damage the next `count` answers with `fault` (only answers to `instruction` if given)."""
         with self._lock:
-            self._faults.extend([fault] * count)
+            self._faults.extend([(fault, instruction)] * count)
 
     @property
     def template_count(self) -> int:
@@ -199,11 +200,11 @@ class FingerprintModuleTwin:
 
     def _answer(self, checksum_good: bool, payload: bytes) -> None:
         if not checksum_good or not payload:
-            self._send([(0x07, bytes([_RECEIVE_ERROR]))])
+            self._send(None, [(0x07, bytes([_RECEIVE_ERROR]))])
             return
         instruction, params = payload[0], payload[1:]
         self.commands.append(instruction)
-        self._send(self._handle(instruction, params))
+        self._send(instruction, self._handle(instruction, params))
 
     def _handle(self, instruction: int, params: bytes) -> list[tuple[int, bytes]]:
         def ack(code: int, result: bytes = b"") -> list[tuple[int, bytes]]:
@@ -263,9 +264,14 @@ class FingerprintModuleTwin:
         chunks = [packed[i : i + self.packet_bytes] for i in range(0, len(packed), self.packet_bytes)]
         return [(0x02, chunk) for chunk in chunks[:-1]] + [(0x08, chunks[-1])]
 
-    def _send(self, packets: list[tuple[int, bytes]]) -> None:
+    def _send(self, instruction: int | None, packets: list[tuple[int, bytes]]) -> None:
+        fault = None
         with self._lock:
-            fault = self._faults.pop(0) if self._faults else None
+            for i, (candidate, target) in enumerate(self._faults):
+                if target is None or target == instruction:
+                    fault = candidate
+                    del self._faults[i]
+                    break
         if self.answer_delay_s:
             time.sleep(self.answer_delay_s)
         if fault is Fault.NO_ANSWER:

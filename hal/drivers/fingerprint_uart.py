@@ -386,10 +386,14 @@ class UartFingerprintSensor:
         wait_s: SensorBusy if the answer comes within one more read timeout, else SensorNotResponding."""
         s = self._settings
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            byte = self._read(port, 1)
-            if byte:
-                return byte
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                port.timeout = min(s.read_timeout_s, left)  # no read runs past the bounded wait
+                byte = self._read(port, 1)
+                if byte:
+                    return byte
+        finally:
+            port.timeout = s.read_timeout_s
         late = self._read(port, 1)
         if late:
             self._drain()
