@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from hal.drivers.fingerprint_uart import (
     encode_packet,
     unpack_image,
 )
+from hal.drivers.fingerprint_usb import ReaderDescription, UsbFingerprintReader
 from hal.errors import DeviceStatus, HardwareUnavailable
 from hal.fingerprint import (
     CaptureTimeout,
@@ -59,24 +60,73 @@ def settings(port: str, **overrides: Any) -> FingerprintSensorSettings:
     return FingerprintSensorSettings(**values)
 
 
+class FakeUsbFrames:
+    """A USB reader's frame source: the desk presents and lifts, frames come back as they are."""
+
+    def __init__(self) -> None:
+        self.presented: np.ndarray | None = None
+        self.unplugged = False
+        self.closed = False
+
+    def present(self, pixels: np.ndarray) -> None:
+        self.presented = pixels.copy()
+
+    def lift(self) -> None:
+        self.presented = None
+
+    def describe(self) -> ReaderDescription:
+        self._check()
+        return ReaderDescription("USB optical (fake)", WIDTH, HEIGHT, 500.0)
+
+    def finger_on(self) -> bool:
+        self._check()
+        return self.presented is not None
+
+    def wait_for_frame(self, timeout_s: float) -> np.ndarray | None:
+        self._check()
+        return self.presented
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _check(self) -> None:
+        if self.unplugged:
+            raise OSError("No such device")
+
+
 @dataclass
 class Bench:
-    """A sensor under test and the desk's hand on it."""
+    """A sensor under test, the desk's hand on it, and what 4-bit quantisation it applies."""
 
     sensor: FingerprintSensor
-    desk: FingerprintModuleTwin | SimulatedFingerprintSensor
+    desk: FingerprintModuleTwin | SimulatedFingerprintSensor | FakeUsbFrames
+    delivered: Callable[[np.ndarray], np.ndarray] = quantise_4bit
+    capacity: int = 1000
+
+
+def _bench(kind: str) -> Iterator[Bench]:
+    if kind == "in-process-simulator":
+        simulated = SimulatedFingerprintSensor((WIDTH, HEIGHT))
+        yield Bench(simulated, simulated)
+    elif kind == "usb-reader-over-fake-frames":
+        frames = FakeUsbFrames()
+        yield Bench(UsbFingerprintReader(frames), frames, delivered=lambda pixels: pixels, capacity=0)
+    else:
+        with FingerprintModuleTwin((WIDTH, HEIGHT)) as module:
+            driver = UartFingerprintSensor(settings(module.port))
+            yield Bench(driver, module)
+            driver.close()
+
+
+@pytest.fixture(params=["uart-driver-over-pty-twin", "in-process-simulator", "usb-reader-over-fake-frames"])
+def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
+    yield from _bench(request.param)
 
 
 @pytest.fixture(params=["uart-driver-over-pty-twin", "in-process-simulator"])
-def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    if request.param == "in-process-simulator":
-        simulated = SimulatedFingerprintSensor((WIDTH, HEIGHT))
-        yield Bench(simulated, simulated)
-        return
-    with FingerprintModuleTwin((WIDTH, HEIGHT)) as module:
-        driver = UartFingerprintSensor(settings(module.port))
-        yield Bench(driver, module)
-        driver.close()
+def flash_bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
+    """The sensors with a template flash of their own."""
+    yield from _bench(request.param)
 
 
 @pytest.fixture
@@ -101,7 +151,11 @@ def test_implements_the_fingerprint_sensor_interface(bench: Bench) -> None:
 
 def test_handshake_reports_image_size_resolution_and_capacity(bench: Bench) -> None:
     info = bench.sensor.handshake()
-    assert (info.image_width, info.image_height, info.dpi, info.template_capacity) == (WIDTH, HEIGHT, 500.0, 1000)
+    assert (info.image_width, info.image_height, info.dpi, info.template_capacity) == (WIDTH, HEIGHT, 500.0, bench.capacity)
+
+
+def test_handshake_reports_the_modules_system_parameters(flash_bench: Bench) -> None:
+    info = flash_bench.sensor.handshake()
     assert info.parameters["security_level"] == 3
     assert info.parameters["system_id"] == 0x0009
 
@@ -121,7 +175,13 @@ def test_capture_delivers_the_presented_image_quantised_to_4_bits(bench: Bench) 
     assert image.dpi == 500.0
     assert image.pixels.dtype == np.uint8
     assert image.pixels.shape == (HEIGHT, WIDTH)
-    assert np.array_equal(image.pixels, (presented >> 4) * 17)
+    assert np.array_equal(image.pixels, bench.delivered(presented))
+
+
+def test_the_4bit_modules_deliver_level_v_as_v_times_17(flash_bench: Bench) -> None:
+    presented = finger(seed=12)
+    flash_bench.desk.present(presented)
+    assert np.array_equal(flash_bench.sensor.capture(timeout_s=1.0).pixels, (presented >> 4) * 17)
 
 
 def test_capture_without_a_finger_times_out(bench: Bench) -> None:
@@ -143,23 +203,23 @@ def test_capture_serves_images_from_a_provider() -> None:
         sensor.close()
 
 
-def test_template_count_and_clear_empty_the_flash(bench: Bench) -> None:
-    bench.desk.templates.update({0, 5, 9})
-    assert bench.sensor.template_count() == 3
-    bench.sensor.clear_templates()
-    assert bench.sensor.template_count() == 0
-    assert bench.desk.templates == set()
+def test_template_count_and_clear_empty_the_flash(flash_bench: Bench) -> None:
+    flash_bench.desk.templates.update({0, 5, 9})
+    assert flash_bench.sensor.template_count() == 3
+    flash_bench.sensor.clear_templates()
+    assert flash_bench.sensor.template_count() == 0
+    assert flash_bench.desk.templates == set()
 
 
-def test_close_leaves_the_template_flash_empty(bench: Bench) -> None:
-    bench.desk.templates.update({1, 2})
-    bench.sensor.close()
-    assert bench.desk.templates == set()
+def test_close_leaves_the_template_flash_empty(flash_bench: Bench) -> None:
+    flash_bench.desk.templates.update({1, 2})
+    flash_bench.sensor.close()
+    assert flash_bench.desk.templates == set()
 
 
-def test_self_test_reports_the_stored_templates(bench: Bench) -> None:
-    bench.desk.templates.add(4)
-    status = bench.sensor.self_test()
+def test_self_test_reports_the_stored_templates(flash_bench: Bench) -> None:
+    flash_bench.desk.templates.add(4)
+    status = flash_bench.sensor.self_test()
     assert status.device == "fingerprint_sensor"
     assert status.ok is True
     assert "1 of 1000 templates stored" in status.detail
@@ -420,3 +480,92 @@ def test_a_missing_port_says_which_setting_to_check() -> None:
         UartFingerprintSensor(FingerprintSensorSettings(port="/dev/ballotbox-no-such-sensor"))
     assert caught.value.message.startswith("cannot open the fingerprint sensor port /dev/ballotbox-no-such-sensor")
     assert "fingerprint.port" in caught.value.remedy
+
+
+# -- the packet reader on recorded bytes (property tests) ---------------------------------------------
+
+
+class RecordedPort:
+    """A serial port that plays back bytes: read() returns what is left (never waits)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytearray(data)
+        self.timeout = 0.0
+
+    def read(self, size: int) -> bytes:
+        chunk = bytes(self._data[:size])
+        del self._data[:size]
+        return chunk
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def reader_on(data: bytes) -> UartFingerprintSensor:
+    return UartFingerprintSensor.over_port(
+        settings("recorded", read_timeout_s=0.001, busy_wait_s=0.001, clear_on_close=False), RecordedPort(data)
+    )
+
+
+@given(
+    noise=st.binary(max_size=40).filter(lambda b: b"\xef" not in b),
+    identifier=st.sampled_from([2, 7, 8]),
+    payload=st.binary(max_size=256),
+)
+def test_the_reader_finds_a_packet_after_any_noise(noise: bytes, identifier: int, payload: bytes) -> None:
+    sensor = reader_on(noise + encode(0xFFFFFFFF, identifier, payload))
+    assert sensor._read_packet(0.001) == (identifier, payload)
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_are_a_packet_or_a_fingerprint_error_never_a_crash(data: bytes) -> None:
+    sensor = reader_on(data)
+    try:
+        identifier, payload = sensor._read_packet(0.001)
+    except (FrameError, SensorNotResponding, SensorBusy):
+        return
+    assert identifier in (1, 2, 7, 8)
+    assert encode(0xFFFFFFFF, identifier, payload) in data
+
+
+@given(payload=st.binary(min_size=1, max_size=64), cut=st.integers(0, 10))
+def test_a_truncated_packet_is_a_frame_error(payload: bytes, cut: int) -> None:
+    frame = encode(0xFFFFFFFF, 0x07, payload)
+    with pytest.raises(FrameError, match="short frame"):
+        reader_on(frame[: len(frame) - 1 - cut])._read_packet(0.001)
+
+
+# -- the USB reader shape --------------------------------------------------------------------------
+
+
+def test_a_usb_reader_has_no_flash_and_nothing_to_empty() -> None:
+    frames = FakeUsbFrames()
+    reader = UsbFingerprintReader(frames)
+    assert reader.template_count() == 0
+    reader.clear_templates()
+    assert reader.self_test() == DeviceStatus("fingerprint_sensor", True, "USB optical (fake) answering, 24 x 16 at 500 dpi")
+    reader.close()
+    assert frames.closed is True
+
+
+def test_an_unplugged_usb_reader_is_not_responding() -> None:
+    frames = FakeUsbFrames()
+    frames.unplugged = True
+    reader = UsbFingerprintReader(frames)
+    with pytest.raises(SensorNotResponding, match="lost the USB fingerprint reader: No such device"):
+        reader.capture(timeout_s=0.1)
+    assert reader.self_test().ok is False
+
+
+def test_a_usb_frame_of_the_wrong_size_is_a_frame_error() -> None:
+    frames = FakeUsbFrames()
+    reader = UsbFingerprintReader(frames)
+    frames.present(finger(shape=(HEIGHT + 1, WIDTH)))
+    with pytest.raises(FrameError, match=r"delivered a uint8 \(17, 24\) frame, expected uint8 \(16, 24\)"):
+        reader.capture(timeout_s=0.1)

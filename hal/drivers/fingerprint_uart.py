@@ -162,6 +162,19 @@ class UartFingerprintSensor:
                 "check the sensor cable, and that fingerprint.port in the device settings names its serial device",
             ) from exc
 
+    @classmethod
+    def over_port(cls, settings: FingerprintSensorSettings, port: serial.Serial) -> UartFingerprintSensor:
+        """The driver on a port that is already open (pyserial's Serial or anything with its read,
+        write, reset_input_buffer, timeout and close), e.g. a recorded byte stream in a test."""
+        import serial
+
+        sensor = cls.__new__(cls)
+        sensor._settings = settings
+        sensor._info = None
+        sensor._serial_errors = (serial.SerialException, OSError)
+        sensor._port = port
+        return sensor
+
     # -- the FingerprintSensor interface -------------------------------------------------------------
 
     def handshake(self) -> SensorInfo:
