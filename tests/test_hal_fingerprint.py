@@ -569,3 +569,16 @@ def test_a_usb_frame_of_the_wrong_size_is_a_frame_error() -> None:
     frames.present(finger(shape=(HEIGHT + 1, WIDTH)))
     with pytest.raises(FrameError, match=r"delivered a uint8 \(17, 24\) frame, expected uint8 \(16, 24\)"):
         reader.capture(timeout_s=0.1)
+
+
+def test_handshake_reads_a_real_modules_system_parameters() -> None:
+    # A ReadSysPara answer dumped from a module with a 200-template library (packet size code 2 =
+    # 128 bytes, baud N = 6), preceded by VfyPwd's OK.
+    vfypwd_ok = bytes.fromhex("ef01ffffffff07000300000a")
+    readsyspara = bytes.fromhex("ef01ffffffff07001300" "0000" "0000" "00c8" "0003" "ffffffff" "0002" "0006" "04e9")
+    info = reader_on(vfypwd_ok + readsyspara).handshake()
+    assert info.template_capacity == 200
+    assert info.parameters == {
+        "status_register": 0, "system_id": 0, "security_level": 3, "address": 0xFFFFFFFF,
+        "packet_bytes": 128, "baudrate": 57600,
+    }

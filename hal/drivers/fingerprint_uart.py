@@ -15,7 +15,9 @@ fingerprint library):
 
     0x13 VfyPwd       password (4)                  -> confirmation
     0x40 Handshake    (R50x modules only)           -> confirmation
-    0x0F ReadSysPara                                -> confirmation + 16 bytes of system parameters
+    0x0F ReadSysPara                                -> confirmation + 16 bytes of system parameters:
+                      status register (2), system identifier (2), library size (2), security level (2),
+                      address (4), data packet size code (2), baud rate N (2)
     0x01 GenImg       capture an image if a finger is on -> confirmation (0x02 = no finger)
     0x0A UpImage      upload the image buffer       -> confirmation, then data packets ... end packet,
                       4 bits per pixel, two pixels a byte (high nibble first), row by row
@@ -359,16 +361,15 @@ class UartFingerprintSensor:
         may take up to `wait_s`, each later read up to read_timeout_s."""
         s = self._settings
         port = self._open_port()
-        first = self._first_byte(port, wait_s)
-        skipped = 0
-        window = first
-        while window != HEADER:
-            if skipped >= _MAX_GARBAGE:
-                raise self._frame_error(f"{skipped} bytes without a packet header (EF 01)")
+        window = self._first_byte(port, wait_s)
+        received = 1
+        while window != HEADER:  # resynchronise: slide over bytes until EF 01
+            if received > _MAX_GARBAGE:
+                raise self._frame_error(f"{received} bytes without a packet header (EF 01)")
             more = self._read(port, 1)
             if not more:
-                raise self._frame_error(f"a short frame: {skipped + len(window)} bytes and no packet header (EF 01)")
-            skipped += len(window) - 1 if len(window) == 2 else 0
+                raise self._frame_error(f"a short frame: {received} bytes and no packet header (EF 01)")
+            received += 1
             window = (window + more)[-2:]
         head = self._read(port, 7)
         if len(head) < 7:
