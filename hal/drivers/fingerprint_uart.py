@@ -24,6 +24,10 @@ fingerprint library):
     0x1D TemplateNum                                -> confirmation + count (2)
     0x0D Empty        delete every template in the flash -> confirmation
 
+Image upload time on the wire (computed, not measured on a module): a 256 x 288 image is 36,864
+bytes, in 288 packets of 128 bytes plus 11 bytes of framing each, 40,032 bytes x 10 bits = 7.0 s at
+57600 baud and 3.5 s at 115200 (baud N = 12, set with SetSysPara): the capture loop should plan for it.
+
 Reading is bounded everywhere: each serial read has read_timeout_s; a command's answer may take up
 to busy_wait_s (GenImg scans the sensor); bytes before a header are skipped (line noise, a module
 talking at power-up); a frame that is short, has a bad checksum, a foreign address or an unknown
