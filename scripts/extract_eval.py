@@ -23,15 +23,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from biometrics.extract import extract  # noqa: E402
-from biometrics.extract import pipeline as pl  # noqa: E402
-from biometrics.extract import minutiae as mn  # noqa: E402
-from biometrics.images import load_fingerprint_image  # noqa: E402
+import itertools
+
+from biometrics.extract import extract
+from biometrics.extract import minutiae as mn
+from biometrics.extract import pipeline as pl
+from biometrics.images import load_fingerprint_image
 
 DATA = Path("/work/shared/data/fvc2002")
 DPI = {1: 500.0, 2: 569.0, 3: 500.0, 4: 500.0}  # FVC2002: DB2 is 569 dpi, the others 500
-# commercial record coordinate = scale * image pixel + offset (fitted by `geometry`, see fvc_geometry.md)
-MAPPING: dict[int, tuple[float, float, float]] = {1: (400 / 374, -63.0, 0.0), 2: (400 / 560, 50.0, 0.0), 3: (4 / 3, -50.0, 0.0), 4: (400 / 384, 0.0, 0.0)}
+# the commercial records are each image stretched to 300 x 400 per axis (biometrics/fvc_geometry.md)
+RECORD_SIZE = (300, 400)
+
+
+def to_record_frame(minutiae: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Our minutiae (x, y, angle, kind in image pixels) in the commercial record's stretched frame."""
+    sx, sy = RECORD_SIZE[0] / width, RECORD_SIZE[1] / height
+    out = minutiae.copy()
+    out[:, 0] *= sx
+    out[:, 1] *= sy
+    out[:, 2] = np.mod(np.arctan2(sy * np.sin(minutiae[:, 2]), sx * np.cos(minutiae[:, 2])), 2 * math.pi)
+    return out
 
 
 def read_iso(data: bytes) -> np.ndarray:
@@ -45,9 +57,10 @@ def read_iso(data: bytes) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def ours(db: int, path: Path) -> np.ndarray:
+def ours(db: int, path: Path, frame: str = "image") -> np.ndarray:
     pixels, dpi = load_fingerprint_image(path, DPI[db])
-    return extract(pixels, dpi).template.as_array()[:, :4]
+    found = extract(pixels, dpi).template.as_array()[:, :4]
+    return to_record_frame(found, pixels.shape[1], pixels.shape[0]) if frame == "record" else found
 
 
 def images(db: int, limit: int | None = None) -> list[Path]:
@@ -99,20 +112,18 @@ def geometry(args: argparse.Namespace) -> None:
 
 def compare(args: argparse.Namespace) -> None:
     for db in args.db:
-        k, ox, oy = MAPPING[db]
         tp = n_ours = n_theirs = 0
         angle_diffs: list[float] = []
         kind_same = 0
         by_kind: dict[int, list[bool]] = {}
         for path in images(db, args.limit):
-            mine = ours(db, path)
+            mine = ours(db, path, "record")
             theirs = read_iso(path.with_suffix(".iso").read_bytes())
             n_ours += len(mine)
             n_theirs += len(theirs)
             if len(mine) == 0 or len(theirs) == 0:
                 continue
-            mapped = k * mine[:, :2] + (ox, oy)
-            dist = np.hypot(*(mapped[:, None, :] - theirs[None, :, :2]).transpose(2, 0, 1))
+            dist = np.hypot(*(mine[:, None, :2] - theirs[None, :, :2]).transpose(2, 0, 1))
             dang = np.abs(np.angle(np.exp(1j * (mine[:, None, 2] - theirs[None, :, 2]))))
             ok = (dist <= args.radius) & (dang <= math.radians(args.angle) if not args.any_angle else dist <= args.radius)
             # greedy one-to-one pairing by distance
@@ -164,7 +175,7 @@ def profile(args: argparse.Namespace) -> None:
             marks.append(("orientation", time.perf_counter()))
             period = pl._ridge_period(normalised, mask, p)
             marks.append(("frequency", time.perf_counter()))
-            enhanced = pl._enhance(normalised, normal, period, p)
+            enhanced = pl._enhance(normalised, normal, mask, period, p)
             marks.append(("enhancement", time.perf_counter()))
             ridges = (enhanced < 0) & mask
             marks.append(("binarisation", time.perf_counter()))
@@ -176,7 +187,7 @@ def profile(args: argparse.Namespace) -> None:
             marks.append(("filtered_minutiae", time.perf_counter()))
             pl.image_quality(mask, coherence, enhanced, len(found.x))
             marks.append(("quality", time.perf_counter()))
-            for (_, a), (name, b) in zip(marks, marks[1:]):
+            for (_, a), (name, b) in itertools.pairwise(marks):
                 per_stage.setdefault(name, []).append((b - a) * 1000)
             t0 = time.perf_counter()
             extract(image, dpi)

@@ -56,13 +56,11 @@ class Candidates:
 
 def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
     """Every skeleton pixel with crossing number 1 (ending) or 3 (bifurcation) inside the mask."""
-    ring = _ring_values(skeleton)
-    crossing = np.abs(np.diff(ring, axis=0, append=ring[:1])).sum(axis=0) // 2
-    on = skeleton & mask
-    endings = on & (crossing == 1)
-    forks = on & (crossing == 3)
-    ey, ex = np.nonzero(endings)
-    fy, fx = np.nonzero(forks)
+    sy, sx = np.nonzero(skeleton & mask)
+    ring = _ring_at(skeleton, sx, sy)  # N x 8
+    crossing = np.abs(np.diff(ring, axis=1, append=ring[:, :1])).sum(axis=1) // 2
+    ey, ex = sy[crossing == 1], sx[crossing == 1]
+    fy, fx = sy[crossing == 3], sx[crossing == 3]
     x = np.concatenate([ex, fx]).astype(np.float64)
     y = np.concatenate([ey, fy]).astype(np.float64)
     kind = np.concatenate(
@@ -84,7 +82,7 @@ def filter_false(
     point_id[yi, xi] = np.arange(len(xi))
 
     # walkers: one per ending, three per fork (one per branch leaving the fork)
-    ring = _ring_values(skeleton)[:, yi, xi].T  # N x 8
+    ring = _ring_at(skeleton, xi, yi)  # N x 8
     starts_owner, starts_dir = [], []
     for idx in np.nonzero(is_ending)[0]:
         starts_owner.append(idx)
@@ -111,18 +109,15 @@ def filter_false(
     # ending: the ridge body lies along the walk, and the minutia points along it
     angle[owner[end_walk]] = branch_angle[end_walk]
     # bifurcation: the two branches closest in angle are the fork's arms; direction between them
-    for idx in fork_idx:
-        arms = branch_angle[owner == idx]
-        if len(arms) != 3:
-            keep[idx] = False
-            continue
-        best = None
-        for a, b in ((0, 1), (0, 2), (1, 2)):
-            gap = abs(np.angle(np.exp(1j * (arms[a] - arms[b]))))
-            if best is None or gap < best[0]:
-                best = (gap, a, b)
-        assert best is not None
-        angle[idx] = np.angle(np.exp(1j * arms[best[1]]) + np.exp(1j * arms[best[2]]))
+    # (walkers of one fork are consecutive: np.nonzero walks the ring rows in order)
+    fork_walk = np.nonzero(~end_walk)[0]
+    if len(fork_walk):
+        arms = np.exp(1j * branch_angle[fork_walk].reshape(-1, 3))  # crossing number 3: three branches each
+        pairs = np.array([(0, 1), (0, 2), (1, 2)])
+        gaps = np.abs(np.angle(arms[:, pairs[:, 0]] / arms[:, pairs[:, 1]]))
+        closest = pairs[np.argmin(gaps, axis=1)]
+        rows = np.arange(len(arms))
+        angle[owner[fork_walk[::3]]] = np.angle(arms[rows, closest[:, 0]] + arms[rows, closest[:, 1]])
 
     # spurs, islands, bridges: what the walk ran into and how soon
     met = walk.met_id
@@ -247,8 +242,7 @@ def _trace(
     return _Walk(xs, ys, length.clip(max=steps), met, dead)
 
 
-def _ring_values(skeleton: np.ndarray) -> np.ndarray:
-    """8 x H x W: each pixel's neighbours in RING order (0 outside the image)."""
+def _ring_at(skeleton: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """N x 8: the neighbours of the given pixels in RING order (0 outside the image)."""
     padded = np.pad(skeleton.astype(np.int8), 1)
-    h, w = skeleton.shape
-    return np.stack([padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in RING])
+    return padded[y[:, None] + 1 + RING[None, :, 0], x[:, None] + 1 + RING[None, :, 1]]

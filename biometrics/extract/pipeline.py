@@ -98,7 +98,7 @@ def extract(
     _dump(dump, "coherence", lambda: _to_byte(coherence, 0.0, 1.0))
     period = _ridge_period(normalised, mask, p)
     _dump(dump, "frequency", lambda: np.full(grey.shape, min(255, round(period * 10)), np.uint8))
-    enhanced = _enhance(normalised, normal, period, p)
+    enhanced = _enhance(normalised, normal, mask, period, p)
     _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
     ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
     _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
@@ -130,10 +130,18 @@ def extract(
 
 def _normalise(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     """Zero local mean, unit local spread: the Gabor bank then sees the same contrast everywhere."""
-    mean = cv2.GaussianBlur(grey, (0, 0), p.normalisation_sigma)
+    mean = _smooth(grey, p.normalisation_sigma)
     centred = grey - mean
-    spread = np.sqrt(cv2.GaussianBlur(centred * centred, (0, 0), p.normalisation_sigma))
+    spread = np.sqrt(_smooth(centred * centred, p.normalisation_sigma))
     return centred / np.maximum(spread, 4.0)  # 4 grey levels: flat background stays flat, not amplified noise
+
+
+def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a slowly varying field, done at a quarter of the size (sigma >= 4 px loses nothing)."""
+    height, width = values.shape
+    small = cv2.resize(values, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
@@ -169,9 +177,9 @@ def _orientation(normalised: np.ndarray, p: ExtractionParams) -> tuple[np.ndarra
     """Ridge-normal angle (radians, image axes, [-pi/2, pi/2)) and coherence 0..1 from the smoothed gradient tensor."""
     gx = cv2.Sobel(normalised, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(normalised, cv2.CV_32F, 0, 1, ksize=3)
-    gxx = cv2.GaussianBlur(gx * gx, (0, 0), p.orientation_sigma)
-    gyy = cv2.GaussianBlur(gy * gy, (0, 0), p.orientation_sigma)
-    gxy = cv2.GaussianBlur(gx * gy, (0, 0), p.orientation_sigma)
+    gxx = _smooth(gx * gx, p.orientation_sigma)
+    gyy = _smooth(gy * gy, p.orientation_sigma)
+    gxy = _smooth(gx * gy, p.orientation_sigma)
     diff = gxx - gyy
     normal = 0.5 * np.arctan2(2 * gxy, diff)
     coherence = np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6)
@@ -197,15 +205,17 @@ def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams)
     low, high = size / p.period_range[1], size / p.period_range[0]
     bins = np.round(radius).astype(np.int32)
     band = (bins >= math.floor(low)) & (bins <= math.ceil(high))
-    profile = np.bincount(bins[band], weights=power[band], minlength=int(math.ceil(high)) + 1)
+    profile = np.bincount(bins[band], weights=power[band], minlength=math.ceil(high) + 1)
     profile = np.convolve(profile, np.ones(3) / 3, mode="same")
-    peak = int(np.argmax(profile[int(math.floor(low)) :])) + int(math.floor(low))
+    peak = int(np.argmax(profile[math.floor(low) :])) + math.floor(low)
     if peak <= 0 or profile[peak] <= 0:
         return p.default_period
     return float(np.clip(size / peak, *p.period_range))
 
 
-def _enhance(normalised: np.ndarray, normal: np.ndarray, period: float, p: ExtractionParams) -> np.ndarray:
+def _enhance(
+    normalised: np.ndarray, normal: np.ndarray, mask: np.ndarray, period: float, p: ExtractionParams
+) -> np.ndarray:
     """Oriented Gabor: each pixel takes the response of the bank member closest to its ridge orientation.
 
     An isotropic Gabor is separable as a complex filter: g(x)g(y)cos(kx x + ky y) = cx*cy - sx*sy with 1-D
@@ -218,8 +228,16 @@ def _enhance(normalised: np.ndarray, normal: np.ndarray, period: float, p: Extra
     taps = np.arange(-r, r + 1, dtype=np.float64)
     envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
     wavenumber = 2 * math.pi / period
-    bin_of = np.round((normal % math.pi) / (math.pi / n)).astype(np.int32) % n
     out = np.zeros_like(normalised)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return out
+    # only the finger's bounding box (and the filter's reach around it) is filtered
+    y0, y1 = max(0, rows[0] - r), min(mask.shape[0], rows[-1] + r + 1)
+    x0, x1 = max(0, cols[0] - r), min(mask.shape[1], cols[-1] + r + 1)
+    region = normalised[y0:y1, x0:x1]
+    bin_of = (np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n)
+    picked = np.zeros_like(region)
     for k in range(n // 2 + 1):
         theta = math.pi * k / n
         kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
@@ -227,15 +245,14 @@ def _enhance(normalised: np.ndarray, normal: np.ndarray, period: float, p: Extra
         sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
         cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
         sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
-        even = cv2.sepFilter2D(normalised, cv2.CV_32F, cos_x, cos_y)
-        odd = cv2.sepFilter2D(normalised, cv2.CV_32F, sin_x, sin_y)
+        even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
+        odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
         # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
-        here = bin_of == k
-        out[here] = (even - odd)[here]
+        cv2.copyTo(cv2.subtract(even, odd), (bin_of == k).view(np.uint8), picked)
         mirror = (n - k) % n
         if mirror != k:
-            there = bin_of == mirror
-            out[there] = (even + odd)[there]
+            cv2.copyTo(cv2.add(even, odd), (bin_of == mirror).view(np.uint8), picked)
+    out[y0:y1, x0:x1] = picked
     return out
 
 

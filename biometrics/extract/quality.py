@@ -40,4 +40,4 @@ def image_quality(
         remarks.append("ridges are smudged or broken: wipe the finger and the glass")
     if count < 0.5:
         remarks.append(f"only {minutiae_count} minutiae found")
-    return int(round(score)), tuple(remarks)
+    return round(score), tuple(remarks)
