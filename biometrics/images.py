@@ -81,8 +81,9 @@ def _grey(image: Image.Image, name: str) -> np.ndarray:
         raise BiometricInputError(name, "the image has no pixels")
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(image, dtype=np.float64)
-        top = wide.max()
-        return np.zeros(wide.shape, np.uint8) if top <= 0 else (wide * (255.0 / max(top, 255.0))).astype(np.uint8)
+        # 16-bit readers use the full range; some write 12-bit values (up to 4095) into 16-bit files
+        full = 65535.0 if wide.max() > 4095 else 4095.0 if wide.max() > 255 else 255.0
+        return np.clip(np.round(wide * (255.0 / full)), 0, 255).astype(np.uint8)
     if image.mode == "1":
         return np.asarray(image.convert("L"), dtype=np.uint8)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
