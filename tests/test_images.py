@@ -59,7 +59,7 @@ def test_colour_image_is_converted_to_grey(tmp_path: Path) -> None:
 
 def test_sixteen_bit_grey_is_scaled_to_eight(tmp_path: Path) -> None:
     path = tmp_path / "deep.png"
-    Image.fromarray((ridges().astype(np.uint16) * 257)).save(path)
+    Image.fromarray(ridges().astype(np.uint16) * 257).save(path)
     pixels, _ = load_fingerprint_image(path)
     assert pixels.dtype == np.uint8
     assert np.abs(pixels.astype(int) - ridges()).max() <= 1
