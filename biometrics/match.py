@@ -42,7 +42,7 @@ SIGMA_SPACE = 9.33  # px, MCC's sigma_S (28/3)
 SIGMA_DIRECTION = 2 * math.pi / 9  # MCC's sigma_D
 MIN_NEIGHBOURS = 2  # a cylinder with fewer neighbours says nothing (MCC's min_M)
 PAIRS_MIN, PAIRS_MAX = 4, 12  # local pairs averaged for the local score (MCC's n_P range)
-PROPOSALS = 12  # alignments tried in the consolidation
+PROPOSALS = 10  # alignments tried in the consolidation
 DISTANCE_TOLERANCE = 12.0  # px at the reference pair ...
 DISTORTION_PER_PX = 0.08  # ... growing by this much per px away from it (elastic skin)
 DISTANCE_TOLERANCE_MAX = 28.0
@@ -66,9 +66,11 @@ class MatchResult:
 class MatchTemplate:
     """A template prepared once for matching: 500-dpi points, directions, local descriptors."""
 
-    points: np.ndarray  # N x 2 float64, px at 500 dpi
-    angles: np.ndarray  # N float64, radians
+    points: np.ndarray  # N x 2 float32, px at 500 dpi
+    angles: np.ndarray  # N float32, radians
     cylinders: np.ndarray  # N x D float32, unit rows (zero rows: too few neighbours)
+    cos: np.ndarray  # cos and sin of the angles, once
+    sin: np.ndarray
 
     @property
     def size(self) -> int:
@@ -99,7 +101,14 @@ def prepare(template: FingerprintTemplate) -> MatchTemplate:
         [REFERENCE_PPCM / max(template.x_res_ppcm, 1), REFERENCE_PPCM / max(template.y_res_ppcm, 1)]
     )
     angles = array[:, 2].copy()
-    return MatchTemplate(points=points, angles=angles, cylinders=_cylinders(points, angles))
+    points, angles = points.astype(np.float32), angles.astype(np.float32)
+    return MatchTemplate(
+        points=points,
+        angles=angles,
+        cylinders=_cylinders(points.astype(np.float64), angles.astype(np.float64)),
+        cos=np.cos(angles),
+        sin=np.sin(angles),
+    )
 
 
 def calibrate(raw: float | np.ndarray) -> float | np.ndarray:
@@ -215,23 +224,24 @@ def _pairs_averaged(smaller: np.ndarray | int) -> np.ndarray:
 
 
 def _consolidate(a: MatchTemplate, b: MatchTemplate, local: np.ndarray) -> float:
-    flat = np.argsort(-local, axis=None)[:PROPOSALS]
+    flat = np.argpartition(-local, min(PROPOSALS, local.size) - 1, axis=None)[:PROPOSALS]
     ref_a, ref_b = np.unravel_index(flat, local.shape)
     rotation = _wrap(b.angles[ref_b] - a.angles[ref_a])  # K
     moved, moved_angles = _transform(a.points, a.angles, rotation, a.points[ref_a], b.points[ref_b])
-    pairs = _mutual_pairs(moved, moved_angles, b, np.hypot(*(a.points[None] - a.points[ref_a][:, None]).transpose(2, 0, 1)))
-    counts = pairs.sum(axis=(1, 2))
+    radius = np.hypot(a.points[None, :, 0] - a.points[ref_a, None, 0], a.points[None, :, 1] - a.points[ref_a, None, 1])
+    paired, partner = _mutual_pairs(moved, moved_angles, b, radius)
+    counts = paired.sum(axis=1)
     best = int(np.argmax(counts))
-    if counts[best] >= 3:
-        rotation_fit, centre_a, centre_b = _fit(a, b, pairs[best])
+    matched, placed = int(counts[best]), moved[best]
+    if matched >= 3:
+        rotation_fit, centre_a, centre_b = _fit(a.points[paired[best]], b.points[partner[best][paired[best]]])
         refit, refit_angles = _transform(a.points, a.angles, rotation_fit[None], centre_a[None], centre_b[None])
         spread = np.hypot(*(a.points - centre_a).T)[None] * 0.5
-        pairs_refit = _mutual_pairs(refit, refit_angles, b, spread)
-        if pairs_refit.sum() > counts[best]:
-            pairs, best, moved = pairs_refit, 0, refit
-    matched = float(pairs[best].sum())
-    seen_a = _inside(moved[best], b.points)
-    seen_b = _inside(b.points, moved[best])
+        paired_refit, _ = _mutual_pairs(refit, refit_angles, b, spread)
+        if paired_refit.sum() > matched:
+            matched, placed = int(paired_refit.sum()), refit[0]
+    seen_a = _inside(placed, b.points)
+    seen_b = _inside(b.points, placed)
     overlap = max(seen_a, OVERLAP_FLOOR) * max(seen_b, OVERLAP_FLOOR)
     return min(matched * matched / overlap, 1.0)
 
@@ -248,26 +258,29 @@ def _transform(
     return np.stack([x, y], axis=-1), angles[None, :] + rotation[:, None]
 
 
-def _mutual_pairs(moved: np.ndarray, moved_angles: np.ndarray, b: MatchTemplate, radius: np.ndarray) -> np.ndarray:
-    """K x Na x Nb booleans: mutual nearest neighbours within the distance and direction tolerances."""
-    gap = np.hypot(moved[:, :, None, 0] - b.points[None, None, :, 0], moved[:, :, None, 1] - b.points[None, None, :, 1])
-    tolerance = np.minimum(DISTANCE_TOLERANCE + DISTORTION_PER_PX * radius, DISTANCE_TOLERANCE_MAX)[:, :, None]
-    turn = np.abs(_wrap(moved_angles[:, :, None] - b.angles[None, None, :]))
-    cost = np.where((gap <= tolerance) & (turn <= ANGLE_TOLERANCE), gap + turn * 10.0, np.inf)
-    nearest_b = cost.argmin(axis=2)
-    nearest_a = cost.argmin(axis=1)
-    k, na, nb = cost.shape
-    mutual = np.zeros(cost.shape, dtype=bool)
-    ks, ia = np.meshgrid(np.arange(k), np.arange(na), indexing="ij")
-    ok = (nearest_a[ks, nearest_b] == ia) & np.isfinite(cost[ks, ia, nearest_b])
-    mutual[ks[ok], ia[ok], nearest_b[ok]] = True
-    return mutual
+_COS_ANGLE_TOLERANCE = math.cos(ANGLE_TOLERANCE)
 
 
-def _fit(a: MatchTemplate, b: MatchTemplate, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares rigid fit (Kabsch in 2-D) of the paired points: rotation, centre of A, centre of B."""
-    ia, ib = np.nonzero(pairs)
-    pa, pb = a.points[ia], b.points[ib]
+def _mutual_pairs(
+    moved: np.ndarray, moved_angles: np.ndarray, b: MatchTemplate, radius: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours within the distance and direction tolerances, per proposal:
+    (K x Na paired?, K x Na index of the B minutia it pairs with)."""
+    gap = (moved[:, :, None, 0] - b.points[None, None, :, 0]) ** 2
+    gap += (moved[:, :, None, 1] - b.points[None, None, :, 1]) ** 2
+    tolerance = np.minimum(DISTANCE_TOLERANCE + DISTORTION_PER_PX * radius, DISTANCE_TOLERANCE_MAX) ** 2
+    aligned = np.cos(moved_angles)[:, :, None] * b.cos[None, None, :]
+    aligned += np.sin(moved_angles)[:, :, None] * b.sin[None, None, :]
+    gap[(gap > tolerance[:, :, None]) | (aligned < _COS_ANGLE_TOLERANCE)] = np.inf
+    nearest_b = gap.argmin(axis=2)  # K x Na
+    nearest_a = gap.argmin(axis=1)  # K x Nb
+    k = np.arange(gap.shape[0])[:, None]
+    paired = (nearest_a[k, nearest_b] == np.arange(gap.shape[1])[None, :]) & np.isfinite(gap.min(axis=2))
+    return paired, nearest_b
+
+
+def _fit(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares rigid fit (Kabsch in 2-D) of paired points: rotation, centre of A, centre of B."""
     ca, cb = pa.mean(axis=0), pb.mean(axis=0)
     qa, qb = pa - ca, pb - cb
     # screen-CCW rotation r maps (dx, dy) to (cos dx + sin dy, -sin dx + cos dy)
