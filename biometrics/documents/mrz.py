@@ -211,6 +211,7 @@ def _identity(
     birth_field: str, sex_field: str, expiry_field: str, issuing_state: str, nationality: str, today: dt.date | None,
 ) -> DocumentIdentity:
     expiry = _date(expiry_field, 2000, "date of expiry")
+    _date(birth_field, 2000, "date of birth")  # digits and a calendar date (29 February: both centuries agree)
     if jmbg is not None:
         if jmbg.birth_date.strftime("%y%m%d") != birth_field:
             raise DocumentError(
