@@ -113,7 +113,8 @@ def match_pairs_command(args: argparse.Namespace) -> int:
     bad = 0
     for line, a, b in rows:
         try:
-            score = match.similarity(prepared(_beside(args.pairs, a)), prepared(_beside(args.pairs, b)))
+            path_a, path_b = _beside(args.pairs, a), _beside(args.pairs, b)
+            score = match.similarity(prepared(path_a), prepared(path_b))
         except BiometricInputError as error:
             _say(f"{args.pairs} line {line}: {error}")
             bad += 1

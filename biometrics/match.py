@@ -49,7 +49,8 @@ DISTANCE_TOLERANCE_MAX = 28.0
 ANGLE_TOLERANCE = math.pi / 6  # 30 deg: vendors place directions differently (sd ~6 deg measured)
 OVERLAP_MARGIN = 20.0  # px: a minutia this close outside the other's bounding box still counts as seen
 OVERLAP_FLOOR = 10  # minutiae: an overlap smaller than this is not trusted to be all of it
-SHORTLIST = 40  # 1:N: templates consolidated after the local-score pass
+SHORTLIST = 25  # 1:N: templates consolidated after the screening pass
+SCREEN_DIMENSIONS = 48  # 1:N screening: principal axes kept of the cylinders (most of their energy)
 
 _CALIBRATION = json.loads(resources.files("biometrics.data").joinpath("match_calibration.json").read_text())
 THRESHOLD: float = float(_CALIBRATION["threshold"])
@@ -131,41 +132,50 @@ def raw_similarity(a: MatchTemplate, b: MatchTemplate) -> float:
 
 
 class Gallery:
-    """1:N over many templates: one matmul scores every probe cylinder against every gallery cylinder, the
-    local score ranks the gallery, the best `SHORTLIST` are consolidated as in 1:1."""
+    """1:N over many templates. A first pass ranks the whole gallery by a local score: every probe cylinder
+    against every gallery cylinder in one matmul, in a `SCREEN_DIMENSIONS`-dimensional projection (principal
+    axes of the gallery's own cylinders), each probe minutia's best per template, the best `n_P` of those
+    averaged. The best `SHORTLIST` templates are then consolidated exactly as in 1:1."""
 
     def __init__(self, templates: Sequence[FingerprintTemplate | MatchTemplate], ids: Sequence[Hashable]) -> None:
         if len(templates) != len(ids):
             raise ValueError(f"{len(templates)} templates but {len(ids)} ids")
         self.ids = list(ids)
         self.templates = [_prepared(t) for t in templates]
-        width = max([t.size for t in self.templates] + [1])
-        dims = _descriptor_size()
-        self._stack = np.zeros((len(self.templates), width, dims), dtype=np.float32)
-        for index, template in enumerate(self.templates):
-            self._stack[index, : template.size] = template.cylinders
-        self._flat = self._stack.reshape(-1, dims)
-        self._sizes = np.array([t.size for t in self.templates])
+        self._sizes = np.array([t.size for t in self.templates], dtype=np.int64)
+        stacked = [t.cylinders for t in self.templates if t.size]
+        cylinders = np.concatenate(stacked) if stacked else np.zeros((0, _descriptor_size()), np.float32)
+        self._projection = _principal_axes(cylinders, SCREEN_DIMENSIONS)
+        self._screen = np.ascontiguousarray((cylinders @ self._projection).T)  # D' x total minutiae
+        self._starts = np.concatenate([[0], np.cumsum(self._sizes)[:-1]])
+        self._present = self._sizes > 0
 
     def identify(self, probe: FingerprintTemplate | MatchTemplate, top: int = 5) -> list[tuple[Hashable, float]]:
         """The `top` best (id, calibrated score), best first."""
         prepared = _prepared(probe)
-        if not self.templates or prepared.size < 2:
+        if not self.templates or prepared.size < 2 or self._screen.shape[1] == 0:
             return [(identity, 0.0) for identity in self.ids[:top]]
-        count, width = self._stack.shape[:2]
-        local = (prepared.cylinders @ self._flat.T).reshape(prepared.size, count, width)
-        local = local.transpose(1, 0, 2).reshape(count, -1)
+        local = (prepared.cylinders @ self._projection) @ self._screen  # probe minutiae x gallery minutiae
+        best = np.full((prepared.size, len(self.templates)), -1.0, dtype=np.float32)
+        best[:, self._present] = np.maximum.reduceat(local, self._starts[self._present], axis=1)
         pairs = _pairs_averaged(np.minimum(prepared.size, self._sizes))
-        keep = int(pairs.max())
-        best = -np.partition(-local, keep - 1, axis=1)[:, :keep]
-        best.sort(axis=1)
-        best = best[:, ::-1]
-        ranks = np.arange(keep)[None, :] < pairs[:, None]
-        local_score = (best * ranks).sum(axis=1) / pairs
+        keep = min(int(pairs.max()), prepared.size)
+        ranked = -np.sort(-np.partition(best, prepared.size - keep, axis=0)[prepared.size - keep :], axis=0)
+        local_score = (ranked * (np.arange(keep)[:, None] < pairs[None, :])).sum(axis=0) / pairs
         shortlist = np.argsort(-local_score)[: max(SHORTLIST, top)]
-        scored = [(int(i), calibrate(raw_similarity(prepared, self.templates[i]))) for i in shortlist]
+        scored = [(int(i), float(calibrate(raw_similarity(prepared, self.templates[i])))) for i in shortlist]
         scored.sort(key=lambda item: -item[1])
-        return [(self.ids[i], float(score)) for i, score in scored[:top]]
+        return [(self.ids[i], score) for i, score in scored[:top]]
+
+
+def _principal_axes(cylinders: np.ndarray, dimensions: int) -> np.ndarray:
+    """D x d: the first principal axes of the cylinders (about the origin: dot products are what we keep)."""
+    total = cylinders.shape[1]
+    if len(cylinders) < dimensions:
+        return np.eye(total, dtype=np.float32)
+    sample = cylinders[:: max(1, len(cylinders) // 20000)].astype(np.float64)
+    _, _, axes = np.linalg.svd(sample, full_matrices=False)
+    return np.ascontiguousarray(axes[:dimensions].T.astype(np.float32))
 
 
 def _prepared(template: FingerprintTemplate | MatchTemplate) -> MatchTemplate:
