@@ -18,6 +18,7 @@ import collections
 import os
 import time
 import tty
+from typing import Self
 
 from hal.document_reader import DocumentReaderDisconnected
 from hal.errors import DeviceStatus
@@ -28,7 +29,7 @@ class DocumentReaderTwin:
         self._master = self._slave = -1
         self.port = ""
 
-    def __enter__(self) -> DocumentReaderTwin:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
