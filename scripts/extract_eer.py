@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extract_eval import DATA, DPI, RECORD_SIZE, read_iso  # noqa: E402
+from extract_eval import DATA, DPI, RECORD_SIZE, read_iso
 
-from biometrics.extract import extract  # noqa: E402
-from biometrics.images import load_fingerprint_image  # noqa: E402
+from biometrics.extract import extract
+from biometrics.images import load_fingerprint_image
 
 PAIR_DISTANCE = 12.0  # px at 500 dpi
 PAIR_ANGLE = math.radians(25)

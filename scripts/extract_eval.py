@@ -174,8 +174,9 @@ def profile(args: argparse.Namespace) -> None:
             normal, coherence = pl._orientation(normalised, p)
             marks.append(("orientation", time.perf_counter()))
             period = pl._ridge_period(normalised, mask, p)
+            local_period = pl._local_period(normalised, mask, period, p)
             marks.append(("frequency", time.perf_counter()))
-            enhanced = pl._enhance(normalised, normal, mask, period, p)
+            enhanced = pl._enhance(normalised, normal, mask, period, local_period, p)
             marks.append(("enhancement", time.perf_counter()))
             ridges = (enhanced < 0) & mask
             marks.append(("binarisation", time.perf_counter()))
