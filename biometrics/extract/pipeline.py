@@ -114,7 +114,7 @@ def extract(
 
     candidates = minutiae_stage.detect(skeleton, mask)
     _dump(dump, "minutiae", lambda: _draw(skeleton, candidates))
-    found = minutiae_stage.filter_false(candidates, skeleton, mask, coherence, p.filters)
+    found = minutiae_stage.filter_false(candidates, skeleton, mask, normal, coherence, p.filters)
     _dump(dump, "filtered_minutiae", lambda: _draw(skeleton, found))
 
     quality, remarks = image_quality(mask, coherence, enhanced, len(found.x))
