@@ -91,13 +91,17 @@ def filter_false(
     point_id = np.full(skeleton.shape, -1, np.int32)
     point_id[yi, xi] = np.arange(len(xi))
 
+    # edge of the print, weak orientation: decided first, so only the rest is traced
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    edge = distance[yi, xi]
+    local_coherence = coherence[yi, xi]
+    inside = (edge >= f.border) & (local_coherence >= f.min_coherence)
+
     # walkers: one per ending, three per fork (one per branch leaving the fork)
     ring = _ring_at(skeleton, xi, yi)  # N x 8
-    starts_owner, starts_dir = [], []
-    for idx in np.nonzero(is_ending)[0]:
-        starts_owner.append(idx)
-        starts_dir.append(-1)
-    fork_idx = np.nonzero(~is_ending)[0]
+    starts_owner = np.nonzero(is_ending & inside)[0].tolist()
+    starts_dir = [-1] * len(starts_owner)
+    fork_idx = np.nonzero(~is_ending & inside)[0]
     if len(fork_idx):
         r = ring[fork_idx]
         run_start = (r == 1) & (np.roll(r, 1, axis=1) == 0)  # first pixel of each branch around the ring
@@ -108,7 +112,7 @@ def filter_false(
     first = np.array(starts_dir, dtype=np.int32)
     walk = _trace(skeleton, point_id, xi[owner], yi[owner], first, owner, f.trace_steps)
 
-    keep = np.ones(len(xi), bool)
+    keep = inside.copy()
     # direction: towards the point `direction_steps` along (or where the walk stopped)
     step = np.minimum(walk.length, f.direction_steps)
     tip_x = walk.xs[np.arange(len(owner)), step]
@@ -153,25 +157,16 @@ def filter_false(
         keep[owner[bad]] = False
         keep[met[bad]] = False
 
-    # edge of the print, weak orientation
-    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    edge = distance[yi, xi]
-    keep &= edge >= f.border
-    local_coherence = coherence[yi, xi]
-    keep &= local_coherence >= f.min_coherence
-
-    # pairs: too close, or two endings of one broken ridge
+    # pairs among the survivors: too close, or two endings of one broken ridge
     xs, ys = found.x, found.y
-    dx = xs[:, None] - xs[None, :]
-    dy = ys[:, None] - ys[None, :]
-    dist = np.hypot(dx, dy)
+    alive = np.nonzero(keep)[0]
+    ax, ay, aa = xs[alive], ys[alive], angle[alive]
+    dist = np.hypot(ax[:, None] - ax[None, :], ay[:, None] - ay[None, :])
     np.fill_diagonal(dist, np.inf)
-    alive = keep.copy()
-    pair_close = (dist < f.close) & alive[:, None] & alive[None, :]
-    facing = np.abs(np.angle(np.exp(1j * (angle[:, None] - angle[None, :] - np.pi)))) < f.gap_angle
-    both_end = is_ending[:, None] & is_ending[None, :]
-    pair_gap = (dist < f.gap) & facing & both_end & alive[:, None] & alive[None, :]
-    keep &= ~(pair_close | pair_gap).any(axis=1)
+    turn = np.mod(aa[:, None] - aa[None, :] - np.pi + np.pi, 2 * np.pi) - np.pi  # in [-pi, pi)
+    ends = is_ending[alive]
+    pair_gap = (dist < f.gap) & (np.abs(turn) < f.gap_angle) & ends[:, None] & ends[None, :]
+    keep[alive] = ~((dist < f.close) | pair_gap).any(axis=1)
 
     quality = np.clip(
         100 * np.minimum(1.0, local_coherence / 0.7) * np.minimum(1.0, edge / (3 * f.border)), 1, 100

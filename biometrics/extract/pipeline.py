@@ -284,14 +284,19 @@ def _enhance(
     region = normalised[y0:y1, x0:x1]
     bin_of = np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n
     periods = np.array(p.period_bins) * period
-    period_of = np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
+    single = len(periods) == 1
+    period_of = (
+        np.zeros(region.shape, np.intp)
+        if single
+        else np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
+    )
     picked = np.zeros_like(region)
     for j, member_period in enumerate(periods):
         sigma = p.gabor_sigma_share * member_period
         envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
         wavenumber = 2 * math.pi / member_period
-        this_period = period_of == j
-        if not this_period.any():
+        this_period = np.ones(region.shape, bool) if single else period_of == j
+        if not single and not this_period.any():
             continue
         for k in range(n // 2 + 1):
             theta = math.pi * k / n
@@ -303,10 +308,12 @@ def _enhance(
             even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
             odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
             # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
-            cv2.copyTo(cv2.subtract(even, odd), (this_period & (bin_of == k)).view(np.uint8), picked)
+            here = bin_of == k if single else this_period & (bin_of == k)
+            cv2.copyTo(cv2.subtract(even, odd), here.view(np.uint8), picked)
             mirror = (n - k) % n
             if mirror != k:
-                cv2.copyTo(cv2.add(even, odd), (this_period & (bin_of == mirror)).view(np.uint8), picked)
+                there = bin_of == mirror if single else this_period & (bin_of == mirror)
+                cv2.copyTo(cv2.add(even, odd), there.view(np.uint8), picked)
     out[y0:y1, x0:x1] = picked
     return out
 
