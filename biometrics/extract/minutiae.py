@@ -37,7 +37,9 @@ class MinutiaFilters:
     close: float = 6.0  # two minutiae this close are one defect (spur, tick, blot): drop both
     gap: float = 14.0  # two endings this close facing each other are one broken ridge: drop both
     gap_angle: float = np.pi / 4  # how nearly they must face each other
-    min_coherence: float = 0.25  # orientation coherence below it: scar, crease or noise
+    # orientation coherence below it: scar, crease or noise. End to end with biometrics.match, all FVC2002-B:
+    # 0.25 EER 4.91 % (ours vs commercial 4.10 %), 0.15 4.27 % (4.07), 0.05 4.30 % (3.73), 0.35 9.9 %
+    min_coherence: float = 0.05
     # direction halfway between the tracing and the orientation field where they agree: angle error against
     # the commercial records 6.0 -> 5.5 deg sd (DB1, 30 images); the field alone 6.6
     refine_with_field: bool = True
