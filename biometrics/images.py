@@ -44,6 +44,9 @@ def load_fingerprint_image(path: str | os.PathLike[str], dpi: float | None = Non
         raise BiometricInputError(name, "the file is empty (0 bytes); capture or copy the image again")
     try:
         with warnings.catch_warnings():
+            # Pillow's own complaints about a damaged header (e.g. "Corrupt EXIF data") are not for the
+            # user: a file that still decodes is judged below, one that does not raises a named error.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
