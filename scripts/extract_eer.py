@@ -7,7 +7,7 @@ minutiae paired after it, score = paired^2 / (n_a * n_b): a floor for what a rea
 same minutiae, not the product's matcher. Rows: ours vs ours, and ours (probe) vs the commercial record of
 the other impression (cross-vendor), the commercial records un-stretched to the image's pixels
 (biometrics/fvc_geometry.md). Genuine: all 28 pairs of the 8 impressions x 10 fingers (280); impostor:
-first impressions of different fingers (45).
+every impression of different fingers (45 x 64 = 2,880), or with --first-only the first impressions (45).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extract_eval import DATA, DPI, RECORD_SIZE, read_iso  # noqa: E402
+from extract_eval import DATA, DPI, RECORD_SIZE, read_iso
 
-from biometrics.extract import extract  # noqa: E402
-from biometrics.images import load_fingerprint_image  # noqa: E402
+from biometrics.extract import extract
+from biometrics.images import load_fingerprint_image
 
 PAIR_DISTANCE = 12.0  # px at 500 dpi
 PAIR_ANGLE = math.radians(25)
@@ -35,6 +35,7 @@ PAIR_ANGLE = math.radians(25)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--first-only", action="store_true", help="impostors: first impressions only (45 pairs)")
     args = parser.parse_args()
     rows = []
     for db in args.db:
@@ -57,7 +58,10 @@ def main() -> None:
         fingers = sorted({f for f, _ in ours})
         impressions = sorted({i for _, i in ours})
         genuine = [((f, i), (f, j)) for f in fingers for i, j in itertools.combinations(impressions, 2)]
-        impostor = [((f, impressions[0]), (g, impressions[0])) for f, g in itertools.combinations(fingers, 2)]
+        firsts = impressions[:1] if args.first_only else impressions
+        impostor = [
+            ((f, i), (g, j)) for f, g in itertools.combinations(fingers, 2) for i in firsts for j in firsts
+        ]
         for label, gallery in (("ours vs ours", ours), ("ours vs commercial", theirs), ("commercial vs commercial", None)):
             probe = theirs if gallery is None else ours
             gal = theirs if gallery is None else gallery
