@@ -76,6 +76,25 @@ class CameraSettings(_Strict):
     white_level: Annotated[float, Field(ge=60, le=255)] = 250.0
 
 
+class FingerprintSensorSettings(_Strict):
+    """The fingerprint module on a UART (R30x / AS608 / ZFM family, 0xEF01 packet protocol)."""
+
+    port: str = "/dev/ttyUSB0"  # a USB-UART adapter: /dev/serial0 is the printer's
+    baudrate: Annotated[int, Field(ge=9600, le=115200, multiple_of=9600)] = 57600  # module default N=6
+    address: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0xFFFFFFFF  # factory default module address
+    password: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0  # factory default (VfyPwd)
+    use_handshake_command: bool = False  # R50x modules also answer Handshake (0x40); R307/AS608 do not
+    model: str = "R307"
+    image_width: Annotated[int, Field(ge=8, le=1024)] = 256  # R307-class sensor: 256 x 288 at 500 dpi
+    image_height: Annotated[int, Field(ge=8, le=1024)] = 288
+    dpi: Annotated[float, Field(ge=250, le=1000)] = 500.0
+    read_timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.5  # per serial read
+    busy_wait_s: Annotated[float, Field(gt=0, le=30)] = 2.0  # GenImg takes up to ~1 s on these modules
+    poll_interval_s: Annotated[float, Field(ge=0, le=1)] = 0.05  # between GenImg tries while no finger
+    retries: Annotated[int, Field(ge=0, le=5)] = 2  # resends after a packet receive error or a bad frame
+    clear_on_close: bool = True  # the module's template flash must be empty after close (issue 9, item 6)
+
+
 class DeviceSettings(_Strict):
     kind: Literal["pi", "sim"] = "sim"
     device_id: Annotated[str, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = "BB-SIM-0001"
