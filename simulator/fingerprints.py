@@ -206,7 +206,7 @@ def perturbed_template(template: FingerprintTemplate, rng: np.random.Generator |
                     template.width, template.height)
     xy = arr[:, :2] @ m[:, :2].T + m[:, 2] + gen.normal(0, jitter_px, (len(arr), 2))
     ang = np.mod(arr[:, 2] + a + gen.normal(0, jitter_rad, len(arr)), 2 * math.pi)  # CCW on screen, like the pose
-    n_extra = int(round(spurious * len(template.minutiae)))
+    n_extra = round(spurious * len(template.minutiae))
     extra_xy = np.column_stack([gen.uniform(0.15, 0.85, n_extra) * template.width,
                                 gen.uniform(0.15, 0.85, n_extra) * template.height])
     extra_ang = gen.uniform(0, 2 * math.pi, n_extra)
@@ -330,7 +330,7 @@ def _silhouette(params: tuple[float, float, float, float], width: int, height: i
 def _grow_ridges(orientation: np.ndarray, period: np.ndarray, seed: int) -> np.ndarray:
     """Iterated oriented Gabor filtering of noise, at half resolution, then upsampled: +1 ridges, -1 valleys."""
     h, w = orientation.shape
-    sh, sw = int(round(h * _GROW_SCALE)), int(round(w * _GROW_SCALE))
+    sh, sw = round(h * _GROW_SCALE), round(w * _GROW_SCALE)
     theta = cv2.resize(orientation, (sw, sh), interpolation=cv2.INTER_NEAREST)
     # Resize the doubled-angle vectors, not the angles (they wrap at pi).
     c2 = cv2.resize(np.cos(2 * orientation), (sw, sh), interpolation=cv2.INTER_AREA)
@@ -359,7 +359,7 @@ def _gabor_bank(period_min: float, period_max: float) -> list[np.ndarray]:
     kernels = []
     for p in periods:
         sigma = 0.55 * p  # about one period of support each side of the centre: long enough to continue ridges
-        half = int(math.ceil(2.2 * sigma))
+        half = math.ceil(2.2 * sigma)
         yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
         for b in range(_ORIENTATION_BINS):
             t = math.pi * b / _ORIENTATION_BINS
