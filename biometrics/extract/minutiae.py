@@ -1,0 +1,248 @@
+"""Minutiae on the ridge skeleton: crossing number, direction by tracing, false-minutia removal.
+
+Vectorised: the crossing number is computed with array shifts over the whole skeleton, and the ridge
+tracing that gives direction and finds spurs, bridges and short islands walks every candidate's branches
+at once (a few hundred walkers, a dozen steps).
+
+Direction (ISO/IEC 19794-2 and biometrics.template: radians counter-clockwise on screen from +x):
+- ridge ending: pointing from the ending into the ridge, along its body;
+- bifurcation: pointing from the fork between the two branches, away from the stem.
+Both as the commercial FVC2002 records have them (scripts/extract_eval.py compare: the paired minutiae's
+angles differ by 0 deg median, none by 180 deg; see biometrics/fvc_geometry.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from biometrics.template import MinutiaKind
+
+# 8-neighbourhood in circular order (dy, dx), starting east and turning clockwise on screen
+RING = np.array([(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)], dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class MinutiaFilters:
+    """False-minutia removal, lengths in pixels at 500 dpi (ridge period about 9 px)."""
+
+    border: float = 10.0  # from the mask's edge: an ending there is where the print stops, not a ridge ending
+    trace_steps: int = 14  # skeleton pixels walked from each minutia
+    direction_steps: int = 9  # direction from the point reached after this many steps (one ridge period)
+    spur: int = 12  # an ending whose ridge meets a fork within this many steps is a spur: drop both
+    island: int = 14  # an ending whose ridge ends within this many steps is a dot or short island: drop both
+    bridge: int = 12  # a fork whose branch meets another fork within this many steps: bridge or hole, drop both
+    close: float = 6.0  # two minutiae this close are one defect (spur, tick, blot): drop both
+    gap: float = 14.0  # two endings this close facing each other are one broken ridge: drop both
+    gap_angle: float = np.pi / 4  # how nearly they must face each other
+    min_coherence: float = 0.25  # orientation coherence below it: scar, crease or noise
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Minutiae as parallel arrays (pixels at 500 dpi; angle radians as in the template)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    angle: np.ndarray
+    kind: np.ndarray  # MinutiaKind values
+    quality: np.ndarray  # 0..100
+
+    def take(self, keep: np.ndarray) -> Candidates:
+        return Candidates(self.x[keep], self.y[keep], self.angle[keep], self.kind[keep], self.quality[keep])
+
+
+def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
+    """Every skeleton pixel with crossing number 1 (ending) or 3 (bifurcation) inside the mask."""
+    sy, sx = np.nonzero(skeleton & mask)
+    ring = _ring_at(skeleton, sx, sy)  # N x 8
+    crossing = np.abs(np.diff(ring, axis=1, append=ring[:, :1])).sum(axis=1) // 2
+    ey, ex = sy[crossing == 1], sx[crossing == 1]
+    fy, fx = sy[crossing == 3], sx[crossing == 3]
+    x = np.concatenate([ex, fx]).astype(np.float64)
+    y = np.concatenate([ey, fy]).astype(np.float64)
+    kind = np.concatenate(
+        [np.full(len(ex), int(MinutiaKind.RIDGE_ENDING)), np.full(len(fx), int(MinutiaKind.BIFURCATION))]
+    )
+    zeros = np.zeros(len(x))
+    return Candidates(x, y, zeros.copy(), kind.astype(np.int64), zeros.astype(np.int64))
+
+
+def filter_false(
+    found: Candidates, skeleton: np.ndarray, mask: np.ndarray, coherence: np.ndarray, f: MinutiaFilters
+) -> Candidates:
+    """Directions for every candidate, then drop the false ones; quality from coherence and distance to the edge."""
+    if len(found.x) == 0:
+        return found
+    xi, yi = found.x.astype(np.int32), found.y.astype(np.int32)
+    is_ending = found.kind == int(MinutiaKind.RIDGE_ENDING)
+    point_id = np.full(skeleton.shape, -1, np.int32)
+    point_id[yi, xi] = np.arange(len(xi))
+
+    # walkers: one per ending, three per fork (one per branch leaving the fork)
+    ring = _ring_at(skeleton, xi, yi)  # N x 8
+    starts_owner, starts_dir = [], []
+    for idx in np.nonzero(is_ending)[0]:
+        starts_owner.append(idx)
+        starts_dir.append(-1)
+    fork_idx = np.nonzero(~is_ending)[0]
+    if len(fork_idx):
+        r = ring[fork_idx]
+        run_start = (r == 1) & (np.roll(r, 1, axis=1) == 0)  # first pixel of each branch around the ring
+        owners, dirs = np.nonzero(run_start)
+        starts_owner.extend(fork_idx[owners].tolist())
+        starts_dir.extend(dirs.tolist())
+    owner = np.array(starts_owner, dtype=np.int32)
+    first = np.array(starts_dir, dtype=np.int32)
+    walk = _trace(skeleton, point_id, xi[owner], yi[owner], first, owner, f.trace_steps)
+
+    keep = np.ones(len(xi), bool)
+    # direction: towards the point `direction_steps` along (or where the walk stopped)
+    step = np.minimum(walk.length, f.direction_steps)
+    tip_x = walk.xs[np.arange(len(owner)), step]
+    tip_y = walk.ys[np.arange(len(owner)), step]
+    branch_angle = np.arctan2(-(tip_y - yi[owner]), tip_x - xi[owner])  # on-screen, CCW from +x
+    angle = np.zeros(len(xi))
+    end_walk = is_ending[owner]
+    # ending: the ridge body lies along the walk, and the minutia points along it
+    angle[owner[end_walk]] = branch_angle[end_walk]
+    # bifurcation: the two branches closest in angle are the fork's arms; direction between them
+    # (walkers of one fork are consecutive: np.nonzero walks the ring rows in order)
+    fork_walk = np.nonzero(~end_walk)[0]
+    if len(fork_walk):
+        arms = np.exp(1j * branch_angle[fork_walk].reshape(-1, 3))  # crossing number 3: three branches each
+        pairs = np.array([(0, 1), (0, 2), (1, 2)])
+        gaps = np.abs(np.angle(arms[:, pairs[:, 0]] / arms[:, pairs[:, 1]]))
+        closest = pairs[np.argmin(gaps, axis=1)]
+        rows = np.arange(len(arms))
+        angle[owner[fork_walk[::3]]] = np.angle(arms[rows, closest[:, 0]] + arms[rows, closest[:, 1]])
+
+    # spurs, islands, bridges: what the walk ran into and how soon
+    met = walk.met_id
+    short_end = end_walk & (met < 0) & walk.dead & (walk.length < f.island)
+    keep[owner[short_end]] = False
+    hit = met >= 0
+    ran_into_fork = hit & ~is_ending[np.maximum(met, 0)]
+    ran_into_end = hit & is_ending[np.maximum(met, 0)]
+    spur = end_walk & ran_into_fork & (walk.length < f.spur)
+    bridge = ~end_walk & ran_into_fork & (walk.length < f.bridge)
+    island = end_walk & ran_into_end & (walk.length < f.island)
+    for bad in (spur, bridge, island):
+        keep[owner[bad]] = False
+        keep[met[bad]] = False
+
+    # edge of the print, weak orientation
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    edge = distance[yi, xi]
+    keep &= edge >= f.border
+    local_coherence = coherence[yi, xi]
+    keep &= local_coherence >= f.min_coherence
+
+    # pairs: too close, or two endings of one broken ridge
+    xs, ys = found.x, found.y
+    dx = xs[:, None] - xs[None, :]
+    dy = ys[:, None] - ys[None, :]
+    dist = np.hypot(dx, dy)
+    np.fill_diagonal(dist, np.inf)
+    alive = keep.copy()
+    pair_close = (dist < f.close) & alive[:, None] & alive[None, :]
+    facing = np.abs(np.angle(np.exp(1j * (angle[:, None] - angle[None, :] - np.pi)))) < f.gap_angle
+    both_end = is_ending[:, None] & is_ending[None, :]
+    pair_gap = (dist < f.gap) & facing & both_end & alive[:, None] & alive[None, :]
+    keep &= ~(pair_close | pair_gap).any(axis=1)
+
+    quality = np.clip(
+        100 * np.minimum(1.0, local_coherence / 0.7) * np.minimum(1.0, edge / (3 * f.border)), 1, 100
+    ).round()
+    result = Candidates(xs, ys, np.mod(angle, 2 * np.pi), found.kind, quality.astype(np.int64))
+    return result.take(keep)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    xs: np.ndarray  # W x (steps+1) positions along each walk (repeating the last one once stopped)
+    ys: np.ndarray
+    length: np.ndarray  # steps actually walked
+    met_id: np.ndarray  # the candidate the walk ran into (-1: none)
+    dead: np.ndarray  # the skeleton ended (no pixel to go on to)
+
+
+def _trace(
+    skeleton: np.ndarray,
+    point_id: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    first_dir: np.ndarray,
+    owner: np.ndarray,
+    steps: int,
+) -> _Walk:
+    """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end."""
+    count = len(x0)
+    height, width = skeleton.shape
+    padded = np.pad(skeleton, 1)
+    xs = np.zeros((count, steps + 1), np.int32)
+    ys = np.zeros((count, steps + 1), np.int32)
+    xs[:, 0], ys[:, 0] = x0, y0
+    prev_x, prev_y = x0.copy(), y0.copy()
+    cur_x, cur_y = x0.copy(), y0.copy()
+    # forks' walkers take their first step onto their branch's first pixel
+    forced = first_dir >= 0
+    cur_x[forced] = x0[forced] + RING[first_dir[forced], 1]
+    cur_y[forced] = y0[forced] + RING[first_dir[forced], 0]
+    length = np.zeros(count, np.int32)
+    length[forced] = 1
+    xs[:, 1], ys[:, 1] = cur_x, cur_y
+    met = np.full(count, -1, np.int32)
+    dead = np.zeros(count, bool)
+    active = np.ones(count, bool)
+    before_x, before_y = prev_x.copy(), prev_y.copy()  # the pixel before the previous one
+    rows = np.arange(count)
+    for _ in range(steps):
+        # a walker standing on another candidate has met it
+        here = point_id[np.clip(cur_y, 0, height - 1), np.clip(cur_x, 0, width - 1)]
+        arrived = active & (length > 0) & (here >= 0) & (here != owner)
+        met[arrived] = here[arrived]
+        active &= ~arrived
+        ny = cur_y[:, None] + RING[None, :, 0]
+        nx = cur_x[:, None] + RING[None, :, 1]
+        on = padded[ny + 1, nx + 1]
+        # never back to the previous pixel nor to one touching it (the skeleton is 8-connected); an
+        # ending's first step may go anywhere, a branch's first step never onto the fork's other branches
+        touches_prev = (np.abs(ny - prev_y[:, None]) <= 1) & (np.abs(nx - prev_x[:, None]) <= 1)
+        ahead = on & (~touches_prev | (length == 0)[:, None])
+        back = ((ny == prev_y[:, None]) & (nx == prev_x[:, None])) | (
+            (ny == before_y[:, None]) & (nx == before_x[:, None])
+        )
+        fallback = on & ~back & (length > 1)[:, None]
+        has_ahead = ahead.any(axis=1)
+        choice = np.where(has_ahead, ahead.argmax(axis=1), fallback.argmax(axis=1))
+        can = has_ahead | fallback.any(axis=1)
+        dead |= active & ~can
+        active &= can
+        if not active.any():
+            break
+        step_x = np.where(active, cur_x + RING[choice, 1], cur_x)
+        step_y = np.where(active, cur_y + RING[choice, 0], cur_y)
+        before_x = np.where(active, prev_x, before_x)
+        before_y = np.where(active, prev_y, before_y)
+        prev_x = np.where(active, cur_x, prev_x)
+        prev_y = np.where(active, cur_y, prev_y)
+        cur_x, cur_y = step_x, step_y
+        length = length + active
+        idx = np.minimum(length, steps)
+        xs[rows, idx] = cur_x
+        ys[rows, idx] = cur_y
+    # positions after the stop repeat the last one
+    taken = np.arange(steps + 1)[None, :] <= length[:, None]
+    last = length.clip(max=steps)
+    xs = np.where(taken, xs, xs[np.arange(count), last][:, None])
+    ys = np.where(taken, ys, ys[np.arange(count), last][:, None])
+    return _Walk(xs, ys, length.clip(max=steps), met, dead)
+
+
+def _ring_at(skeleton: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """N x 8: the neighbours of the given pixels in RING order (0 outside the image)."""
+    padded = np.pad(skeleton.astype(np.int8), 1)
+    return padded[y[:, None] + 1 + RING[None, :, 0], x[:, None] + 1 + RING[None, :, 1]]

@@ -1,0 +1,274 @@
+"""The extraction pipeline: named stages, their parameters in one frozen dataclass, a dump hook.
+
+Every stage works on the image brought to 500 dpi (the scale the parameters are set for: FVC2002 DB2 is
+569 dpi, our sensor 500); minutiae go back to the input's pixels at the end, and the template records the
+input's resolution (ppcm = round(dpi / 2.54): 197 at 500 dpi, 224 at 569 dpi).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from skimage.morphology import skeletonize
+
+from biometrics.extract import minutiae as minutiae_stage
+from biometrics.extract.quality import image_quality
+from biometrics.template import FingerprintTemplate, Minutia, MinutiaKind
+
+# The stages in the order they run: the names `dump` receives.
+STAGES = (
+    "normalisation",  # grey at 500 dpi, local mean removed and contrast equalised
+    "segmentation",  # foreground mask (255 = finger)
+    "orientation",  # ridge orientation (hue-free grey: 0..180 degrees -> 0..255), masked
+    "coherence",  # orientation coherence 0..1 -> 0..255
+    "frequency",  # ridge frequency (the image's period, one value) drawn as a flat image
+    "enhancement",  # oriented Gabor response
+    "binarisation",  # ridges 255
+    "thinning",  # one-pixel ridge skeleton 255
+    "minutiae",  # every crossing-number candidate (endings 255, bifurcations 128) on the skeleton
+    "filtered_minutiae",  # what is left after false-minutia removal
+)
+
+REFERENCE_DPI = 500.0  # the scale every length below is measured in
+RETRY_BELOW_QUALITY = 35  # capture loop: fewer than ~15 reliable minutiae or half a finger on the glass
+
+
+@dataclass(frozen=True)
+class ExtractionParams:
+    """Every tunable of the pipeline, lengths in pixels at 500 dpi."""
+
+    # segmentation: blocks of 16 px (1.6 ridge periods) whose grey spread is below a share of the image's
+    # strong blocks are background (FVC's optical and capacitive sensors leave an even, bright background)
+    block: int = 16
+    segmentation_share: float = 0.35
+    segmentation_floor: float = 6.0  # grey levels; below it a block is flat whatever the rest of the image
+    mask_erosion: int = 6  # keep the Gabor filter's reach off the finger's edge
+    # normalisation: local mean and spread over a window of a few ridges
+    normalisation_sigma: float = 8.0
+    # orientation: gradient tensor averaged over ~2 ridge periods
+    orientation_sigma: float = 7.0
+    # ridge period (pixels at 500 dpi): searched between these, default when the spectrum has no clear peak
+    period_range: tuple[float, float] = (6.0, 14.0)
+    default_period: float = 9.0
+    # enhancement: isotropic Gabor, sigma = share of the ridge period, 16 orientations (11.25 deg apart)
+    gabor_sigma_share: float = 0.45
+    gabor_radius: int = 8
+    orientation_bins: int = 16
+    # minutiae and their false-minutia removal (see minutiae.py)
+    filters: minutiae_stage.MinutiaFilters = field(default_factory=minutiae_stage.MinutiaFilters)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    template: FingerprintTemplate
+    quality: int  # 0..100, higher is better
+    retry: bool  # the capture loop should ask the voter to place the finger again
+    remarks: tuple[str, ...] = ()  # why the quality is low, for the operator's panel
+
+
+def extract(
+    image: np.ndarray,
+    dpi: float = 500.0,
+    *,
+    params: ExtractionParams | None = None,
+    dump: Callable[[str, np.ndarray], None] | None = None,
+) -> Extraction:
+    """Minutiae and image quality of one grey fingerprint image (uint8 H x W, scanned at `dpi`)."""
+    p = params or ExtractionParams()
+    if image.ndim != 2:
+        raise ValueError(f"a grey image has 2 dimensions, this one has shape {image.shape}")
+    height, width = image.shape
+    scale = REFERENCE_DPI / dpi  # input pixels -> 500 dpi pixels
+    grey = image
+    if abs(scale - 1.0) > 0.01:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    grey32 = grey.astype(np.float32)
+
+    normalised = _normalise(grey32, p)
+    _dump(dump, "normalisation", lambda: _to_byte(normalised, -2.5, 2.5))
+    mask = _segment(grey32, p)
+    _dump(dump, "segmentation", lambda: mask.astype(np.uint8) * 255)
+    normal, coherence = _orientation(normalised, p)
+    _dump(dump, "orientation", lambda: (((normal + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
+    _dump(dump, "coherence", lambda: _to_byte(coherence, 0.0, 1.0))
+    period = _ridge_period(normalised, mask, p)
+    _dump(dump, "frequency", lambda: np.full(grey.shape, min(255, round(period * 10)), np.uint8))
+    enhanced = _enhance(normalised, normal, mask, period, p)
+    _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
+    ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
+    _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
+    skeleton = skeletonize(ridges)
+    _dump(dump, "thinning", lambda: skeleton.astype(np.uint8) * 255)
+
+    candidates = minutiae_stage.detect(skeleton, mask)
+    _dump(dump, "minutiae", lambda: _draw(skeleton, candidates))
+    found = minutiae_stage.filter_false(candidates, skeleton, mask, coherence, p.filters)
+    _dump(dump, "filtered_minutiae", lambda: _draw(skeleton, found))
+
+    quality, remarks = image_quality(mask, coherence, enhanced, len(found.x))
+    minutiae = tuple(
+        Minutia(
+            x=float(x / scale),
+            y=float(y / scale),
+            angle=float(angle),
+            kind=MinutiaKind(int(kind)),
+            quality=int(q),
+        )
+        for x, y, angle, kind, q in zip(found.x, found.y, found.angle, found.kind, found.quality, strict=True)
+    )
+    ppcm = round(dpi / 2.54)
+    template = FingerprintTemplate(
+        width=width, height=height, x_res_ppcm=ppcm, y_res_ppcm=ppcm, minutiae=minutiae, quality=quality
+    )
+    return Extraction(template=template, quality=quality, retry=quality < RETRY_BELOW_QUALITY, remarks=remarks)
+
+
+def _normalise(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
+    """Zero local mean, unit local spread: the Gabor bank then sees the same contrast everywhere."""
+    mean = _smooth(grey, p.normalisation_sigma)
+    centred = grey - mean
+    spread = np.sqrt(_smooth(centred * centred, p.normalisation_sigma))
+    return centred / np.maximum(spread, 4.0)  # 4 grey levels: flat background stays flat, not amplified noise
+
+
+def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a slowly varying field, done at a quarter of the size (sigma >= 4 px loses nothing)."""
+    height, width = values.shape
+    small = cv2.resize(values, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
+    """Foreground: blocks with ridge contrast, closed, the largest piece kept, holes filled, edge eroded."""
+    b = p.block
+    mean = cv2.boxFilter(grey, -1, (b, b))
+    spread = np.sqrt(np.maximum(cv2.boxFilter(grey * grey, -1, (b, b)) - mean * mean, 0.0))
+    coarse = cv2.resize(spread, (max(1, grey.shape[1] // 4), max(1, grey.shape[0] // 4)), interpolation=cv2.INTER_AREA)
+    strong = float(np.percentile(coarse, 95))
+    threshold = max(p.segmentation_floor, p.segmentation_share * strong)
+    fore = (coarse > threshold).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    fore = cv2.morphologyEx(fore, cv2.MORPH_OPEN, kernel)
+    fore = cv2.morphologyEx(fore, cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fore, connectivity=4)
+    if count <= 1:
+        return np.zeros(grey.shape, bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    fore = (labels == largest).astype(np.uint8)
+    # holes: background not reachable from the border
+    padded = np.pad(fore, 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    fore = (padded | (1 - flood))[1:-1, 1:-1]
+    full = cv2.resize(fore, (grey.shape[1], grey.shape[0]), interpolation=cv2.INTER_NEAREST)
+    if p.mask_erosion > 0:
+        e = 2 * p.mask_erosion + 1
+        full = cv2.erode(full, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
+    return full.astype(bool)
+
+
+def _orientation(normalised: np.ndarray, p: ExtractionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge-normal angle (radians, image axes, [-pi/2, pi/2)) and coherence 0..1 from the smoothed gradient tensor."""
+    gx = cv2.Sobel(normalised, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(normalised, cv2.CV_32F, 0, 1, ksize=3)
+    gxx = _smooth(gx * gx, p.orientation_sigma)
+    gyy = _smooth(gy * gy, p.orientation_sigma)
+    gxy = _smooth(gx * gy, p.orientation_sigma)
+    diff = gxx - gyy
+    normal = 0.5 * np.arctan2(2 * gxy, diff)
+    coherence = np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6)
+    return normal, coherence
+
+
+def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams) -> float:
+    """The image's ridge period in pixels: the peak of the radial power spectrum of the foreground."""
+    if mask.sum() < 64 * 64:
+        return p.default_period
+    size = 256
+    ys, xs = np.nonzero(mask)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    y0 = min(max(0, cy - size // 2), max(0, normalised.shape[0] - size))
+    x0 = min(max(0, cx - size // 2), max(0, normalised.shape[1] - size))
+    patch = np.zeros((size, size), np.float32)
+    window = (normalised * mask)[y0 : y0 + size, x0 : x0 + size]
+    patch[: window.shape[0], : window.shape[1]] = window
+    power = np.abs(np.fft.rfft2(patch)) ** 2
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    radius = np.sqrt(fx * fx + fy * fy) * size  # cycles per patch
+    low, high = size / p.period_range[1], size / p.period_range[0]
+    bins = np.round(radius).astype(np.int32)
+    band = (bins >= math.floor(low)) & (bins <= math.ceil(high))
+    profile = np.bincount(bins[band], weights=power[band], minlength=math.ceil(high) + 1)
+    profile = np.convolve(profile, np.ones(3) / 3, mode="same")
+    peak = int(np.argmax(profile[math.floor(low) :])) + math.floor(low)
+    if peak <= 0 or profile[peak] <= 0:
+        return p.default_period
+    return float(np.clip(size / peak, *p.period_range))
+
+
+def _enhance(
+    normalised: np.ndarray, normal: np.ndarray, mask: np.ndarray, period: float, p: ExtractionParams
+) -> np.ndarray:
+    """Oriented Gabor: each pixel takes the response of the bank member closest to its ridge orientation.
+
+    An isotropic Gabor is separable as a complex filter: g(x)g(y)cos(kx x + ky y) = cx*cy - sx*sy with 1-D
+    cosine and sine kernels, so each member costs two cv2.sepFilter2D passes; and the members at theta and
+    pi - theta share the same four 1-D kernels up to the sine's sign, so 16 orientations need 9 pairs.
+    """
+    n = p.orientation_bins
+    r = p.gabor_radius
+    sigma = p.gabor_sigma_share * period
+    taps = np.arange(-r, r + 1, dtype=np.float64)
+    envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
+    wavenumber = 2 * math.pi / period
+    out = np.zeros_like(normalised)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return out
+    # only the finger's bounding box (and the filter's reach around it) is filtered
+    y0, y1 = max(0, rows[0] - r), min(mask.shape[0], rows[-1] + r + 1)
+    x0, x1 = max(0, cols[0] - r), min(mask.shape[1], cols[-1] + r + 1)
+    region = normalised[y0:y1, x0:x1]
+    bin_of = (np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n)
+    picked = np.zeros_like(region)
+    for k in range(n // 2 + 1):
+        theta = math.pi * k / n
+        kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
+        cos_x = (envelope * np.cos(kx * taps)).astype(np.float32)
+        sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
+        cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
+        sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
+        even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
+        odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
+        # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
+        cv2.copyTo(cv2.subtract(even, odd), (bin_of == k).view(np.uint8), picked)
+        mirror = (n - k) % n
+        if mirror != k:
+            cv2.copyTo(cv2.add(even, odd), (bin_of == mirror).view(np.uint8), picked)
+    out[y0:y1, x0:x1] = picked
+    return out
+
+
+def _dump(dump: Callable[[str, np.ndarray], None] | None, stage: str, render: Callable[[], np.ndarray]) -> None:
+    if dump is not None:
+        dump(stage, render())
+
+
+def _to_byte(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    span = max(high - low, 1e-6)
+    return np.clip((values - low) * (255.0 / span), 0, 255).astype(np.uint8)
+
+
+def _draw(skeleton: np.ndarray, found: minutiae_stage.Candidates) -> np.ndarray:
+    canvas = skeleton.astype(np.uint8) * 64
+    for x, y, kind in zip(found.x, found.y, found.kind, strict=True):
+        value = 255 if kind == MinutiaKind.RIDGE_ENDING else 160
+        cv2.circle(canvas, (round(x), round(y)), 4, value, 1)
+    return canvas
