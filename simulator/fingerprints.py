@@ -87,7 +87,7 @@ class SyntheticFinger:
         rng = np.random.default_rng([self.seed, 0x5F1])
         self.finger_class = str(rng.choice(list(CLASS_FREQUENCIES), p=_class_probabilities()))
         self.singularities = _plant_singularities(self.finger_class, self.width, self.height, rng)
-        self._arch_bulge = float(rng.uniform(0.6, 1.1))
+        self._arch_bulge = float(rng.uniform(1.0, 1.8))
         self._perturbation = _smooth_noise_params(rng)
         self._period_params = _smooth_noise_params(rng)
         self._silhouette_params = (
@@ -192,7 +192,7 @@ def synthetic_template(seed: int, n_minutiae: int | None = None, size: tuple[int
     width, height = size
     finger_class = str(rng.choice(list(CLASS_FREQUENCIES), p=_class_probabilities()))
     singularities = _plant_singularities(finger_class, width, height, rng)
-    bulge = float(rng.uniform(0.6, 1.1))
+    bulge = float(rng.uniform(1.0, 1.8))
     perturbation = _smooth_noise_params(rng)
     count = int(n_minutiae) if n_minutiae is not None else int(np.clip(rng.normal(38, 8), 18, 60))
     sx, sy = float(rng.uniform(0.36, 0.43)) * width, float(rng.uniform(0.40, 0.47)) * height
@@ -308,7 +308,7 @@ def _orientation_at(finger_class: str, singularities: tuple[Singularity, ...], b
         # Ridges rising over the middle: the slope of y = b exp(-u^2), stronger toward the base.
         u = (xs - width * 0.5) / (width * 0.35)
         depth = np.clip((ys / height) * 1.2, 0.2, 1.0)
-        theta += np.arctan(bulge * 2.0 * u * np.exp(-u * u) * depth)
+        theta += np.arctan(-bulge * 2.0 * u * np.exp(-u * u) * depth)  # slope of y_up = bulge * exp(-u^2)
     theta += _smooth_field(perturbation, width, height, cells=3, xs=xs, ys=ys) * 0.22
     return np.mod(theta, math.pi).astype(np.float32)
 
