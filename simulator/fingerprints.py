@@ -419,8 +419,8 @@ _CONDITION_RANGES: dict[QualityHint, dict[str, tuple[float, float]]] = {
     # (low, high) of a uniform draw; rotation and shifts are symmetric about 0.
     QualityHint.GOOD: {"rotation_deg": (-6, 6), "dx": (-8, 8), "dy": (-8, 8), "distortion": (0, 2.5),
                        "contact": (0.9, 1.0), "pressure": (-0.15, 0.15), "noise": (1, 4)},
-    QualityHint.TYPICAL: {"rotation_deg": (-15, 15), "dx": (-20, 20), "dy": (-20, 20), "distortion": (0, 5),
-                          "contact": (0.7, 1.0), "pressure": (-0.45, 0.45), "noise": (2, 8)},
+    QualityHint.TYPICAL: {"rotation_deg": (-15, 15), "dx": (-20, 20), "dy": (-20, 20), "distortion": (0, 7),
+                          "contact": (0.6, 1.0), "pressure": (-0.55, 0.55), "noise": (2, 9)},
     QualityHint.POOR: {"rotation_deg": (-25, 25), "dx": (-35, 35), "dy": (-35, 35), "distortion": (3, 8),
                        "contact": (0.45, 0.7), "pressure": (-0.8, 0.8), "noise": (6, 14)},
     QualityHint.FAILED: {"rotation_deg": (-30, 30), "dx": (-40, 40), "dy": (-40, 40), "distortion": (4, 10),
@@ -451,6 +451,10 @@ def _render_impression(finger: SyntheticFinger, c: ImpressionConditions, rng: np
         map_y += ey
     ink = cv2.remap(ink.astype(np.float32), map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                     borderValue=0.0)
+    # Pressure is never even across a touch: a smooth field of 0.65..1 prints some parts paler.
+    uneven = cv2.resize(rng.uniform(0.65, 1.0, (3, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    ink *= uneven
+    ink = np.maximum(ink, _residue(rng, w, h))
     background = float(rng.uniform(215, 245))
     contrast = float(rng.uniform(150, 200)) * (1.0 - 0.25 * max(c.pressure, 0.0))  # wet: a greyer, smeared print
     img = background - contrast * ink
@@ -458,6 +462,15 @@ def _render_impression(finger: SyntheticFinger, c: ImpressionConditions, rng: np
     if c.noise > 0:
         img += rng.normal(0.0, c.noise, (h, w)).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _residue(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """Smudges on the glass (skin grease, dust): 0-4 soft grey spots of 4-12 px, in no impression alike."""
+    out = np.zeros((h, w), dtype=np.float32)
+    for _ in range(int(rng.integers(0, 5))):
+        x, y, r = float(rng.uniform(0, w)), float(rng.uniform(0, h)), float(rng.uniform(4, 12))
+        cv2.circle(out, (round(x), round(y)), round(r), float(rng.uniform(0.15, 0.45)), -1, cv2.LINE_AA)
+    return cv2.GaussianBlur(out, (0, 0), 2.0) if out.any() else out
 
 
 def _ridge_ink(ridges: np.ndarray, pressure: float) -> np.ndarray:
