@@ -46,7 +46,8 @@ _ORIENTATION_BINS = 12  # Gabor kernels per frequency: 15 degrees apart, blended
 _PERIOD_BINS = 2  # two kernel periods bracket the period map; blended linearly
 _GROW_SCALE = 0.5  # the pattern is grown at half resolution (4.5 px period) - four times cheaper - then upsampled
 _MIN_MINUTIA_SPACING_PX = 11.0  # two minutiae closer than ~1.2 ridge periods are rare on real fingers
-_GROW_ITERATIONS = 14  # noise -> saturated two-level ridges; measured: the pattern stops changing after ~12
+# Saturated two-level ridges by 14 passes; later ones only slowly pair off minutiae (14 vs 18: 92 % of pixels agree).
+_GROW_ITERATIONS = 14
 
 
 class QualityHint(enum.StrEnum):
