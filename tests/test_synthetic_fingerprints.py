@@ -150,3 +150,16 @@ def test_perturbed_template_keeps_most_minutiae_near_their_posed_place() -> None
     a, b = t.as_array(), p.as_array()
     assert len(b) == 40
     assert np.abs(a[:, :2] - b[:, :2]).max() < 6.0
+
+
+@pytest.mark.parametrize("seed", [0, 2, 15])
+def test_grown_ridges_follow_the_planted_orientation_field(seed: int) -> None:
+    finger = SyntheticFinger(seed)
+    g = finger.master.astype(np.float32)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
+    sxx, syy, sxy = (cv2.GaussianBlur(v, (0, 0), 6) for v in (gx * gx, gy * gy, gx * gy))
+    # Ridge direction is perpendicular to the dominant gradient; y down, so CCW on screen flips the sign of y.
+    measured = np.mod(0.5 * np.arctan2(-2 * sxy, sxx - syy) + math.pi / 2, math.pi)
+    diff = np.abs((measured - finger.orientation + math.pi / 2) % math.pi - math.pi / 2)
+    inside = cv2.erode((finger.silhouette > 0.99).astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    assert np.median(diff[inside]) < math.radians(8)
