@@ -1,0 +1,282 @@
+"""Fingerprint matching: 1:1 verification and 1:N identification over minutiae templates.
+
+    from biometrics.match import prepare, similarity, verify, Gallery, THRESHOLD
+    similarity(probe, enrolled)              # calibrated: -log10 of the false match rate at this score
+    verify(probe, [enrolled, ...]).matched   # score >= THRESHOLD
+    Gallery(templates, ids).identify(probe, top=5)
+
+Design (after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni, 2010, with a global consolidation):
+1. Every template is brought to 500 dpi units from its own resolution (`x_res_ppcm`, `y_res_ppcm`), so a
+   record from another vendor or at 569 dpi compares in the same physical distances.
+2. Local descriptor per minutia (`_cylinders`): the neighbours within `CYLINDER_RADIUS` in the minutia's own
+   frame (rotation and translation invariant), spread over a grid of cells and direction bins with Gaussians;
+   L2-normalised, so the similarity of two minutiae is a dot product and the whole matrix one matmul.
+3. Consolidation (`_consolidate`): the best local pairs each propose an alignment (rotation + translation);
+   under each, minutiae pair up as mutual nearest neighbours within a tolerance that grows with the distance
+   from the reference pair (elastic distortion); the best proposal is refined by a least-squares fit to its
+   pairs and counted again. Raw score = pairs^2 / (minutiae of A in the overlap x those of B in the overlap),
+   so partial contact is not punished for what the other impression never saw.
+4. Calibration: the raw score maps to -log10(FMR) measured on real impostor scores (FVC2002, commercial and
+   our templates; biometrics/data/match_calibration.json), so `THRESHOLD = 3.0` reads "FMR 0.1 %".
+
+Pure: the calibration table is package data read once at import; no clock, no device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from biometrics.template import FingerprintTemplate
+
+REFERENCE_PPCM = 197.0  # 500 dpi: the unit every distance below is in
+CYLINDER_RADIUS = 70.0  # px at 500 dpi, MCC's R: about 8 ridge periods
+CELLS_ACROSS = 8  # spatial cells across the cylinder's diameter (MCC uses 16; 8 keeps 1:N in budget)
+DIRECTION_BINS = 6  # MCC's N_D
+SIGMA_SPACE = 9.33  # px, MCC's sigma_S (28/3)
+SIGMA_DIRECTION = 2 * math.pi / 9  # MCC's sigma_D
+MIN_NEIGHBOURS = 2  # a cylinder with fewer neighbours says nothing (MCC's min_M)
+PAIRS_MIN, PAIRS_MAX = 4, 12  # local pairs averaged for the local score (MCC's n_P range)
+PROPOSALS = 12  # alignments tried in the consolidation
+DISTANCE_TOLERANCE = 12.0  # px at the reference pair ...
+DISTORTION_PER_PX = 0.08  # ... growing by this much per px away from it (elastic skin)
+DISTANCE_TOLERANCE_MAX = 28.0
+ANGLE_TOLERANCE = math.pi / 6  # 30 deg: vendors place directions differently (sd ~6 deg measured)
+OVERLAP_MARGIN = 20.0  # px: a minutia this close outside the other's bounding box still counts as seen
+OVERLAP_FLOOR = 10  # minutiae: an overlap smaller than this is not trusted to be all of it
+SHORTLIST = 40  # 1:N: templates consolidated after the local-score pass
+
+_CALIBRATION = json.loads(resources.files("biometrics.data").joinpath("match_calibration.json").read_text())
+THRESHOLD: float = float(_CALIBRATION["threshold"])
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    score: float  # calibrated, the best over the enrolled templates
+    matched: bool
+    best_index: int  # which enrolled template gave the score (-1: none)
+
+
+@dataclass(frozen=True)
+class MatchTemplate:
+    """A template prepared once for matching: 500-dpi points, directions, local descriptors."""
+
+    points: np.ndarray  # N x 2 float64, px at 500 dpi
+    angles: np.ndarray  # N float64, radians
+    cylinders: np.ndarray  # N x D float32, unit rows (zero rows: too few neighbours)
+
+    @property
+    def size(self) -> int:
+        return len(self.angles)
+
+
+def similarity(a: FingerprintTemplate | MatchTemplate, b: FingerprintTemplate | MatchTemplate) -> float:
+    """How alike two fingers are, calibrated: -log10 of the false match rate at this score (0 = no evidence)."""
+    return calibrate(raw_similarity(_prepared(a), _prepared(b)))
+
+
+def verify(
+    probe: FingerprintTemplate | MatchTemplate, enrolled: Sequence[FingerprintTemplate | MatchTemplate]
+) -> MatchResult:
+    """1:1 (or 1:few, the voter's enrolled fingers): the best score against any of them, and the decision."""
+    prepared = _prepared(probe)
+    scores = [similarity(prepared, template) for template in enrolled]
+    if not scores:
+        return MatchResult(score=0.0, matched=False, best_index=-1)
+    best = int(np.argmax(scores))
+    return MatchResult(score=scores[best], matched=scores[best] >= THRESHOLD, best_index=best)
+
+
+def prepare(template: FingerprintTemplate) -> MatchTemplate:
+    """The matcher's view of a template, computed once (descriptors are the costly part)."""
+    array = template.as_array()
+    points = array[:, :2] * np.array(
+        [REFERENCE_PPCM / max(template.x_res_ppcm, 1), REFERENCE_PPCM / max(template.y_res_ppcm, 1)]
+    )
+    angles = array[:, 2].copy()
+    return MatchTemplate(points=points, angles=angles, cylinders=_cylinders(points, angles))
+
+
+def calibrate(raw: float | np.ndarray) -> float | np.ndarray:
+    """Raw score -> -log10(FMR) by the shipped impostor table; beyond its end, extrapolated on its last slope."""
+    knots_raw = np.asarray(_CALIBRATION["raw"], dtype=np.float64)
+    knots_log = np.asarray(_CALIBRATION["minus_log10_fmr"], dtype=np.float64)
+    values = np.interp(raw, knots_raw, knots_log)
+    slope = (knots_log[-1] - knots_log[-2]) / max(knots_raw[-1] - knots_raw[-2], 1e-9)
+    beyond = knots_log[-1] + slope * (np.asarray(raw) - knots_raw[-1])
+    values = np.where(np.asarray(raw) > knots_raw[-1], np.minimum(beyond, 12.0), values)
+    return float(values) if np.ndim(values) == 0 else values
+
+
+def raw_similarity(a: MatchTemplate, b: MatchTemplate) -> float:
+    """Uncalibrated score in [0, 1]: the consolidated pairing of two prepared templates."""
+    if a.size < 2 or b.size < 2:
+        return 0.0
+    local = a.cylinders @ b.cylinders.T
+    return _consolidate(a, b, local)
+
+
+class Gallery:
+    """1:N over many templates: one matmul scores every probe cylinder against every gallery cylinder, the
+    local score ranks the gallery, the best `SHORTLIST` are consolidated as in 1:1."""
+
+    def __init__(self, templates: Sequence[FingerprintTemplate | MatchTemplate], ids: Sequence[Hashable]) -> None:
+        if len(templates) != len(ids):
+            raise ValueError(f"{len(templates)} templates but {len(ids)} ids")
+        self.ids = list(ids)
+        self.templates = [_prepared(t) for t in templates]
+        width = max([t.size for t in self.templates] + [1])
+        dims = _descriptor_size()
+        self._stack = np.zeros((len(self.templates), width, dims), dtype=np.float32)
+        for index, template in enumerate(self.templates):
+            self._stack[index, : template.size] = template.cylinders
+        self._flat = self._stack.reshape(-1, dims)
+        self._sizes = np.array([t.size for t in self.templates])
+
+    def identify(self, probe: FingerprintTemplate | MatchTemplate, top: int = 5) -> list[tuple[Hashable, float]]:
+        """The `top` best (id, calibrated score), best first."""
+        prepared = _prepared(probe)
+        if not self.templates or prepared.size < 2:
+            return [(identity, 0.0) for identity in self.ids[:top]]
+        count, width = self._stack.shape[:2]
+        local = (prepared.cylinders @ self._flat.T).reshape(prepared.size, count, width)
+        local = local.transpose(1, 0, 2).reshape(count, -1)
+        pairs = _pairs_averaged(np.minimum(prepared.size, self._sizes))
+        keep = int(pairs.max())
+        best = -np.partition(-local, keep - 1, axis=1)[:, :keep]
+        best.sort(axis=1)
+        best = best[:, ::-1]
+        ranks = np.arange(keep)[None, :] < pairs[:, None]
+        local_score = (best * ranks).sum(axis=1) / pairs
+        shortlist = np.argsort(-local_score)[: max(SHORTLIST, top)]
+        scored = [(int(i), calibrate(raw_similarity(prepared, self.templates[i]))) for i in shortlist]
+        scored.sort(key=lambda item: -item[1])
+        return [(self.ids[i], float(score)) for i, score in scored[:top]]
+
+
+def _prepared(template: FingerprintTemplate | MatchTemplate) -> MatchTemplate:
+    return template if isinstance(template, MatchTemplate) else prepare(template)
+
+
+def _cell_centres() -> np.ndarray:
+    step = 2 * CYLINDER_RADIUS / CELLS_ACROSS
+    ticks = (np.arange(CELLS_ACROSS) - (CELLS_ACROSS - 1) / 2) * step
+    grid = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 2)
+    return grid[np.hypot(grid[:, 0], grid[:, 1]) <= CYLINDER_RADIUS]
+
+
+_CELLS = _cell_centres()
+_BIN_CENTRES = -math.pi + (np.arange(DIRECTION_BINS) + 0.5) * 2 * math.pi / DIRECTION_BINS
+
+
+def _descriptor_size() -> int:
+    return len(_CELLS) * DIRECTION_BINS
+
+
+def _cylinders(points: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    count = len(angles)
+    if count == 0:
+        return np.zeros((0, _descriptor_size()), dtype=np.float32)
+    offsets = points[None, :, :] - points[:, None, :]  # [i, j] = p_j - p_i
+    # the minutia's own frame: its direction on screen is (cos, -sin) with y down
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    along = offsets[..., 0] * cos - offsets[..., 1] * sin
+    across = offsets[..., 0] * sin + offsets[..., 1] * cos
+    distance = np.hypot(offsets[..., 0], offsets[..., 1])
+    near = (distance <= CYLINDER_RADIUS + 3 * SIGMA_SPACE) & ~np.eye(count, dtype=bool)
+    local = np.stack([along, across], axis=-1)  # N x N x 2
+    spatial = np.exp(
+        -((local[:, :, None, :] - _CELLS[None, None, :, :]) ** 2).sum(-1) / (2 * SIGMA_SPACE**2)
+    )  # N x N x C
+    spatial *= near[:, :, None]
+    turn = _wrap(angles[None, :] - angles[:, None])
+    directional = np.exp(-(_wrap(turn[:, :, None] - _BIN_CENTRES[None, None, :]) ** 2) / (2 * SIGMA_DIRECTION**2))
+    cylinders = np.einsum("ijc,ijd->icd", spatial, directional).reshape(count, -1)
+    norms = np.linalg.norm(cylinders, axis=1, keepdims=True)
+    enough = ((distance <= CYLINDER_RADIUS) & near).sum(axis=1) >= MIN_NEIGHBOURS
+    cylinders = np.where(enough[:, None] & (norms > 0), cylinders / np.maximum(norms, 1e-12), 0.0)
+    return cylinders.astype(np.float32)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def _pairs_averaged(smaller: np.ndarray | int) -> np.ndarray:
+    """MCC's n_P: more local pairs averaged when both templates have more minutiae."""
+    smaller = np.asarray(smaller, dtype=np.float64)
+    weight = 1 / (1 + np.exp(-0.4 * (smaller - 20)))
+    return np.maximum(np.rint(PAIRS_MIN + weight * (PAIRS_MAX - PAIRS_MIN)).astype(int), 1)
+
+
+def _consolidate(a: MatchTemplate, b: MatchTemplate, local: np.ndarray) -> float:
+    flat = np.argsort(-local, axis=None)[:PROPOSALS]
+    ref_a, ref_b = np.unravel_index(flat, local.shape)
+    rotation = _wrap(b.angles[ref_b] - a.angles[ref_a])  # K
+    moved, moved_angles = _transform(a.points, a.angles, rotation, a.points[ref_a], b.points[ref_b])
+    pairs = _mutual_pairs(moved, moved_angles, b, np.hypot(*(a.points[None] - a.points[ref_a][:, None]).transpose(2, 0, 1)))
+    counts = pairs.sum(axis=(1, 2))
+    best = int(np.argmax(counts))
+    if counts[best] >= 3:
+        rotation_fit, centre_a, centre_b = _fit(a, b, pairs[best])
+        refit, refit_angles = _transform(a.points, a.angles, rotation_fit[None], centre_a[None], centre_b[None])
+        spread = np.hypot(*(a.points - centre_a).T)[None] * 0.5
+        pairs_refit = _mutual_pairs(refit, refit_angles, b, spread)
+        if pairs_refit.sum() > counts[best]:
+            pairs, best, moved = pairs_refit, 0, refit
+    matched = float(pairs[best].sum())
+    seen_a = _inside(moved[best], b.points)
+    seen_b = _inside(b.points, moved[best])
+    overlap = max(seen_a, OVERLAP_FLOOR) * max(seen_b, OVERLAP_FLOOR)
+    return min(matched * matched / overlap, 1.0)
+
+
+def _transform(
+    points: np.ndarray, angles: np.ndarray, rotation: np.ndarray, origin: np.ndarray, target: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate the points about `origin` by `rotation` (screen CCW, y down) and move origin onto target: K x N x 2."""
+    cos, sin = np.cos(rotation)[:, None], np.sin(rotation)[:, None]
+    dx = points[None, :, 0] - origin[:, None, 0]
+    dy = points[None, :, 1] - origin[:, None, 1]
+    x = cos * dx + sin * dy + target[:, None, 0]
+    y = -sin * dx + cos * dy + target[:, None, 1]
+    return np.stack([x, y], axis=-1), angles[None, :] + rotation[:, None]
+
+
+def _mutual_pairs(moved: np.ndarray, moved_angles: np.ndarray, b: MatchTemplate, radius: np.ndarray) -> np.ndarray:
+    """K x Na x Nb booleans: mutual nearest neighbours within the distance and direction tolerances."""
+    gap = np.hypot(moved[:, :, None, 0] - b.points[None, None, :, 0], moved[:, :, None, 1] - b.points[None, None, :, 1])
+    tolerance = np.minimum(DISTANCE_TOLERANCE + DISTORTION_PER_PX * radius, DISTANCE_TOLERANCE_MAX)[:, :, None]
+    turn = np.abs(_wrap(moved_angles[:, :, None] - b.angles[None, None, :]))
+    cost = np.where((gap <= tolerance) & (turn <= ANGLE_TOLERANCE), gap + turn * 10.0, np.inf)
+    nearest_b = cost.argmin(axis=2)
+    nearest_a = cost.argmin(axis=1)
+    k, na, nb = cost.shape
+    mutual = np.zeros(cost.shape, dtype=bool)
+    ks, ia = np.meshgrid(np.arange(k), np.arange(na), indexing="ij")
+    ok = (nearest_a[ks, nearest_b] == ia) & np.isfinite(cost[ks, ia, nearest_b])
+    mutual[ks[ok], ia[ok], nearest_b[ok]] = True
+    return mutual
+
+
+def _fit(a: MatchTemplate, b: MatchTemplate, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares rigid fit (Kabsch in 2-D) of the paired points: rotation, centre of A, centre of B."""
+    ia, ib = np.nonzero(pairs)
+    pa, pb = a.points[ia], b.points[ib]
+    ca, cb = pa.mean(axis=0), pb.mean(axis=0)
+    qa, qb = pa - ca, pb - cb
+    # screen-CCW rotation r maps (dx, dy) to (cos dx + sin dy, -sin dx + cos dy)
+    s = (qa[:, 1] * qb[:, 0] - qa[:, 0] * qb[:, 1]).sum()
+    c = (qa * qb).sum()
+    return np.array(math.atan2(s, c)), ca, cb
+
+
+def _inside(points: np.ndarray, others: np.ndarray) -> int:
+    low = others.min(axis=0) - OVERLAP_MARGIN
+    high = others.max(axis=0) + OVERLAP_MARGIN
+    return int(np.all((points >= low) & (points <= high), axis=1).sum())
