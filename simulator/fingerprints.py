@@ -45,6 +45,13 @@ RIDGE_PERIOD_SPREAD = 0.1  # the period varies by about +-10 % across a finger (
 _ORIENTATION_BINS = 12  # Gabor kernels per frequency: 15 degrees apart, blended linearly between neighbours
 _PERIOD_BINS = 2  # two kernel periods bracket the period map; blended linearly
 _GROW_SCALE = 0.5  # the pattern is grown at half resolution (4.5 px period) - four times cheaper - then upsampled
+# The smooth random bend added to the class model's orientation. Tuned with the real extractor and matcher
+# (scripts/fpgen_scores.py): with the class model alone (0.22 rad, waves <= 1 period) synthetic fingers were too
+# alike - 20 % of impostor pairs scored over the FMR-0.1 % threshold; waves of ~1-2 periods of 0.5 rad give each
+# finger its own flow and ~50 minutiae, and impostors over the threshold fall to ~2 %.
+_PERTURBATION_RAD = 0.5  # sd of the bend
+_PERTURBATION_CELLS = 4.0  # its waves: at most half this many periods across the image
+_PERTURBATION_FREQ = 4.0  # wave frequencies drawn N(0, 1) times this, then clipped to the cells
 _MIN_MINUTIA_SPACING_PX = 11.0  # two minutiae closer than ~1.2 ridge periods are rare on real fingers
 # Saturated two-level ridges by 14 passes; later ones only slowly pair off minutiae (14 vs 18: 92 % of pixels agree).
 _GROW_ITERATIONS = 14
@@ -320,7 +327,8 @@ def _orientation_at(finger_class: str, singularities: tuple[Singularity, ...], b
         u = (xs - width * 0.5) / (width * 0.35)
         depth = np.clip((ys / height) * 1.2, 0.2, 1.0)
         theta += np.arctan(-bulge * 2.0 * u * np.exp(-u * u) * depth)  # slope of y_up = bulge * exp(-u^2)
-    theta += _smooth_field(perturbation, width, height, cells=3, xs=xs, ys=ys) * 0.22
+    theta += _smooth_field(perturbation, width, height, cells=_PERTURBATION_CELLS, xs=xs, ys=ys,
+                           freq=_PERTURBATION_FREQ) * _PERTURBATION_RAD
     return np.mod(theta, math.pi).astype(np.float32)
 
 
@@ -329,16 +337,16 @@ def _smooth_noise_params(rng: np.random.Generator) -> np.ndarray:
     return rng.normal(0.0, 1.0, (6, 4))  # per wave: amplitude, fx, fy, phase
 
 
-def _smooth_field(params: np.ndarray, width: int, height: int, cells: int, xs: np.ndarray | None = None,
-                  ys: np.ndarray | None = None) -> np.ndarray:
+def _smooth_field(params: np.ndarray, width: int, height: int, cells: float, xs: np.ndarray | None = None,
+                  ys: np.ndarray | None = None, freq: float = 1.0) -> np.ndarray:
     """Sum of a few random cosine waves of at most `cells` periods across the image; roughly unit amplitude."""
     if xs is None or ys is None:
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     u, v = xs / width, ys / height
     out = np.zeros(np.shape(xs), dtype=np.float32)
     for amp, fx, fy, phase in params:
-        out += np.float32(amp) * np.cos(2 * math.pi * (np.clip(fx, -cells, cells) * 0.5 * u
-                                                       + np.clip(fy, -cells, cells) * 0.5 * v) + phase)
+        out += np.float32(amp) * np.cos(2 * math.pi * (np.clip(fx * freq, -cells, cells) * 0.5 * u
+                                                       + np.clip(fy * freq, -cells, cells) * 0.5 * v) + phase)
     return out / math.sqrt(len(params) / 2.0)
 
 
