@@ -2,7 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python scripts/fpgen_gallery.py --out /tmp/fpgen --seeds 0-7 [--size 256x288]
 
-One PNG per finger: the master, then GOOD, TYPICAL, POOR and FAILED impressions side by side; plus timings.
+One PNG per finger: the master, then GOOD, TYPICAL, POOR and FAILED impressions side by side; plus timings
+(median master and impression time; --one-core for OpenCV on one thread).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", default="0-7", help="a range a-b or a comma list")
     ap.add_argument("--size", default="256x288", help="WIDTHxHEIGHT")
+    ap.add_argument("--one-core", action="store_true", help="OpenCV on one thread (the timing the brief asks)")
     args = ap.parse_args(argv)
+    if args.one_core:
+        cv2.setNumThreads(1)
     seeds = _seeds(args.seeds)
     w, h = (int(v) for v in args.size.split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
