@@ -269,7 +269,7 @@ def poincare_indices(orientation: np.ndarray, step: int = 8, radius: int = 6) ->
             d = np.diff(np.append(loop, loop[0]))
             d = (d + math.pi / 2) % math.pi - math.pi / 2
             index = float(d.sum() / (2 * math.pi))
-            if abs(abs(index) - 0.5) < 0.1 and not any(abs(fx - x) <= 2 * step and abs(fy - y) <= 2 * step
+            if abs(abs(index) - 0.5) < 0.1 and not any(abs(fx - x) <= 1.5 * step and abs(fy - y) <= 1.5 * step
                                                        and fi * index > 0 for fx, fy, fi in found):
                 found.append((x, y, round(index * 2) / 2))
     return found
@@ -299,7 +299,7 @@ def _plant_singularities(finger_class: str, width: int, height: int, rng: np.ran
         return (Singularity(cx, cy, "core"), Singularity(cx + ddx, min(cy + ddy, height * 0.9), "delta"))
     # whorl: two cores a little apart (a spiral or a circle), a delta low on each side
     tilt = rng.uniform(-0.5, 0.5)
-    sep = height * rng.uniform(0.03, 0.08)
+    sep = height * rng.uniform(0.04, 0.08)  # half the distance between the two cores
     c1 = Singularity(cx - sep * math.sin(tilt), cy - sep * math.cos(tilt), "core")
     c2 = Singularity(cx + sep * math.sin(tilt), cy + sep * math.cos(tilt), "core")
     dy = cy + height * rng.uniform(0.24, 0.32)
