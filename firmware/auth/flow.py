@@ -60,6 +60,8 @@ FINAL_STATES = frozenset({S.AUTHENTICATED, S.REIDENTIFIED, S.REFUSED, S.IMPERSON
 FLOW_TABLE: dict[tuple[VoterState, VoterEvent], tuple[VoterState, tuple[str, ...]]] = {
     (S.WAITING_DOCUMENT, E.DOCUMENT_READ): (S.LOOKING_UP, ("start_timer", "look_up")),
     (S.WAITING_DOCUMENT, E.DOCUMENT_UNREADABLE): (S.TYPING_JMBG, ("count_problem",)),
+    # A passport carries no JMBG in the MRZ: the operator types it from the start (Art. 12(6)).
+    (S.WAITING_DOCUMENT, E.JMBG_TYPED): (S.LOOKING_UP, ("start_timer", "look_up")),
     # The operator may read the document again instead of typing (a smudged MRZ often reads the second time).
     (S.TYPING_JMBG, E.DOCUMENT_READ): (S.LOOKING_UP, ("start_timer", "look_up")),
     (S.TYPING_JMBG, E.DOCUMENT_UNREADABLE): (S.TYPING_JMBG, ("count_problem",)),

@@ -15,7 +15,14 @@ from datetime import datetime
 from typing import ClassVar
 
 from firmware.auth.register import DeletionRecord
-from firmware.auth.store import AGE_GROUPS, DURATION_EDGES_S, MAX_ATTEMPTS_COUNTED, PROBLEMS, AuthStore, histogram_quantile
+from firmware.auth.store import (
+    AGE_GROUPS,
+    DURATION_EDGES_S,
+    MAX_ATTEMPTS_COUNTED,
+    PROBLEMS,
+    AuthStore,
+    histogram_quantile,
+)
 from firmware.common.reports import ReceiptPage, ReportHeader
 
 

@@ -129,6 +129,7 @@ class AuthService:
             identity = parse_document(scan, self.day)
         except DocumentError as exc:
             self._fire(VoterEvent.DOCUMENT_UNREADABLE)
+            self.store.count("problem.document")
             return self.view(str(exc))
         return self._identified(VoterEvent.DOCUMENT_READ, identity)
 
