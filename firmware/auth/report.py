@@ -83,6 +83,8 @@ class AuthReport:
         page.row(t("auth.report.label.admitted"), str(self.voters_admitted), bold=True)
         page.row(t("report.label.turnout"), f"{msgs.format_decimal(self.turnout_percent)} %")
         page.row(t("auth.report.label.authenticated"), str(self.authenticated), indent=page.s.body)
+        for attempts, count in self.attempts.items():
+            page.row(t("auth.report.label.attempts", attempts=attempts), str(count), indent=2 * page.s.body, size=page.s.small)
         page.row(t("auth.report.label.reidentified"), str(self.reidentified), indent=page.s.body)
         page.heading(t("auth.report.section.statistics"), size=page.s.body)
         for sex in ("M", "F"):
@@ -96,8 +98,6 @@ class AuthReport:
         page.row(t("auth.report.label.not_in_register"), str(self.not_in_register))
         page.row(t("auth.report.label.no_template"), str(self.no_template))
         page.row(t("auth.report.label.impersonation"), str(self.impersonation_attempts), bold=True)
-        for attempts, count in self.attempts.items():
-            page.row(t("auth.report.label.attempts", attempts=attempts), str(count), indent=page.s.body, size=page.s.small)
         page.heading(t("auth.report.section.duration"), size=page.s.body)
         for label, value in (("auth.report.label.median", self.duration_median_s),
                              ("auth.report.label.p95", self.duration_p95_s)):
