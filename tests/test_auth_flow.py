@@ -7,7 +7,14 @@ import itertools
 import pytest
 
 from config.election import Language
-from firmware.auth.flow import FINAL_STATES, FLOW_TABLE, PANEL, VoterEvent, VoterState, voter_machine
+from firmware.auth.flow import (
+    FINAL_STATES,
+    FLOW_TABLE,
+    PANEL,
+    VoterEvent,
+    VoterState,
+    voter_machine,
+)
 from firmware.common.i18n import Messages
 from firmware.common.statemachine import TransitionRefused
 

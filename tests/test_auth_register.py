@@ -28,7 +28,7 @@ VOTERS = [
 
 class _Clock:
     def now(self) -> dt.datetime:
-        return dt.datetime(2026, 10, 4, 19, 5, tzinfo=dt.timezone.utc)
+        return dt.datetime(2026, 10, 4, 19, 5, tzinfo=dt.UTC)
 
 
 class _Flash:

@@ -13,10 +13,15 @@ from config.election import Language, load_election
 from firmware.auth.register import DeletionRecord
 from firmware.auth.report import AuthReport, build_auth_report
 from firmware.auth.store import AuthStore, LegalRecord
-from firmware.common.reports import build_header, render_png, render_raster, report_to_json
+from firmware.common.reports import (
+    build_header,
+    render_png,
+    render_raster,
+    report_to_json,
+)
 
 ELECTION = load_election(Path(__file__).resolve().parents[1] / "config/elections/municipal-2024-sample.json")
-AT = dt.datetime(2026, 10, 4, 9, 30, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 10, 4, 9, 30, tzinfo=dt.UTC)
 JMBGS = [f"{i:013d}" for i in range(10)]
 
 

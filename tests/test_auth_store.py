@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from firmware.auth.store import DB_FILE, LOG_FILE, AuthStore, AuthStoreError, LegalRecord, histogram_quantile
+from firmware.auth.store import (
+    DB_FILE,
+    LOG_FILE,
+    AuthStore,
+    AuthStoreError,
+    LegalRecord,
+    histogram_quantile,
+)
 
 KEY = b"\x07" * 32
 JMBGS = [f"{i:013d}" for i in range(1000000000000, 1000000000060)]
-AT = dt.datetime(2026, 10, 4, 12, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 10, 4, 12, 0, tzinfo=dt.UTC)
 
 
 def _voter(jmbg: str) -> dict[str, object]:
