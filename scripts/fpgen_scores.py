@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * np.median(repeat):.0f} % (p10 {100 * np.percentile(repeat, 10):.0f} %)")
     if args.no_match:
         return 0
-    from biometrics.match import THRESHOLD, similarity
+    from biometrics.match import THRESHOLD, prepare, similarity
 
-    genuine = [similarity(a, b) for row in probes for a, b in itertools.combinations(row, 2)]
-    enrol = [similarity(p, masters[f]) for f, row in enumerate(probes) for p in row]
-    impostor = [similarity(probes[i][0], masters[j]) for i in range(args.fingers) for j in range(args.fingers)
+    enrolled = [prepare(t) for t in masters]  # cylinders once per template, not once per pair
+    touches = [[prepare(t) for t in row] for row in probes]
+    genuine = [similarity(a, b) for row in touches for a, b in itertools.combinations(row, 2)]
+    enrol = [similarity(p, enrolled[f]) for f, row in enumerate(touches) for p in row]
+    impostor = [similarity(touches[i][0], enrolled[j]) for i in range(args.fingers) for j in range(args.fingers)
                 if i != j]
     for name, s in (("genuine impression-impression", genuine), ("genuine impression-master", enrol),
                     ("impostor impression-master", impostor)):
