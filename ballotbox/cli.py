@@ -17,8 +17,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from config.election import SAMPLE_ELECTION, ElectionError, load_election
 from firmware.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UserError
@@ -29,11 +30,12 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_CHECK_FAILED", "EXIT_OK", "UserError", "main"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
+    run = getattr(args, "run", None) or getattr(args, "handler", None)  # biometrics/cli.py sets `handler`
+    if run is None:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(args.run(args))
+        return int(run(args))
     except (UserError, ElectionError) as exc:
         print(f"ballotbox: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -95,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     bench_total.add_argument("files", nargs="+", type=Path, help="omr-LEVEL-KIND-SEED.json files")
     bench_total.add_argument("--out", type=Path, help="write the total as JSON here")
     bench_total.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["total"]).total(a.files, a.out))
+
+    from biometrics.cli import add_bench_parser, add_parsers
+
+    add_bench_parser(bench)
+    add_parsers(sub)
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
