@@ -47,7 +47,7 @@ from firmware.auth.report import AuthReport, build_auth_report
 from firmware.auth.service import AuthService
 from firmware.auth.store import DB_FILE, LOG_FILE, AuthStore
 from firmware.common.i18n import Messages
-from firmware.common.identity import load_or_provision, software_hash, software_version
+from firmware.common.identity import DeviceIdentity, load_or_provision, software_hash, software_version
 from firmware.common.reports import build_header
 from hal.clock import station_time
 from simulator.devices import AcceleratedClock
@@ -93,8 +93,13 @@ class DeskResult:
 
 def run_desk(election: Election, voters: int, seed: int, data_dir: Path, messages: Messages,
              clock: AcceleratedClock | None = None, *, mix: DeskMix = DeskMix(),
+             identity: DeviceIdentity | None = None,
              on_report: Callable[[str, object], None] | None = None) -> DeskResult:
-    """Provision the desk in `data_dir` (fresh), run the polls' authentications, close, report, compare."""
+    """Provision the desk in `data_dir` (fresh), run the polls' authentications, close, report, compare.
+
+    `clock`: the desk's own simulated clock (default: one starting at the opening); do not pass the
+    scanner's clock object - the wall wants no shared clock order. `identity`: the box's device key
+    (the scanner day's), else one is provisioned in `data_dir`."""
     if voters < 4:
         raise ValueError(f"voters = {voters}: the desk needs at least 4 register voters for its cases")
     rng = random.Random(seed)
@@ -137,7 +142,7 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     clock.sleep(max(0.0, (station_time(election.date, election.polls.closing) - clock.now()).total_seconds()))
     deletion = service.close_polls()
 
-    identity = load_or_provision(data_dir, SIM_DEVICE_ID)
+    identity = identity or load_or_provision(data_dir, SIM_DEVICE_ID)
     header = build_header(election, device_id=identity.device_id, software_version=software_version(),
                           software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,
                           printed_at=clock.now())
