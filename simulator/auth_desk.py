@@ -47,7 +47,12 @@ from firmware.auth.report import AuthReport, build_auth_report
 from firmware.auth.service import AuthService
 from firmware.auth.store import DB_FILE, LOG_FILE, AuthStore
 from firmware.common.i18n import Messages
-from firmware.common.identity import DeviceIdentity, load_or_provision, software_hash, software_version
+from firmware.common.identity import (
+    DeviceIdentity,
+    load_or_provision,
+    software_hash,
+    software_version,
+)
 from firmware.common.reports import build_header
 from hal.clock import station_time
 from simulator.devices import AcceleratedClock
