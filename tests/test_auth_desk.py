@@ -14,7 +14,7 @@ ELECTION = load_election(Path(__file__).resolve().parents[1] / "config/elections
 
 def test_a_small_desk_day_agrees_with_its_ground_truth(tmp_path: Path) -> None:
     mix = DeskMix(corrupt_document=0.2, passport=0.2)
-    result = run_desk(ELECTION, 10, 11, tmp_path, Messages.for_language("bs"), mix=mix)
+    result = run_desk(ELECTION, 10, 11, tmp_path, Messages.for_language("bs"), registered=40, mix=mix)
     assert result.differences == []
     assert result.agree
     truth = result.truth
@@ -22,8 +22,8 @@ def test_a_small_desk_day_agrees_with_its_ground_truth(tmp_path: Path) -> None:
     assert truth["impersonation"] >= 2 and truth["no_template"] == 1 and truth["not_in_register"] == 1
     assert truth["failures"] >= 1 and truth["attempts"]["2"] >= 1  # type: ignore[index]
     report = result.report
-    assert report.registered_voters == 10 and report.deletion is not None
-    assert report.deletion.records == 10 and report.deletion.templates == 9
+    assert report.registered_voters == 40 and report.deletion is not None
+    assert report.deletion.records == 40 and report.deletion.templates == 39
     assert report.deletion.sensor_templates_after == 0
     assert not (tmp_path / "register.bbr").exists() and not (tmp_path / "auth.key").exists()
     assert report_to_json(report)["report"] == "auth_report"
