@@ -166,7 +166,7 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     report = build_auth_report(header, store, registered_voters=registered, deletion=deletion)
     store.close()
     if on_report:
-        on_report("auth_report", report)
+        on_report("auth", report)  # saved as auth-report.png / .json by the CLI's save_report
     differences = truth.compare(report)
     if deletion.sensor_templates_after != 0 or (data_dir / REGISTER_FILE).exists():
         differences.append("the register extract or the sensor's templates survived the close")
