@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -179,7 +180,9 @@ def load_template(path: Path, dpi: float | None = None) -> FingerprintTemplate:
 
     if not path.exists():
         raise BiometricInputError(str(path), "no such file")
-    pixels, resolution = load_fingerprint_image(path, dpi)
+    with warnings.catch_warnings():  # Pillow warns on damaged headers; the one line the person sees is ours
+        warnings.simplefilter("ignore")
+        pixels, resolution = load_fingerprint_image(path, dpi)
     return extract(pixels, resolution).template
 
 

@@ -43,12 +43,13 @@ SIGMA_DIRECTION = 2 * math.pi / 9  # MCC's sigma_D
 MIN_NEIGHBOURS = 2  # a cylinder with fewer neighbours says nothing (MCC's min_M)
 PAIRS_MIN, PAIRS_MAX = 4, 12  # local pairs averaged for the local score (MCC's n_P range)
 PROPOSALS = 10  # alignments tried in the consolidation
-DISTANCE_TOLERANCE = 12.0  # px at the reference pair ...
+DISTANCE_TOLERANCE = 6.0  # px at the reference pair ... (chosen on FVC2002-B: 12 -> 6 px, ours EER 4.74 -> 4.12 %)
 DISTORTION_PER_PX = 0.08  # ... growing by this much per px away from it (elastic skin)
 DISTANCE_TOLERANCE_MAX = 28.0
 ANGLE_TOLERANCE = math.pi / 6  # 30 deg: vendors place directions differently (sd ~6 deg measured)
 OVERLAP_MARGIN = 20.0  # px: a minutia this close outside the other's bounding box still counts as seen
 OVERLAP_FLOOR = 10  # minutiae: an overlap smaller than this is not trusted to be all of it
+LIKENESS_WEIGHT = 0.5  # a pair counts half as one, half by its cylinders' likeness (FNMR@0.1 % 19.5 -> 14.6 %)
 SHORTLIST = 25  # 1:N: templates consolidated after the screening pass
 SCREEN_DIMENSIONS = 48  # 1:N screening: principal axes kept of the cylinders (most of their energy)
 
@@ -243,17 +244,22 @@ def _consolidate(a: MatchTemplate, b: MatchTemplate, local: np.ndarray) -> float
     counts = paired.sum(axis=1)
     best = int(np.argmax(counts))
     matched, placed = int(counts[best]), moved[best]
+    chosen, chosen_partner = paired[best], partner[best]
     if matched >= 3:
-        rotation_fit, centre_a, centre_b = _fit(a.points[paired[best]], b.points[partner[best][paired[best]]])
+        rotation_fit, centre_a, centre_b = _fit(a.points[chosen], b.points[chosen_partner[chosen]])
         refit, refit_angles = _transform(a.points, a.angles, rotation_fit[None], centre_a[None], centre_b[None])
         spread = np.hypot(*(a.points - centre_a).T)[None] * 0.5
-        paired_refit, _ = _mutual_pairs(refit, refit_angles, b, spread)
+        paired_refit, partner_refit = _mutual_pairs(refit, refit_angles, b, spread)
         if paired_refit.sum() > matched:
             matched, placed = int(paired_refit.sum()), refit[0]
+            chosen, chosen_partner = paired_refit[0], partner_refit[0]
     seen_a = _inside(placed, b.points)
     seen_b = _inside(b.points, placed)
     overlap = max(seen_a, OVERLAP_FLOOR) * max(seen_b, OVERLAP_FLOOR)
-    return min(matched * matched / overlap, 1.0)
+    # each pair counts by how alike its two neighbourhoods are (a pair of lone look-alikes counts less)
+    likeness = float(np.clip(local[chosen, chosen_partner[chosen]], 0.0, 1.0).sum()) if matched else 0.0
+    evidence = matched * (LIKENESS_WEIGHT * likeness + (1 - LIKENESS_WEIGHT) * matched)
+    return min(evidence / overlap, 1.0)
 
 
 def _transform(

@@ -1,0 +1,259 @@
+"""The authentication service: the desk's devices, the register, the matcher and the store, driven by
+the voter state table (firmware/auth/flow.py).
+
+    service = AuthService(register, sensor, store, clock, messages, day=election_date)
+    service.open_polls()                      # opens the register, builds the 1:N gallery
+    view = service.read_document(scan_text)   # DeskView(state, voter_text, committee_text, ...)
+    view = service.capture()                  # repeat while view.state is CAPTURING
+    view = service.committee_decides(True)    # in COMMITTEE: identified (re-identification register) or not
+    service.next_voter()
+    deletion = service.close_polls()          # register wiped, sensor flash cleared
+
+The polls state crosses the secrecy wall as a plain value (`polls_open: bool` given by whoever owns
+the polls, `open_polls`/`close_polls` here); the service never asks the scanner anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from biometrics.documents import (
+    DocumentError,
+    DocumentIdentity,
+    parse_document,
+    parse_typed_jmbg,
+)
+from biometrics.extract import extract
+from biometrics.iso19794 import read_record
+from biometrics.match import THRESHOLD, Gallery, MatchTemplate, prepare, verify
+from firmware.auth.flow import (
+    MAX_ATTEMPTS,
+    PANEL,
+    VoterEvent,
+    VoterState,
+    voter_machine,
+)
+from firmware.auth.register import (
+    DeletionRecord,
+    RegisterClosed,
+    RegisterExtract,
+    RegisterVoter,
+)
+from firmware.auth.store import AuthStore, LegalRecord
+from firmware.common.i18n import Messages
+from hal.fingerprint import FingerprintError, FingerprintSensor, NoFinger
+
+CAPTURE_TIMEOUT_S = 10.0  # the voter has ten seconds to place the finger
+# 1:N: another register voter's template must beat the claimed voter's by this margin (calibrated
+# score units, -log10 FMR) and pass the threshold with room, so a look-alike does not raise an alarm.
+IMPERSONATION_MARGIN = 1.0
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+    def monotonic(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class DeskView:
+    """What the desk shows now: the state, the two texts, and for the committee the voter in question."""
+
+    state: VoterState
+    voter_text: str
+    committee_text: str
+    voter_name: str | None = None
+    detail: str | None = None  # e.g. the document error, for the operator
+
+
+@dataclass
+class _Voter:
+    identity: DocumentIdentity | None = None
+    voter: RegisterVoter | None = None
+    attempts: int = 0
+    started: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class AuthService:
+    def __init__(self, register: RegisterExtract, sensor: FingerprintSensor, store: AuthStore, clock: Clock,
+                 messages: Messages, day: dt.date) -> None:
+        self.register = register
+        self.sensor = sensor
+        self.store = store
+        self.clock = clock
+        self.msgs = messages
+        self.day = day
+        self.machine = voter_machine()
+        self.polls_open = False
+        self.deletion: DeletionRecord | None = None
+        self._current = _Voter()
+        self._enrolled: dict[str, list[MatchTemplate]] = {}
+        self._gallery: Gallery | None = None
+
+    # -- polls -------------------------------------------------------------------------------------
+    def open_polls(self) -> None:
+        self.register.open()
+        self._enrolled = {}
+        templates, ids = [], []
+        for voter in self.register.voters():
+            prepared = [prepare(read_record(t, f"register record {voter.register_number}")) for t in voter.templates]
+            self._enrolled[voter.jmbg] = prepared
+            templates += prepared
+            ids += [voter.jmbg] * len(prepared)
+        self._gallery = Gallery(templates, ids) if templates else None
+        self.polls_open = True
+        self.store.set_polls("opened_at", self.clock.now())
+
+    def close_polls(self) -> DeletionRecord:
+        self.polls_open = False
+        self.store.set_polls("closed_at", self.clock.now())
+        self._enrolled, self._gallery = {}, None
+        self.deletion = self.register.wipe(self.sensor, self.clock)
+        self.store.log_event("register.wiped", {"records": self.deletion.records, "templates": self.deletion.templates,
+                                                "sensor_templates_after": self.deletion.sensor_templates_after,
+                                                "at": self.deletion.deleted_at.isoformat()})
+        return self.deletion
+
+    # -- one voter ---------------------------------------------------------------------------------
+    def view(self, detail: str | None = None) -> DeskView:
+        voter_key, committee_key = PANEL[self.machine.state]
+        voter = self._current.voter
+        name = voter.name if voter is not None else None
+        return DeskView(self.machine.state, self.msgs.t(voter_key), self.msgs.t(committee_key), name, detail)
+
+    def read_document(self, scan: str) -> DeskView:
+        self._require_open()
+        try:
+            identity = parse_document(scan, self.day)
+        except DocumentError as exc:
+            self._fire(VoterEvent.DOCUMENT_UNREADABLE)
+            self.store.count("problem.document")
+            return self.view(str(exc))
+        return self._identified(VoterEvent.DOCUMENT_READ, identity)
+
+    def type_jmbg(self, text: str) -> DeskView:
+        self._require_open()
+        try:
+            identity = parse_typed_jmbg(text, self.day)
+        except DocumentError as exc:
+            self.store.count("problem.document")
+            return self.view(str(exc))
+        return self._identified(VoterEvent.JMBG_TYPED, identity)
+
+    def capture(self) -> DeskView:
+        """One capture on the sensor, its quality check and, if good, the match."""
+        self._require_open()
+        voter = self._current.voter
+        if self.machine.state != VoterState.CAPTURING or voter is None:
+            self._fire(VoterEvent.CAPTURED)  # refused by the table with the state named
+        assert voter is not None
+        self._current.attempts += 1
+        last = self._current.attempts >= MAX_ATTEMPTS
+        try:
+            image = self.sensor.capture(CAPTURE_TIMEOUT_S)
+        except NoFinger:
+            return self._poor_capture(last)
+        except FingerprintError as exc:
+            self.store.count("problem.sensor")
+            return self._poor_capture(last, str(exc))
+        extraction = extract(image.pixels, image.dpi)
+        if extraction.retry:  # the extractor's quality floor (biometrics.extract RETRY_BELOW_QUALITY)
+            return self._poor_capture(last)
+        self._fire(VoterEvent.CAPTURED)
+        probe = prepare(extraction.template)
+        result = verify(probe, self._enrolled[voter.jmbg])
+        # 1:N only for a finger that is not the claimed voter's: a finger that matches its document's
+        # voter is that voter's, and the 1:N pass costs ~25 consolidations (the matcher's shortlist).
+        other = None if result.matched else self._another_voter(probe, voter.jmbg, result.score)
+        if result.matched:
+            self._fire(VoterEvent.MATCHED)
+            self._record(voter, reidentified=False)
+        elif other is not None:
+            self._fire(VoterEvent.MATCHES_ANOTHER)
+            self._record_impersonation("finger_of_another_voter", voter, other)
+        else:
+            self._fire(VoterEvent.FINAL_NOT_MATCHED if last else VoterEvent.NOT_MATCHED)
+            if last:
+                self.store.count("failures")
+        return self.view()
+
+    def committee_decides(self, identified: bool) -> DeskView:
+        """In COMMITTEE: the committee identified the voter by the document (re-identification
+        register, Art. 12(5)) or did not (the voter is refused)."""
+        self._require_open()
+        voter = self._current.voter
+        if identified:
+            self._fire(VoterEvent.COMMITTEE_IDENTIFIED)
+            assert voter is not None
+            self._record(voter, reidentified=True)
+        else:
+            self._fire(VoterEvent.COMMITTEE_REFUSED)
+            self.store.count("refused")
+        return self.view()
+
+    def next_voter(self) -> DeskView:
+        self._fire(VoterEvent.NEXT_VOTER)
+        self._current = _Voter()  # nothing of the last voter stays in memory
+        return self.view()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _poor_capture(self, last: bool, detail: str | None = None) -> DeskView:
+        self._fire(VoterEvent.ATTEMPTS_EXHAUSTED if last else VoterEvent.POOR_CAPTURE)
+        if last:
+            self.store.count("failures")
+        return self.view(detail)
+
+    def _identified(self, event: VoterEvent, identity: DocumentIdentity) -> DeskView:
+        self._fire(event)
+        self._current.identity = identity
+        self._current.started = self.clock.monotonic()
+        voter = self.register.lookup(identity.lookup_keys())
+        if voter is None:
+            self._fire(VoterEvent.NOT_IN_REGISTER)
+            self.store.count("not_in_register")
+            return self.view()
+        self._current.voter = voter
+        if self.store.state_of(voter.jmbg) != "N":
+            self._fire(VoterEvent.ALREADY_AUTHENTICATED)
+            self._record_impersonation("already_authenticated", voter, None)
+            return self.view()
+        if not self._enrolled.get(voter.jmbg):
+            self._fire(VoterEvent.NO_TEMPLATE)
+            self.store.count("no_template")
+            return self.view()
+        self._fire(VoterEvent.FOUND)
+        return self.view()
+
+    def _another_voter(self, probe: MatchTemplate, claimed: str, claimed_score: float) -> str | None:
+        if self._gallery is None:
+            return None
+        for jmbg, score in self._gallery.identify(probe, top=2):
+            if jmbg != claimed and score >= THRESHOLD + IMPERSONATION_MARGIN and score > claimed_score + IMPERSONATION_MARGIN:
+                return str(jmbg)
+        return None
+
+    def _record(self, voter: RegisterVoter, reidentified: bool) -> None:
+        seconds = self.clock.monotonic() - (self._current.started or self.clock.monotonic())
+        legal = None
+        if reidentified:
+            legal = LegalRecord("reidentified", self.clock.now(),
+                                {"name": voter.name, "register_number": voter.register_number})
+        self.store.record_authenticated(voter.jmbg, sex=voter.sex, age=self.day.year - voter.birth_year,
+                                        attempts=self._current.attempts, seconds=seconds, reidentified=legal)
+
+    def _record_impersonation(self, what: str, claimed: RegisterVoter, other_jmbg: str | None) -> None:
+        detail: dict[str, Any] = {"what": what, "name": claimed.name, "register_number": claimed.register_number}
+        if other_jmbg is not None:
+            other = self.register.lookup([("jmbg", other_jmbg)])
+            if other is not None:
+                detail["finger_of"] = {"name": other.name, "register_number": other.register_number}
+        self.store.record_impersonation(LegalRecord("impersonation", self.clock.now(), detail))
+
+    def _fire(self, event: VoterEvent) -> tuple[str, ...]:
+        return self.machine.fire(event)
+
+    def _require_open(self) -> None:
+        if not self.polls_open:
+            raise RegisterClosed("the authentication desk works only while the polls are open; open the polls first")

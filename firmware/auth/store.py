@@ -1,0 +1,281 @@
+"""The auth service's store: only what the law asks the desk to keep, in an order no byte reveals.
+
+What is kept (Art. 12-14, 34):
+- which register voters have been authenticated (a second vote is an impersonation attempt), keyed by
+  a keyed hash of the JMBG (HMAC-SHA256 under `register.pseudonym_key`, 16 bytes);
+- aggregate counters: successes, failures, re-identified, refused, attempts histogram, impersonation
+  attempts, sex and age group of those authenticated, problems, and the time per authentication as a
+  histogram (bins of DURATION_EDGES_S), never a list of times;
+- the two legal records that do carry a person and a time: the re-identification register (name and
+  time of voting, Art. 12(5)) and the impersonation records (Art. 12(7), for the ZARBO).
+
+Secrecy, as the scanner's store (firmware/scanner/store.py) and for the same reasons:
+1. No rowid order: every table is WITHOUT ROWID. The voter table is allocated *before* the polls open
+   with one row per register voter (state 'N'); authenticating flips the one-character state in place
+   (a same-size update), so the table's bytes depend on the register and the final set only. The
+   allocation is followed by a VACUUM (layout by key). Counters are pre-allocated fixed-size blobs.
+2. secure_delete=ON; nothing is deleted during the day anyway.
+3. The rollback journal runs in PERSIST mode with locking_mode=EXCLUSIVE, and after every write
+   transaction it is overwritten with zeros (its pre-image pages are the state before the last voter).
+4. synchronous=FULL: an authentication is on disk before the panel says so.
+The legal records are inserted under random 16-byte keys; they carry their time by law, so their
+order is public anyway. The store shares no id, sequence or clock with the scanner: its keys are
+random or keyed hashes, its only times are those of the legal records and of the polls.
+
+The event log (`auth-events.jsonl`) holds polls-level events only (opened, closed, register wiped):
+nothing per voter, so turnout by minute cannot be read from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = "1"
+PSEUDONYM_BYTES = 16
+RECORD_SIZE = 256  # a legal record's blob: 2-byte length + canonical JSON + zero padding
+VALUE_SIZE = 64  # a polls value (ISO time), padded
+PAGE_SIZE = 4096
+LOG_FILE = "auth-events.jsonl"
+DB_FILE = "auth.sqlite"
+
+# Time from document read to the desk's decision. Bins in seconds: fine where most voters are (10-40 s),
+# coarse in the tail; a histogram says how long the desk took without saying when anyone came.
+DURATION_EDGES_S = (5, 10, 15, 20, 25, 30, 40, 50, 60, 90, 120, 180, 300)
+AGE_GROUPS = ((18, 29), (30, 44), (45, 64), (65, 200))  # the CEC's statistical groups
+MAX_ATTEMPTS_COUNTED = 3
+
+NOT_YET, AUTHENTICATED, REIDENTIFIED = "N", "A", "R"
+LEGAL_KINDS = ("reidentified", "impersonation")
+PROBLEMS = ("document", "sensor", "application", "network")
+
+COUNTERS: tuple[str, ...] = (
+    "authenticated", "reidentified", "refused", "not_in_register", "no_template", "failures", "impersonation",
+    *(f"attempts.{n}" for n in range(1, MAX_ATTEMPTS_COUNTED + 1)),
+    "sex.M", "sex.F", *(f"age.{lo}" for lo, _ in AGE_GROUPS),
+    *(f"duration.{i}" for i in range(len(DURATION_EDGES_S) + 1)),
+    *(f"problem.{p}" for p in PROBLEMS),
+)
+_COUNTER = struct.Struct(">Q")
+_VOTER_KEYS = frozenset({"jmbg", "name", "voter", "register_number", "document_number", "template"})
+
+
+class AuthStoreError(RuntimeError):
+    """The auth store cannot do what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class LegalRecord:
+    kind: str  # "reidentified" | "impersonation"
+    at: datetime
+    detail: dict[str, Any]  # name (and register number) of the person; for impersonation, what happened
+
+
+class AuthStore:
+    """The desk's store in `data_dir`; create() allocates it for a register before the polls open."""
+
+    def __init__(self, data_dir: Path, key: bytes) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_FILE
+        self.log_path = self.data_dir / LOG_FILE
+        self._key = key
+        exists = self.path.exists()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        for pragma in ("locking_mode=EXCLUSIVE", f"page_size={PAGE_SIZE}", "journal_mode=PERSIST",
+                       "synchronous=FULL", "secure_delete=ON", "temp_store=MEMORY"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the exclusive lock now
+        self._scrub_journal()
+        self.created = exists
+
+    @classmethod
+    def create(cls, data_dir: Path, key: bytes, jmbgs: Iterable[str]) -> AuthStore:
+        """Allocate the store for the register's voters (before opening; refuses an existing store)."""
+        if (Path(data_dir) / DB_FILE).exists():
+            raise AuthStoreError(f"{Path(data_dir) / DB_FILE}: an auth store exists already; it is made once per election")
+        store = cls(data_dir, key)
+        db = store._db
+        with store._write():
+            db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+            db.execute("CREATE TABLE voter (pseudonym BLOB PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID")
+            db.execute("CREATE TABLE counter (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+            db.execute("CREATE TABLE legal_record (id BLOB PRIMARY KEY, kind TEXT NOT NULL, body BLOB NOT NULL)"
+                       " WITHOUT ROWID")
+            db.executemany("INSERT INTO meta VALUES (?, ?)",
+                           [(n, _pad(b"", VALUE_SIZE)) for n in ("format", "opened_at", "closed_at")])
+            db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (_pad(FORMAT_VERSION.encode(), VALUE_SIZE),))
+            pseudonyms = sorted({store.pseudonym(j) for j in jmbgs})
+            db.executemany("INSERT INTO voter VALUES (?, ?)", [(p, NOT_YET) for p in pseudonyms])
+            db.executemany("INSERT INTO counter VALUES (?, ?)", [(n, _COUNTER.pack(0)) for n in COUNTERS])
+        db.execute("VACUUM")
+        store._scrub_journal()
+        return store
+
+    # -- the desk's writes -------------------------------------------------------------------------
+    def pseudonym(self, jmbg: str) -> bytes:
+        return hmac.new(self._key, jmbg.encode("ascii"), hashlib.sha256).digest()[:PSEUDONYM_BYTES]
+
+    def state_of(self, jmbg: str) -> str | None:
+        row = self._db.execute("SELECT state FROM voter WHERE pseudonym = ?", (self.pseudonym(jmbg),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_authenticated(self, jmbg: str, *, sex: str, age: int, attempts: int, seconds: float,
+                             reidentified: LegalRecord | None = None) -> None:
+        """One voter authenticated (by finger, or re-identified by the committee), in one transaction."""
+        state = REIDENTIFIED if reidentified is not None else AUTHENTICATED
+        with self._write():
+            cur = self._db.execute("UPDATE voter SET state = ? WHERE pseudonym = ? AND state = ?",
+                                   (state, self.pseudonym(jmbg), NOT_YET))
+            if cur.rowcount != 1:
+                raise AuthStoreError("this voter is not in the register or is authenticated already")
+            names = ["reidentified" if reidentified else "authenticated", f"sex.{sex}", f"age.{_age_group(age)}",
+                     f"duration.{_duration_bin(seconds)}"]
+            if reidentified is None:
+                names.append(f"attempts.{min(max(attempts, 1), MAX_ATTEMPTS_COUNTED)}")
+            for name in names:
+                self._add(name, 1)
+            if reidentified is not None:
+                self._insert_legal(reidentified)
+
+    def count(self, name: str, by: int = 1) -> None:
+        with self._write():
+            self._add(name, by)
+
+    def record_impersonation(self, record: LegalRecord) -> None:
+        with self._write():
+            self._add("impersonation", 1)
+            self._insert_legal(record)
+
+    def set_polls(self, name: str, at: datetime) -> None:
+        if name not in ("opened_at", "closed_at"):
+            raise AuthStoreError(f"polls value {name!r}: only opened_at and closed_at are kept")
+        with self._write():
+            self._db.execute("UPDATE meta SET value = ? WHERE name = ?", (_pad(at.isoformat().encode(), VALUE_SIZE), name))
+        self.log_event(f"polls.{name[:-3]}", {"at": at.isoformat()})
+
+    def log_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """Append a polls-level event; anything naming a voter is refused (nothing per voter is logged)."""
+        if _VOTER_KEYS & set(detail):
+            raise AuthStoreError(f"event {kind!r}: the auth log holds no voter data ({sorted(_VOTER_KEYS & set(detail))})")
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"kind": kind, **detail}, sort_keys=True, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    # -- reading -----------------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT name, value FROM counter").fetchall()
+        values = {str(n): _COUNTER.unpack(v)[0] for n, v in rows}
+        return {n: values[n] for n in COUNTERS}
+
+    def polls(self, name: str) -> datetime | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        text = _unpad(row[0]).decode() if row else ""
+        return datetime.fromisoformat(text) if text else None
+
+    def legal_records(self, kind: str) -> list[LegalRecord]:
+        """The records of `kind`, in order of time (the law asks for the time; it is printed)."""
+        rows = self._db.execute("SELECT body FROM legal_record WHERE kind = ?", (kind,)).fetchall()
+        records = []
+        for (body,) in rows:
+            data = json.loads(_unpad(body))
+            records.append(LegalRecord(kind, datetime.fromisoformat(data.pop("at")), data))
+        return sorted(records, key=lambda r: (r.at, json.dumps(r.detail, sort_keys=True)))
+
+    def voters_authenticated(self) -> int:
+        (n,) = self._db.execute("SELECT count(*) FROM voter WHERE state != ?", (NOT_YET,)).fetchone()
+        return int(n)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _add(self, name: str, by: int) -> None:
+        if name not in COUNTERS:
+            raise AuthStoreError(f"counter {name!r} is not one of the auth store's counters")
+        (value,) = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
+        self._db.execute("UPDATE counter SET value = ? WHERE name = ?", (_COUNTER.pack(_COUNTER.unpack(value)[0] + by), name))
+
+    def _insert_legal(self, record: LegalRecord) -> None:
+        if record.kind not in LEGAL_KINDS:
+            raise AuthStoreError(f"legal record kind {record.kind!r}: one of {LEGAL_KINDS}")
+        body = json.dumps({"at": record.at.isoformat(), **record.detail}, sort_keys=True, ensure_ascii=False).encode()
+        self._db.execute("INSERT INTO legal_record VALUES (?, ?, ?)", (os.urandom(16), record.kind, _pad(body, RECORD_SIZE)))
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self)
+
+    def _scrub_journal(self) -> None:
+        journal = Path(str(self.path) + "-journal")
+        if not journal.exists():
+            return
+        size = journal.stat().st_size
+        with open(journal, "r+b") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class _Transaction:
+    def __init__(self, store: AuthStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        self.store._scrub_journal()
+
+
+def histogram_quantile(counts: Sequence[int], q: float, edges: Sequence[float] = DURATION_EDGES_S) -> float | None:
+    """The q-quantile (0..1) of a duration histogram, interpolated linearly inside its bin (the open
+    last bin reports its lower edge). None for an empty histogram."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    target = q * total
+    seen = 0.0
+    lows = (0.0, *edges)
+    for i, count in enumerate(counts):
+        if count and seen + count >= target:
+            if i >= len(edges):
+                return float(lows[i])
+            return float(lows[i] + (edges[i] - lows[i]) * (target - seen) / count)
+        seen += count
+    return float(lows[-1])
+
+
+def _age_group(age: int) -> int:
+    for lo, hi in AGE_GROUPS:
+        if lo <= age <= hi:
+            return lo
+    return AGE_GROUPS[0][0]  # under 18 cannot be on the register; counted with the youngest if it ever is
+
+
+def _duration_bin(seconds: float) -> int:
+    for i, edge in enumerate(DURATION_EDGES_S):
+        if seconds < edge:
+            return i
+    return len(DURATION_EDGES_S)
+
+
+def _pad(data: bytes, size: int) -> bytes:
+    if len(data) + 2 > size:
+        raise AuthStoreError(f"a value of {len(data)} bytes does not fit a {size}-byte cell")
+    return struct.pack(">H", len(data)) + data + b"\0" * (size - 2 - len(data))
+
+
+def _unpad(blob: bytes) -> bytes:
+    (n,) = struct.unpack_from(">H", blob)
+    return bytes(blob[2 : 2 + n])

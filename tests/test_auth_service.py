@@ -1,0 +1,100 @@
+"""The auth service's paths that need no finger: closed polls, unreadable documents, the register's answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+
+from biometrics.iso19794 import write_record
+from firmware.auth.flow import VoterState
+from firmware.auth.register import (
+    RegisterClosed,
+    RegisterExtract,
+    RegisterVoter,
+    build_register_file,
+    provision_key,
+    pseudonym_key,
+)
+from firmware.auth.service import AuthService
+from firmware.auth.store import AuthStore
+from firmware.common.i18n import Messages
+from simulator.devices import AcceleratedClock
+from simulator.documents import id_card, synthetic_person
+from simulator.fingerprint_twin import SimulatedFingerprintSensor
+from simulator.fingerprints import synthetic_template
+
+STATION = "089A012"
+DAY = dt.date(2026, 10, 4)
+
+
+def _desk(tmp_path: Path, enrolled: bool = True) -> tuple[AuthService, list]:
+    rng = random.Random(4)
+    people = [synthetic_person(rng) for _ in range(3)]
+    voters = [RegisterVoter(p.jmbg.digits, (p.document_number,), f"{p.given_names} {p.surname}", i + 1, p.jmbg.sex,
+                            p.jmbg.birth_date.year,
+                            (write_record(synthetic_template(i)),) if enrolled else ())
+              for i, p in enumerate(people[:2])]
+    key = provision_key(tmp_path)
+    build_register_file(tmp_path / "r.bbr", STATION, voters, key)
+    store = AuthStore.create(tmp_path, pseudonym_key(key, STATION), [v.jmbg for v in voters])
+    clock = AcceleratedClock(dt.datetime(2026, 10, 4, 7, 0, tzinfo=dt.UTC))
+    service = AuthService(RegisterExtract(tmp_path / "r.bbr", STATION, key), SimulatedFingerprintSensor(), store,
+                          clock, Messages.for_language("en"), DAY)
+    return service, people
+
+
+def test_the_desk_refuses_before_the_polls_open(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    with pytest.raises(RegisterClosed, match="open the polls first"):
+        service.read_document(id_card(people[0]).text)
+
+
+def test_a_person_not_on_the_register_is_refused(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    view = service.read_document(id_card(people[2]).text)
+    assert (view.state, view.voter_text) == (VoterState.REFUSED, Messages.for_language("en").t("auth.panel.voter.refused"))
+    assert service.store.counters()["not_in_register"] == 1
+
+
+def test_an_unreadable_document_asks_for_the_typed_jmbg_and_counts_a_problem(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    view = service.read_document("IDBIH<<<garbage")
+    assert view.state == VoterState.TYPING_JMBG and view.detail
+    view = service.type_jmbg(people[0].jmbg.digits)
+    assert (view.state, view.voter_name) == (VoterState.CAPTURING, f"{people[0].given_names} {people[0].surname}")
+    assert service.store.counters()["problem.document"] == 1
+
+
+def test_an_authenticated_voter_coming_again_raises_the_impersonation_alarm(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    service.store.record_authenticated(people[1].jmbg.digits, sex="F", age=40, attempts=1, seconds=9.0)
+    view = service.read_document(id_card(people[1]).text)
+    assert view.state == VoterState.IMPERSONATION
+    [record] = service.store.legal_records("impersonation")
+    assert (record.detail["what"], record.detail["register_number"]) == ("already_authenticated", 2)
+    assert service.next_voter().state == VoterState.WAITING_DOCUMENT
+
+
+def test_a_voter_without_a_template_goes_to_the_committee_and_into_the_reidentification_register(
+        tmp_path: Path) -> None:
+    service, people = _desk(tmp_path, enrolled=False)
+    service.open_polls()
+    assert service.read_document(id_card(people[0]).text).state == VoterState.COMMITTEE
+    assert service.committee_decides(True).state == VoterState.REIDENTIFIED
+    [record] = service.store.legal_records("reidentified")
+    assert record.detail["name"] == f"{people[0].given_names} {people[0].surname}"
+    assert service.store.counters()["no_template"] == 1 and service.store.counters()["reidentified"] == 1
+
+
+def test_closing_wipes_the_register_and_empties_the_sensor(tmp_path: Path) -> None:
+    service, _ = _desk(tmp_path)
+    service.open_polls()
+    deletion = service.close_polls()
+    assert (deletion.records, deletion.templates, deletion.sensor_templates_after) == (2, 2, 0)
+    assert not (tmp_path / "r.bbr").exists()
