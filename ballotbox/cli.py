@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--election", type=Path, default=SAMPLE_ELECTION, help="election definition (default: sample)")
     sim.add_argument("--no-faults", action="store_true", help="no paper jams, double sheets or open covers")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--desk-voters", type=int, default=None,
+                     help="voters through the authentication desk (pilots 1 and 3; default: the first 60 voters, "
+                          "0 = no desk); the register holds the station's registered voters")
     sim.set_defaults(run=_simulate)
 
     ballots = sub.add_parser("ballots", help="ballot printing").add_subparsers(metavar="ACTION")
@@ -171,6 +174,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
 
+    desk = _authentication_desk(args, election, out, messages, save_report, console)
+
     table = Table(title="Box tallies vs ground truth (the physical ballot box)")
     for col in ("contest", "ballots", "valid", "invalid", "ambiguous", "agree"):
         table.add_column(col, justify="right" if col not in ("contest", "agree") else "left")
@@ -188,6 +193,11 @@ def _simulate(args: argparse.Namespace) -> int:
     console.print(f"one ballot through the feeder (simulated capture + OMR + store), wall: median "
                   f"{s['cycle_ms_median']} ms, p95 {s['cycle_ms_p95']} ms; whole run {elapsed:.1f} s")
     console.print(f"reports: {reports_dir}/  results: {out / 'results.json'}")
+    if desk is not None and not desk.agree:
+        console.print("[bold red]AUTHENTICATION REPORT DIFFERS[/] from the simulator's ground truth:")
+        for d in desk.differences[:30]:
+            console.print(f"  {d}")
+        return EXIT_CHECK_FAILED
     if result.agree:
         console.print("[bold green]TALLIES AGREE[/] with the simulator's ground truth")
         return EXIT_OK
@@ -195,6 +205,38 @@ def _simulate(args: argparse.Namespace) -> int:
     for d in result.differences[:30]:
         console.print(f"  {d}")
     return EXIT_CHECK_FAILED
+
+
+def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, messages: Any,
+                         save_report: Any, console: Any) -> Any:
+    """The authentication desk of the same day (its own store, log, clock and key file in device-data/auth:
+    the secrecy wall), its report saved beside the scanner's, checked against the simulator's truth."""
+    from firmware.common.identity import load_or_provision
+    from simulator.auth_desk import run_desk
+    from simulator.day import SIM_DEVICE_ID
+
+    n = min(args.voters, 60) if args.desk_voters is None else args.desk_voters
+    if n == 0:
+        return None
+    if n < 4 or n > args.voters:
+        raise UserError(f"--desk-voters {n}: give 0 (no desk) or 4 to --voters ({args.voters})")
+    registered = max(n, election.station.registered_voters)
+    identity = load_or_provision(out / "device-data", SIM_DEVICE_ID)  # the box's one key, made by the day
+    started = time.perf_counter()
+    desk = run_desk(election, n, args.seed, out / "device-data" / "auth", messages, registered=registered,
+                    identity=identity, on_report=save_report)
+    r = desk.report
+    console.print(f"authentication desk: {n} voters of a register of {registered} in "
+                  f"{time.perf_counter() - started:.1f} s; " + ", ".join(f"{k} {v}" for k, v in _desk_line(r)))
+    console.print("[bold green]AUTHENTICATION REPORT AGREES[/] with the simulator's ground truth" if desk.agree
+                  else "[bold red]AUTHENTICATION REPORT DIFFERS[/]")
+    return desk
+
+
+def _desk_line(report: Any) -> list[tuple[str, Any]]:
+    fields = ("authenticated", "reidentified", "failures", "refused", "not_in_register", "no_template",
+              "impersonation_attempts")
+    return [(name.replace("_", " "), getattr(report, name)) for name in fields if hasattr(report, name)]
 
 
 # -- ballots render ---------------------------------------------------------------------------
