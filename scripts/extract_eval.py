@@ -147,7 +147,7 @@ def compare(args: argparse.Namespace) -> None:
         hist = np.histogram(angle_diffs, bins=12, range=(-180, 180))[0] if angle_diffs else []
         print(f"DB{db}: ours {n_ours} theirs {n_theirs} paired {tp}: precision {precision:.3f} recall {recall:.3f} "
               f"F1 {2 * precision * recall / max(precision + recall, 1e-9):.3f}; same kind {kind_same / max(tp, 1):.2f}; "
-              f"angle diff median {med:.1f} deg; hist {[int(h) for h in hist]}; "
+              f"angle diff median {med:.1f} deg sd {float(np.std(angle_diffs)):.1f}; hist {[int(h) for h in hist]}; "
               f"share reversed by our kind {({k: round(float(np.mean(v)), 2) for k, v in by_kind.items()})}")
 
 
@@ -174,8 +174,9 @@ def profile(args: argparse.Namespace) -> None:
             normal, coherence = pl._orientation(normalised, p)
             marks.append(("orientation", time.perf_counter()))
             period = pl._ridge_period(normalised, mask, p)
+            local_period = pl._local_period(normalised, mask, period, p)
             marks.append(("frequency", time.perf_counter()))
-            enhanced = pl._enhance(normalised, normal, mask, period, p)
+            enhanced = pl._enhance(normalised, normal, mask, period, local_period, p)
             marks.append(("enhancement", time.perf_counter()))
             ridges = (enhanced < 0) & mask
             marks.append(("binarisation", time.perf_counter()))
@@ -183,7 +184,7 @@ def profile(args: argparse.Namespace) -> None:
             marks.append(("thinning", time.perf_counter()))
             cands = mn.detect(skeleton, mask)
             marks.append(("minutiae", time.perf_counter()))
-            found = mn.filter_false(cands, skeleton, mask, coherence, p.filters)
+            found = mn.filter_false(cands, skeleton, mask, normal, coherence, p.filters)
             marks.append(("filtered_minutiae", time.perf_counter()))
             pl.image_quality(mask, coherence, enhanced, len(found.x))
             marks.append(("quality", time.perf_counter()))

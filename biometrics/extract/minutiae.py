@@ -37,7 +37,14 @@ class MinutiaFilters:
     close: float = 6.0  # two minutiae this close are one defect (spur, tick, blot): drop both
     gap: float = 14.0  # two endings this close facing each other are one broken ridge: drop both
     gap_angle: float = np.pi / 4  # how nearly they must face each other
-    min_coherence: float = 0.25  # orientation coherence below it: scar, crease or noise
+    # orientation coherence below it: scar, crease or noise. End to end with biometrics.match, all FVC2002-B:
+    # 0.25 EER 4.91 % (ours vs commercial 4.10 %), 0.15 4.27 % (4.07), 0.05 4.30 % (3.73), 0.35 9.9 %
+    min_coherence: float = 0.05
+    # direction halfway between the tracing and the orientation field where they agree: angle error against
+    # the commercial records 6.0 -> 5.5 deg sd (DB1, 30 images); the field alone 6.6
+    refine_with_field: bool = True
+    refine_within: float = np.pi / 6
+    field_weight: float = 0.5  # 0.75: our-vs-our EER 8.4 -> 7.2 % but ours vs commercial 11.0 -> 11.8 % (DB1+DB3)
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,12 @@ def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
 
 
 def filter_false(
-    found: Candidates, skeleton: np.ndarray, mask: np.ndarray, coherence: np.ndarray, f: MinutiaFilters
+    found: Candidates,
+    skeleton: np.ndarray,
+    mask: np.ndarray,
+    normal: np.ndarray,
+    coherence: np.ndarray,
+    f: MinutiaFilters,
 ) -> Candidates:
     """Directions for every candidate, then drop the false ones; quality from coherence and distance to the edge."""
     if len(found.x) == 0:
@@ -81,13 +93,17 @@ def filter_false(
     point_id = np.full(skeleton.shape, -1, np.int32)
     point_id[yi, xi] = np.arange(len(xi))
 
+    # edge of the print, weak orientation: decided first, so only the rest is traced
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    edge = distance[yi, xi]
+    local_coherence = coherence[yi, xi]
+    inside = (edge >= f.border) & (local_coherence >= f.min_coherence)
+
     # walkers: one per ending, three per fork (one per branch leaving the fork)
     ring = _ring_at(skeleton, xi, yi)  # N x 8
-    starts_owner, starts_dir = [], []
-    for idx in np.nonzero(is_ending)[0]:
-        starts_owner.append(idx)
-        starts_dir.append(-1)
-    fork_idx = np.nonzero(~is_ending)[0]
+    starts_owner = np.nonzero(is_ending & inside)[0].tolist()
+    starts_dir = [-1] * len(starts_owner)
+    fork_idx = np.nonzero(~is_ending & inside)[0]
     if len(fork_idx):
         r = ring[fork_idx]
         run_start = (r == 1) & (np.roll(r, 1, axis=1) == 0)  # first pixel of each branch around the ring
@@ -98,7 +114,7 @@ def filter_false(
     first = np.array(starts_dir, dtype=np.int32)
     walk = _trace(skeleton, point_id, xi[owner], yi[owner], first, owner, f.trace_steps)
 
-    keep = np.ones(len(xi), bool)
+    keep = inside.copy()
     # direction: towards the point `direction_steps` along (or where the walk stopped)
     step = np.minimum(walk.length, f.direction_steps)
     tip_x = walk.xs[np.arange(len(owner)), step]
@@ -119,6 +135,16 @@ def filter_false(
         rows = np.arange(len(arms))
         angle[owner[fork_walk[::3]]] = np.angle(arms[rows, closest[:, 0]] + arms[rows, closest[:, 1]])
 
+    # the traced direction is quantised by the skeleton's pixels; the smoothed orientation field is not:
+    # take the field's ridge direction, turned to the traced side (normal is the ridge normal, image axes)
+    if f.refine_with_field:
+        ridge = np.mod(-(normal[yi, xi] + np.pi / 2), np.pi)  # on screen, modulo pi
+        flip = np.abs(np.angle(np.exp(1j * (angle - ridge)))) > np.pi / 2
+        field = ridge + np.pi * flip
+        agree = np.abs(np.angle(np.exp(1j * (angle - field)))) < f.refine_within
+        blended = np.angle((1 - f.field_weight) * np.exp(1j * angle) + f.field_weight * np.exp(1j * field))
+        angle = np.where(agree, blended, angle)
+
     # spurs, islands, bridges: what the walk ran into and how soon
     met = walk.met_id
     short_end = end_walk & (met < 0) & walk.dead & (walk.length < f.island)
@@ -133,25 +159,16 @@ def filter_false(
         keep[owner[bad]] = False
         keep[met[bad]] = False
 
-    # edge of the print, weak orientation
-    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    edge = distance[yi, xi]
-    keep &= edge >= f.border
-    local_coherence = coherence[yi, xi]
-    keep &= local_coherence >= f.min_coherence
-
-    # pairs: too close, or two endings of one broken ridge
+    # pairs among the survivors: too close, or two endings of one broken ridge
     xs, ys = found.x, found.y
-    dx = xs[:, None] - xs[None, :]
-    dy = ys[:, None] - ys[None, :]
-    dist = np.hypot(dx, dy)
+    alive = np.nonzero(keep)[0]
+    ax, ay, aa = xs[alive], ys[alive], angle[alive]
+    dist = np.hypot(ax[:, None] - ax[None, :], ay[:, None] - ay[None, :])
     np.fill_diagonal(dist, np.inf)
-    alive = keep.copy()
-    pair_close = (dist < f.close) & alive[:, None] & alive[None, :]
-    facing = np.abs(np.angle(np.exp(1j * (angle[:, None] - angle[None, :] - np.pi)))) < f.gap_angle
-    both_end = is_ending[:, None] & is_ending[None, :]
-    pair_gap = (dist < f.gap) & facing & both_end & alive[:, None] & alive[None, :]
-    keep &= ~(pair_close | pair_gap).any(axis=1)
+    turn = np.mod(aa[:, None] - aa[None, :] - np.pi + np.pi, 2 * np.pi) - np.pi  # in [-pi, pi)
+    ends = is_ending[alive]
+    pair_gap = (dist < f.gap) & (np.abs(turn) < f.gap_angle) & ends[:, None] & ends[None, :]
+    keep[alive] = ~((dist < f.close) | pair_gap).any(axis=1)
 
     quality = np.clip(
         100 * np.minimum(1.0, local_coherence / 0.7) * np.minimum(1.0, edge / (3 * f.border)), 1, 100

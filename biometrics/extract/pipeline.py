@@ -58,6 +58,12 @@ class ExtractionParams:
     gabor_sigma_share: float = 0.45
     gabor_radius: int = 8
     orientation_bins: int = 16
+    # local ridge period: 64 px tiles every 32 px; the Gabor bank can be built for several multiples of the
+    # image's period, each pixel taking the one nearest its tile's period. Measured against the commercial
+    # records (F1 on 80 FVC images): one period 0.752, (0.9, 1, 1.1) 0.751, (0.85, 1, 1.18) 0.749 at three
+    # times the cost: one it is, the local map is only dumped.
+    period_tile: int = 64
+    period_bins: tuple[float, ...] = (1.0,)
     # minutiae and their false-minutia removal (see minutiae.py)
     filters: minutiae_stage.MinutiaFilters = field(default_factory=minutiae_stage.MinutiaFilters)
 
@@ -97,8 +103,9 @@ def extract(
     _dump(dump, "orientation", lambda: (((normal + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
     _dump(dump, "coherence", lambda: _to_byte(coherence, 0.0, 1.0))
     period = _ridge_period(normalised, mask, p)
-    _dump(dump, "frequency", lambda: np.full(grey.shape, min(255, round(period * 10)), np.uint8))
-    enhanced = _enhance(normalised, normal, mask, period, p)
+    local_period = _local_period(normalised, mask, period, p)
+    _dump(dump, "frequency", lambda: _to_byte(local_period, 0.0, 25.5))
+    enhanced = _enhance(normalised, normal, mask, period, local_period, p)
     _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
     ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
     _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
@@ -107,7 +114,7 @@ def extract(
 
     candidates = minutiae_stage.detect(skeleton, mask)
     _dump(dump, "minutiae", lambda: _draw(skeleton, candidates))
-    found = minutiae_stage.filter_false(candidates, skeleton, mask, coherence, p.filters)
+    found = minutiae_stage.filter_false(candidates, skeleton, mask, normal, coherence, p.filters)
     _dump(dump, "filtered_minutiae", lambda: _draw(skeleton, found))
 
     quality, remarks = image_quality(mask, coherence, enhanced, len(found.x))
@@ -213,8 +220,50 @@ def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams)
     return float(np.clip(size / peak, *p.period_range))
 
 
+def _local_period(normalised: np.ndarray, mask: np.ndarray, period: float, p: ExtractionParams) -> np.ndarray:
+    """Ridge period per pixel (px): the radial spectrum peak of each overlapping tile, smoothed, interpolated."""
+    t = p.period_tile
+    height, width = normalised.shape
+    if height < t or width < t or len(p.period_bins) == 1:  # one period: nothing to choose between
+        return np.full(normalised.shape, period, np.float32)
+    step = t // 2
+    tiles = np.lib.stride_tricks.sliding_window_view(normalised * mask, (t, t))[::step, ::step]
+    covered = np.lib.stride_tricks.sliding_window_view(mask, (t, t))[::step, ::step].mean(axis=(2, 3))
+    ny, nx = tiles.shape[:2]
+    window = np.outer(np.hanning(t), np.hanning(t)).astype(np.float32)
+    power = np.abs(np.fft.rfft2(tiles * window)) ** 2  # ny x nx x t x (t//2+1)
+    fy = np.fft.fftfreq(t)[:, None]
+    fx = np.fft.rfftfreq(t)[None, :]
+    radius = np.round(np.sqrt(fx * fx + fy * fy) * t).astype(np.int32)  # cycles per tile
+    low, high = math.ceil(t / p.period_range[1]), math.floor(t / p.period_range[0])
+    onehot = (radius.ravel()[:, None] == np.arange(low, high + 1)[None, :]).astype(np.float32)
+    onehot /= np.maximum(onehot.sum(axis=0, keepdims=True), 1)
+    profile = power.reshape(ny * nx, -1).astype(np.float32) @ onehot  # tiles x radii
+    peak = np.argmax(profile, axis=1)
+    # parabolic refinement of the peak between its neighbours
+    left = profile[np.arange(len(peak)), np.maximum(peak - 1, 0)]
+    mid = profile[np.arange(len(peak)), peak]
+    right = profile[np.arange(len(peak)), np.minimum(peak + 1, profile.shape[1] - 1)]
+    curvature = left - 2 * mid + right  # negative at a peak
+    shift = np.clip(0.5 * (left - right) / np.where(curvature < 0, curvature, -1e-9), -0.5, 0.5)
+    tile_period = (t / (low + peak + shift)).reshape(ny, nx).astype(np.float32)
+    tile_period = np.where(covered > 0.5, tile_period, period).astype(np.float32)
+    tile_period = cv2.medianBlur(tile_period, 3)
+    full = cv2.resize(tile_period, (nx * step, ny * step), interpolation=cv2.INTER_LINEAR)
+    out = np.full(normalised.shape, period, np.float32)
+    off = t // 2 - step // 2
+    h, w = min(full.shape[0], height - off), min(full.shape[1], width - off)
+    out[off : off + h, off : off + w] = full[:h, :w]
+    return out
+
+
 def _enhance(
-    normalised: np.ndarray, normal: np.ndarray, mask: np.ndarray, period: float, p: ExtractionParams
+    normalised: np.ndarray,
+    normal: np.ndarray,
+    mask: np.ndarray,
+    period: float,
+    local_period: np.ndarray,
+    p: ExtractionParams,
 ) -> np.ndarray:
     """Oriented Gabor: each pixel takes the response of the bank member closest to its ridge orientation.
 
@@ -224,10 +273,7 @@ def _enhance(
     """
     n = p.orientation_bins
     r = p.gabor_radius
-    sigma = p.gabor_sigma_share * period
     taps = np.arange(-r, r + 1, dtype=np.float64)
-    envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
-    wavenumber = 2 * math.pi / period
     out = np.zeros_like(normalised)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     if len(rows) == 0:
@@ -236,22 +282,38 @@ def _enhance(
     y0, y1 = max(0, rows[0] - r), min(mask.shape[0], rows[-1] + r + 1)
     x0, x1 = max(0, cols[0] - r), min(mask.shape[1], cols[-1] + r + 1)
     region = normalised[y0:y1, x0:x1]
-    bin_of = (np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n)
+    bin_of = np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n
+    periods = np.array(p.period_bins) * period
+    single = len(periods) == 1
+    period_of = (
+        np.zeros(region.shape, np.intp)
+        if single
+        else np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
+    )
     picked = np.zeros_like(region)
-    for k in range(n // 2 + 1):
-        theta = math.pi * k / n
-        kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
-        cos_x = (envelope * np.cos(kx * taps)).astype(np.float32)
-        sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
-        cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
-        sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
-        even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
-        odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
-        # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
-        cv2.copyTo(cv2.subtract(even, odd), (bin_of == k).view(np.uint8), picked)
-        mirror = (n - k) % n
-        if mirror != k:
-            cv2.copyTo(cv2.add(even, odd), (bin_of == mirror).view(np.uint8), picked)
+    for j, member_period in enumerate(periods):
+        sigma = p.gabor_sigma_share * member_period
+        envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
+        wavenumber = 2 * math.pi / member_period
+        this_period = np.ones(region.shape, bool) if single else period_of == j
+        if not single and not this_period.any():
+            continue
+        for k in range(n // 2 + 1):
+            theta = math.pi * k / n
+            kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
+            cos_x = (envelope * np.cos(kx * taps)).astype(np.float32)
+            sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
+            cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
+            sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
+            even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
+            odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
+            # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
+            here = bin_of == k if single else this_period & (bin_of == k)
+            cv2.copyTo(cv2.subtract(even, odd), here.view(np.uint8), picked)
+            mirror = (n - k) % n
+            if mirror != k:
+                there = bin_of == mirror if single else this_period & (bin_of == mirror)
+                cv2.copyTo(cv2.add(even, odd), there.view(np.uint8), picked)
     out[y0:y1, x0:x1] = picked
     return out
 
