@@ -101,9 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     bench_total.add_argument("--out", type=Path, help="write the total as JSON here")
     bench_total.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["total"]).total(a.files, a.out))
 
-    from biometrics.cli import add_bench_parser, add_parsers
+    from biometrics.cli import add_parsers
 
-    add_bench_parser(bench)
+    fingerprints = bench.add_parser("fingerprints", help="FVC2002 DB1-4 B: ours, cross-vendor, NBIS side by side")
+    fingerprints.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder holding DB1_B .. DB4_B")
+    fingerprints.add_argument("--out", type=Path, default=None, metavar="JSON")
+    fingerprints.add_argument("--no-nbis", action="store_true", help="leave the NBIS baseline out")
+    fingerprints.set_defaults(run=_bench_fingerprints)
     add_parsers(sub)
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
@@ -237,6 +241,17 @@ def _desk_line(report: Any) -> list[tuple[str, Any]]:
     fields = ("authenticated", "reidentified", "failures", "refused", "not_in_register", "no_template",
               "impersonation_attempts")
     return [(name.replace("_", " "), getattr(report, name)) for name in fields if hasattr(report, name)]
+
+
+def _bench_fingerprints(args: argparse.Namespace) -> int:
+    from simulator.bench_fingerprints import run
+
+    if not args.data.is_dir():
+        raise UserError(f"{args.data}: not a folder; give the folder holding DB1_B .. DB4_B of FVC2002")
+    report = run(args.data, args.out, with_nbis=not args.no_nbis)
+    if not report["databases"]:
+        raise UserError(f"{args.data}: no DB1_B .. DB4_B folder with .tif images inside")
+    return EXIT_OK
 
 
 # -- ballots render ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Command line of biometrics/: `biometrics extract | match-pairs | identify` and the `bench fingerprints` handler.
+"""Command line of biometrics/: `biometrics extract | match-pairs | identify`.
 
-The ballotbox CLI wires these in with `add_parsers(subparsers)` and `add_bench_parser(bench_subparsers)`;
+The ballotbox CLI wires these in with `add_parsers(subparsers)` (`bench fingerprints`, which needs the
+simulator's benchmark, is wired in ballotbox/cli.py: biometrics/ imports no simulator);
 `main(argv)` runs them alone (tests, scripts). Exit codes: 0 done; 2 bad input (one line per bad file or row on
 stderr, naming it and what is wrong; the good files and rows are still done and written).
 
@@ -21,20 +22,17 @@ from pathlib import Path
 from biometrics.errors import BiometricInputError
 from biometrics.iso19794 import read_record, write_record
 from biometrics.template import FingerprintTemplate
+from firmware.errors import EXIT_BAD_INPUT, EXIT_OK
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 RECORD_SUFFIXES = {".iso", ".fmr"}
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg", ".pgm"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`biometrics ...` and `bench fingerprints ...` on their own: returns the exit code."""
+    """`biometrics ...` on its own: returns the exit code."""
     parser = argparse.ArgumentParser(prog="ballotbox")
     commands = parser.add_subparsers(dest="command", required=True)
     add_parsers(commands)
-    bench = commands.add_parser("bench", help="benchmarks")
-    add_bench_parser(bench.add_subparsers(dest="bench", required=True))
     args = parser.parse_args(argv)
     return int(args.handler(args))
 
@@ -62,15 +60,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     identify.add_argument("--top", type=int, default=5, metavar="K")
     identify.add_argument("--dpi", type=float, default=None)
     identify.set_defaults(handler=identify_command)
-
-
-def add_bench_parser(bench_subparsers: argparse._SubParsersAction) -> None:
-    """Add `fingerprints` to the `bench` command's subparsers."""
-    fingerprints = bench_subparsers.add_parser("fingerprints", help="FVC2002 DB1-4 B: ours, cross-vendor, NBIS")
-    fingerprints.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder holding DB1_B .. DB4_B")
-    fingerprints.add_argument("--out", type=Path, default=None, metavar="JSON")
-    fingerprints.add_argument("--no-nbis", action="store_true", help="leave the NBIS baseline out")
-    fingerprints.set_defaults(handler=bench_fingerprints_command)
 
 
 def extract_command(args: argparse.Namespace) -> int:
@@ -155,16 +144,6 @@ def identify_command(args: argparse.Namespace) -> int:
         record = {"rank": rank, "id": identity, "score": round(score, 4), "match": score >= match.THRESHOLD}
         print(json.dumps(record))
     return EXIT_BAD_INPUT if bad else EXIT_OK
-
-
-def bench_fingerprints_command(args: argparse.Namespace) -> int:
-    from simulator.bench_fingerprints import run
-
-    if not args.data.is_dir():
-        _say(f"{args.data}: not a folder; give the folder holding DB1_B .. DB4_B of FVC2002")
-        return EXIT_BAD_INPUT
-    report = run(args.data, args.out, with_nbis=not args.no_nbis)
-    return EXIT_OK if report["databases"] else EXIT_BAD_INPUT
 
 
 def load_template(path: Path, dpi: float | None = None) -> FingerprintTemplate:

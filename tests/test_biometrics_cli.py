@@ -140,5 +140,7 @@ def test_identify_with_a_truncated_probe_exits_2(tmp_path: Path, records: dict, 
 
 
 def test_bench_fingerprints_on_a_missing_folder_exits_2(tmp_path: Path, capsys) -> None:
-    assert main(["bench", "fingerprints", "--data", str(tmp_path / "nowhere")]) == 2
+    from ballotbox.cli import main as ballotbox_main
+
+    assert ballotbox_main(["bench", "fingerprints", "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: not a folder" in capsys.readouterr().err
