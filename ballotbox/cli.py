@@ -152,6 +152,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.voters < 1 or args.voters > 5000:
         raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
+    _desk_voters(args)  # refused before the day, not after it
     election = load_election(args.election)
     console = Console(stderr=False)
     out: Path = args.out
@@ -219,11 +220,9 @@ def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, mes
     from simulator.auth_desk import run_desk
     from simulator.day import SIM_DEVICE_ID
 
-    n = min(args.voters, 60) if args.desk_voters is None else args.desk_voters
+    n = _desk_voters(args)
     if n == 0:
         return None
-    if n < 4 or n > args.voters:
-        raise UserError(f"--desk-voters {n}: give 0 (no desk) or 4 to --voters ({args.voters})")
     registered = max(n, election.station.registered_voters)
     identity = load_or_provision(out / "device-data", SIM_DEVICE_ID)  # the box's one key, made by the day
     started = time.perf_counter()
@@ -235,6 +234,15 @@ def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, mes
     console.print("[bold green]AUTHENTICATION REPORT AGREES[/] with the simulator's ground truth" if desk.agree
                   else "[bold red]AUTHENTICATION REPORT DIFFERS[/]")
     return desk
+
+
+def _desk_voters(args: argparse.Namespace) -> int:
+    # The desk's cases (passport, impostor, second vote, no template...) need at least 4 register voters.
+    default = min(args.voters, 60) if args.voters >= 4 else 0
+    n = default if args.desk_voters is None else args.desk_voters
+    if n != 0 and not 4 <= n <= args.voters:
+        raise UserError(f"--desk-voters {n}: give 0 (no desk) or 4 to --voters ({args.voters})")
+    return n
 
 
 def _desk_line(report: Any) -> list[tuple[str, Any]]:

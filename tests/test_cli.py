@@ -84,3 +84,12 @@ def test_device_self_test_with_broken_settings_names_the_field(tmp_path: Path, c
     bad.write_text('{"kind": "pi", "feeder": {"sensor_entry": 99}}', encoding="utf-8")
     assert main(["device", "self-test", "--settings", str(bad), "--out", str(tmp_path)]) == 2
     assert "feeder.sensor_entry: 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("desk", ["2", "11"])
+def test_simulate_refuses_a_desk_it_cannot_run_before_the_day_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], desk: str) -> None:
+    out = tmp_path / "day"
+    assert main(["simulate", "--voters", "10", "--desk-voters", desk, "--seed", "1", "--out", str(out), "--quiet"]) == 2
+    assert f"--desk-voters {desk}: give 0 (no desk) or 4 to --voters (10)" in capsys.readouterr().err
+    assert not out.exists()
