@@ -352,8 +352,8 @@ def _self_test(args: argparse.Namespace) -> int:
         render_raster,
         report_to_json,
     )
-    from hal.devices import build_pi_devices
-    from hal.errors import HalError
+    from hal.devices import build_pi_auth_devices, build_pi_devices
+    from hal.errors import DeviceStatus, HalError
 
     election = load_election(args.election)
     try:
@@ -365,11 +365,21 @@ def _self_test(args: argparse.Namespace) -> int:
             devices = build_pi_devices(settings)
         except HalError as exc:
             raise UserError(f"cannot open the devices: {exc}") from None
+        try:
+            auth_devices = build_pi_auth_devices(settings)
+        except HalError as exc:  # the desk's devices failing is a failed check, not a refusal to check the rest
+            auth_devices, auth_failure = None, exc
     else:
-        from simulator.devices import build_sim_station
+        from simulator.devices import build_sim_auth_devices, build_sim_station
         devices = build_sim_station(election, random.Random(0)).devices
+        auth_devices = build_sim_auth_devices()
     try:
         checks = devices.self_test()
+        if auth_devices is not None:
+            checks += auth_devices.self_test()
+        else:
+            checks += [DeviceStatus("document_reader", False, f"not opened: {auth_failure.message}"),
+                       DeviceStatus("fingerprint_sensor", False, f"not opened: {auth_failure.message}")]
         seal = devices.switches.read()
         identity = load_or_provision(Path(settings.data_dir), settings.device_id)
         header = build_header(election, device_id=settings.device_id, software_version=software_version(),
@@ -393,6 +403,8 @@ def _self_test(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_CHECK_FAILED
     finally:
         devices.close()
+        if auth_devices is not None:
+            auth_devices.close()
 
 
 # -- election check ---------------------------------------------------------------------------

@@ -95,6 +95,17 @@ class FingerprintSensorSettings(_Strict):
     clear_on_close: bool = True  # the module's template flash must be empty after close (issue 9, item 6)
 
 
+class DocumentReaderSettings(_Strict):
+    """The 2D document reader (MRZ / barcode) on a serial or USB-CDC port (hal.drivers.document_reader_serial)."""
+
+    port: str = "/dev/ttyACM0"
+    baudrate: Annotated[int, Field(ge=1200, le=921600)] = 9600  # USB-CDC ignores it; RS-232 readers: 9600 8N1
+    # The suffix the reader is configured to send after a scan: "crlf", "cr", "lf", "etx", or "none" (frames
+    # end by silence only).
+    suffix: Literal["crlf", "cr", "lf", "etx", "none"] = "crlf"
+    inter_char_timeout_s: Annotated[float, Field(gt=0, le=2)] = 0.08
+
+
 class DeviceSettings(_Strict):
     kind: Literal["pi", "sim"] = "sim"
     device_id: Annotated[str, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = "BB-SIM-0001"
@@ -104,6 +115,9 @@ class DeviceSettings(_Strict):
     panel: PanelPins = PanelPins()
     printer: PrinterSettings = PrinterSettings()
     camera: CameraSettings = CameraSettings()
+    # The authentication desk's devices (pilots 1 and 3): the auth service's, not the scanner's.
+    fingerprint: FingerprintSensorSettings = FingerprintSensorSettings()
+    document_reader: DocumentReaderSettings = DocumentReaderSettings()
     data_dir: str = "/var/lib/ballotbox"
 
     @model_validator(mode="after")

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from config.device import DeviceSettings
 from hal.camera import BallotCamera
 from hal.clock import Clock, SystemClock
+from hal.document_reader import DocumentReader
 from hal.errors import DeviceStatus, HalError
 from hal.feeder import Feeder
+from hal.fingerprint import FingerprintSensor
 from hal.panel import VoterPanel
 from hal.printer import Printer
 from hal.switches import Switches
@@ -38,6 +40,53 @@ class DeviceSet:
     def close(self) -> None:
         for dev in (self.camera, self.feeder, self.panel, self.printer, self.switches):
             dev.close()
+
+
+@dataclass
+class AuthDeviceSet:
+    """The authentication desk's devices (pilots 1 and 3). Apart from the scanner's DeviceSet: they belong
+    to the auth service, on the other side of the secrecy wall."""
+
+    document_reader: DocumentReader
+    fingerprint: FingerprintSensor
+
+    def self_test(self) -> list[DeviceStatus]:
+        results = []
+        for name, dev in (("document_reader", self.document_reader), ("fingerprint_sensor", self.fingerprint)):
+            try:
+                results.append(dev.self_test())
+            except HalError as exc:
+                results.append(DeviceStatus(name, False, exc.message))
+        return results
+
+    def close(self) -> None:
+        """Closing the sensor empties its template flash (hal.fingerprint); both are closed even if one fails."""
+        try:
+            self.fingerprint.close()
+        finally:
+            self.document_reader.close()
+
+
+_SUFFIXES = {"crlf": b"\r\n", "cr": b"\r", "lf": b"\n", "etx": b"\x03", "none": None}
+
+
+def build_pi_auth_devices(settings: DeviceSettings) -> AuthDeviceSet:
+    """The real authentication devices. A device that cannot be opened raises HalError naming its port."""
+    from hal.drivers.document_reader_serial import (
+        DocumentReaderSettings,
+        SerialDocumentReader,
+    )
+    from hal.drivers.fingerprint_uart import UartFingerprintSensor
+
+    r = settings.document_reader
+    reader = SerialDocumentReader(DocumentReaderSettings(port=r.port, baudrate=r.baudrate, suffix=_SUFFIXES[r.suffix],
+                                                         inter_char_timeout_s=r.inter_char_timeout_s))
+    try:
+        sensor = UartFingerprintSensor(settings.fingerprint)
+    except HalError:
+        reader.close()
+        raise
+    return AuthDeviceSet(document_reader=reader, fingerprint=sensor)
 
 
 def build_pi_devices(settings: DeviceSettings) -> DeviceSet:

@@ -21,7 +21,7 @@ from firmware.cec.ballots import render_ballot
 from firmware.cec.pens import draw_mark
 from hal.camera import BallotImage, CaptureError
 from hal.clock import station_time
-from hal.devices import DeviceSet
+from hal.devices import AuthDeviceSet, DeviceSet
 from hal.errors import DeviceStatus
 from hal.feeder import BoxFull, CoverOpen, DoubleSheet, FeederSensors, PaperJam
 from hal.panel import PanelVerdict, VoterChoice
@@ -302,3 +302,12 @@ def build_sim_station(election: Election, rng: random.Random, dpi: float = 200.0
     panel, printer, switches = SimPanel(), SimPrinter(printer_width), SimSwitches()
     devices = DeviceSet(camera=camera, feeder=feeder, panel=panel, printer=printer, switches=switches, clock=clock)
     return SimStation(devices, path, box, clock, feeder, camera, panel, printer, switches)
+
+
+def build_sim_auth_devices() -> AuthDeviceSet:
+    """The authentication desk's simulated devices, in process (the real drivers run against the pty twins
+    in the tests): a document reader and a fingerprint sensor with its own template flash."""
+    from simulator.document_reader_twin import SimulatedDocumentReader
+    from simulator.fingerprint_twin import SimulatedFingerprintSensor
+
+    return AuthDeviceSet(document_reader=SimulatedDocumentReader(), fingerprint=SimulatedFingerprintSensor())

@@ -90,7 +90,7 @@ class SimulatedDocumentReader:
         return self._scans.popleft() if self._scans else None
 
     def self_test(self) -> DeviceStatus:
-        return DeviceStatus("document reader", self._connected, "simulated" if self._connected else "unplugged")
+        return DeviceStatus("document_reader", self._connected, "simulated" if self._connected else "unplugged")
 
     def close(self) -> None:
         self.closed = True

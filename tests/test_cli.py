@@ -73,9 +73,10 @@ def test_device_self_test_on_the_simulator_writes_the_report(tmp_path: Path, cap
     rc = main(["device", "self-test", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0
-    assert [line.split()[1] for line in out.splitlines()[:5]] == ["ballot_camera", "feeder", "panel", "printer", "switches"]
+    assert [line.split()[1] for line in out.splitlines()[:7]] == [
+        "ballot_camera", "feeder", "panel", "printer", "switches", "document_reader", "fingerprint_sensor"]
     report = json.loads((tmp_path / "self-test-report.json").read_text(encoding="utf-8"))
-    assert [c["ok"] for c in report["checks"]] == [True] * 5
+    assert [c["ok"] for c in report["checks"]] == [True] * 7
     assert (tmp_path / "self-test-report.png").stat().st_size > 0
 
 

@@ -104,12 +104,12 @@ class SerialDocumentReader:
 
     def self_test(self) -> DeviceStatus:
         if self._port is None:
-            return DeviceStatus("document reader", False, "closed")
+            return DeviceStatus("document_reader", False, "closed")
         try:
             self._port.in_waiting  # noqa: B018  (a disconnected port raises here)
         except self._serial_errors as exc:
-            return DeviceStatus("document reader", False, f"lost on {self._settings.port}: {exc}")
-        return DeviceStatus("document reader", True, f"listening on {self._settings.port}")
+            return DeviceStatus("document_reader", False, f"lost on {self._settings.port}: {exc}")
+        return DeviceStatus("document_reader", True, f"listening on {self._settings.port}")
 
     def close(self) -> None:
         if self._port is not None:
