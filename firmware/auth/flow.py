@@ -18,7 +18,8 @@ from enum import StrEnum
 
 from firmware.common.statemachine import StateMachine, TransitionRefused  # noqa: F401 (the table refuses with it)
 
-MAX_ATTEMPTS = 3  # Art. 12(4): three tries on the sensor, then the committee decides
+MAX_ATTEMPTS = 3  # the device's retry policy (BENCHMARKS.md); the instruction sets no number: after the last
+# failed try Art. 12(5) applies (the committee re-identifies the voter by the document)
 
 
 class VoterState(StrEnum):
