@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hal.document_reader import DocumentReaderDisconnected, DocumentReaderError
-from hal.errors import DeviceStatus, HardwareUnavailable
+from hal.drivers.serial_port import open_serial
+from hal.errors import DeviceStatus
 
 if TYPE_CHECKING:
     import serial
@@ -49,20 +50,10 @@ class SerialDocumentReader:
 
     def __init__(self, settings: DocumentReaderSettings) -> None:
         self._settings = settings
-        try:
-            import serial
-        except ImportError as exc:
-            raise HardwareUnavailable(
-                f"pyserial is not installed ({exc})", "install the ballotbox package with its dependencies"
-            ) from exc
-        self._serial_errors: tuple[type[Exception], ...] = (serial.SerialException, OSError)
-        try:
-            self._port: serial.Serial | None = serial.Serial(settings.port, baudrate=settings.baudrate, timeout=_POLL_S)
-        except (serial.SerialException, OSError) as exc:
-            raise HardwareUnavailable(
-                f"cannot open the document reader port {settings.port}: {exc}",
-                "check the reader's USB cable, and that document_reader.port in the device settings names it",
-            ) from exc
+        self._port: serial.Serial | None
+        self._port, self._serial_errors = open_serial(
+            settings.port, baudrate=settings.baudrate, timeout=_POLL_S, device="document reader",
+            remedy="check the reader's USB cable, and that document_reader.port in the device settings names it")
         suffix = settings.suffix
         self._frame_suffix = suffix if suffix and suffix not in _LINE_ENDINGS else None
         self._pending = bytearray()  # bytes after a suffix, for the next frame

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from config.device import PrinterSettings
-from hal.errors import DeviceStatus, HardwareUnavailable
+from hal.drivers.serial_port import open_serial
+from hal.errors import DeviceStatus
 from hal.printer import PaperOut, PrinterError
 
 if TYPE_CHECKING:
@@ -57,29 +58,14 @@ class EscPosPrinter:
 
     def __init__(self, settings: PrinterSettings) -> None:
         self._settings = settings
-        try:
-            import serial
-        except ImportError as exc:
-            raise HardwareUnavailable(
-                f"pyserial is not installed ({exc})", "install the ballotbox package with its dependencies"
-            ) from exc
-        self._serial_errors: tuple[type[Exception], ...] = (serial.SerialException, OSError)
+        self._port: serial.Serial | None
+        self._port, self._serial_errors = open_serial(
+            settings.port, baudrate=settings.baudrate, timeout=settings.timeout_s, write_timeout=settings.timeout_s,
+            device="printer",
+            remedy="check the printer cable, and that printer.port in the device settings names its serial device")
+        import serial  # imported by open_serial: only its exception type is needed here
+
         self._write_timeout_error: type[Exception] = serial.SerialTimeoutException
-        try:
-            self._port: serial.Serial | None = serial.Serial(
-                settings.port,
-                baudrate=settings.baudrate,
-                bytesize=serial.EIGHTBITS,
-                parity=serial.PARITY_NONE,
-                stopbits=serial.STOPBITS_ONE,
-                timeout=settings.timeout_s,
-                write_timeout=settings.timeout_s,
-            )
-        except (serial.SerialException, OSError) as exc:
-            raise HardwareUnavailable(
-                f"cannot open the printer port {settings.port}: {exc}",
-                "check the printer cable, and that printer.port in the device settings names its serial device",
-            ) from exc
 
     @property
     def width_px(self) -> int:

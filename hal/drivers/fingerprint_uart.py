@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from config.device import FingerprintSensorSettings
-from hal.errors import DeviceStatus, HardwareUnavailable
+from hal.drivers.serial_port import open_serial
+from hal.errors import DeviceStatus
 from hal.fingerprint import (
     CaptureTimeout,
     FingerImage,
@@ -145,28 +146,11 @@ class UartFingerprintSensor:
             raise ValueError("the module sends two pixels a byte: image_width x image_height must be even")
         self._settings = settings
         self._info: SensorInfo | None = None
-        try:
-            import serial
-        except ImportError as exc:
-            raise HardwareUnavailable(
-                f"pyserial is not installed ({exc})", "install the ballotbox package with its dependencies"
-            ) from exc
-        self._serial_errors: tuple[type[Exception], ...] = (serial.SerialException, OSError)
-        try:
-            self._port: serial.Serial | None = serial.Serial(
-                settings.port,
-                baudrate=settings.baudrate,
-                bytesize=serial.EIGHTBITS,
-                parity=serial.PARITY_NONE,
-                stopbits=serial.STOPBITS_ONE,
-                timeout=settings.read_timeout_s,
-                write_timeout=settings.read_timeout_s,
-            )
-        except (serial.SerialException, OSError) as exc:
-            raise HardwareUnavailable(
-                f"cannot open the fingerprint sensor port {settings.port}: {exc}",
-                "check the sensor cable, and that fingerprint.port in the device settings names its serial device",
-            ) from exc
+        self._port: serial.Serial | None
+        self._port, self._serial_errors = open_serial(
+            settings.port, baudrate=settings.baudrate, timeout=settings.read_timeout_s,
+            write_timeout=settings.read_timeout_s, device="fingerprint sensor",
+            remedy="check the sensor cable, and that fingerprint.port in the device settings names its serial device")
 
     @classmethod
     def over_port(cls, settings: FingerprintSensorSettings, port: serial.Serial) -> UartFingerprintSensor:
