@@ -17,37 +17,14 @@ from __future__ import annotations
 import collections
 import os
 import time
-import tty
-from typing import Self
 
 from hal.document_reader import DocumentReaderDisconnected
 from hal.errors import DeviceStatus
+from simulator.pty_twin import PtyTwin
 
 
-class DocumentReaderTwin:
-    def __init__(self) -> None:
-        self._master = self._slave = -1
-        self.port = ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._master, self._slave = os.openpty()
-        # Raw: no echo and no CR/LF translation, the bytes arrive as the reader sent them.
-        tty.setraw(self._slave)
-        # The twin keeps the slave end open too, so the pty stays alive while a driver reopens it.
-        self.port = os.ttyname(self._slave)
-
-    def stop(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
+class DocumentReaderTwin(PtyTwin):
+    name = "document reader twin"  # a reader only sends: no thread answers the driver
 
     def scan(self, text: str | bytes, suffix: bytes = b"\r\n", prefix: bytes = b"", chunk_size: int | None = None,
              delay_s: float = 0.0) -> None:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import select
 import threading
-import tty
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 import numpy as np
 from PIL import Image
+
+from simulator.pty_twin import ServedPtyTwin
 
 DLE = 0x10
 EOT = 0x04
@@ -242,7 +243,7 @@ def decode_documents(data: bytes) -> list[PrintedDocument]:
 # -- the printer on a pseudo-terminal ----------------------------------------------------------------
 
 
-class EscPosPrinterTwin:
+class EscPosPrinterTwin(ServedPtyTwin):
     """A printer behind a pseudo-terminal. `port` is the path a driver opens as its serial port; a
     thread reads what the driver sends, answers DLE EOT status queries and collects the documents.
 
@@ -251,7 +252,10 @@ class EscPosPrinterTwin:
     the printer is offline and print data is lost, as on a real printer.
     """
 
+    name = "escpos printer twin"
+
     def __init__(self) -> None:
+        super().__init__()
         self.paper_out = False
         self.paper_near_end = False
         self.cover_open = False
@@ -262,41 +266,6 @@ class EscPosPrinterTwin:
         self._output = PaperOutput()
         self._decoder = EscPosDecoder()
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._master = -1
-        self._slave = -1
-        self.port = ""
-
-    def __enter__(self) -> EscPosPrinterTwin:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the printer twin is already running")
-        self._master, self._slave = os.openpty()
-        # Raw mode from the start: no echo, no line editing, no CR/LF translation of the data.
-        tty.setraw(self._slave)
-        # The twin keeps the slave end open too, so the pty stays alive while a driver closes and
-        # reopens the port.
-        self.port = os.ttyname(self._slave)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="escpos-printer-twin", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._thread = None
-        for fd in (self._master, self._slave):
-            os.close(fd)
-        self._master = self._slave = -1
 
     @property
     def documents(self) -> list[PrintedDocument]:

@@ -26,14 +26,13 @@ import os
 import select
 import threading
 import time
-import tty
 from collections.abc import Callable
-from typing import Self
 
 import numpy as np
 
 from hal.errors import DeviceStatus
 from hal.fingerprint import CaptureTimeout, FingerImage, SensorInfo
+from simulator.pty_twin import ServedPtyTwin
 
 ImageProvider = Callable[[], "np.ndarray | None"]
 
@@ -72,8 +71,10 @@ def encode(address: int, identifier: int, payload: bytes) -> bytes:
     )
 
 
-class FingerprintModuleTwin:
+class FingerprintModuleTwin(ServedPtyTwin):
     """A fingerprint module behind a pseudo-terminal. `port` is the path a driver opens."""
+
+    name = "fingerprint module twin"
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class FingerprintModuleTwin:
     ) -> None:
         if packet_bytes not in _PACKET_SIZE_CODES:
             raise ValueError(f"a module's data packet size is 32, 64, 128 or 256 bytes, got {packet_bytes}")
+        super().__init__()
         self.width, self.height = image_size
         self.address = address
         self.password = password
@@ -104,18 +106,7 @@ class FingerprintModuleTwin:
         self._buffer: np.ndarray | None = None  # the image buffer GenImg fills and UpImage sends
         self._faults: list[tuple[Fault, int | None]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._master = self._slave = -1
         self._received = bytearray()
-        self.port = ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- the desk's side ----------------------------------------------------------------------------
 
@@ -142,27 +133,7 @@ class FingerprintModuleTwin:
     def template_count(self) -> int:
         return len(self.templates)
 
-    # -- the pseudo-terminal -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the fingerprint module twin is already running")
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="fingerprint-module-twin", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._thread = None
-        for fd in (self._master, self._slave):
-            os.close(fd)
-        self._master = self._slave = -1
+    # -- the pseudo-terminal (ServedPtyTwin runs this) ---------------------------------------------
 
     def _serve(self) -> None:
         while not self._stop.is_set():
