@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from config.device import DeviceSettings
 from hal.camera import BallotCamera
@@ -28,18 +30,28 @@ class DeviceSet:
     def self_test(self) -> list[DeviceStatus]:
         """Every device's self-test (Art. 11/20). A device that raises is reported as failed, with its
         message; names are the message-catalogue keys (device.<name>) the reports translate."""
-        results = []
-        for name, dev in (("ballot_camera", self.camera), ("feeder", self.feeder), ("panel", self.panel),
-                          ("printer", self.printer), ("switches", self.switches)):
-            try:
-                results.append(dev.self_test())
-            except HalError as exc:
-                results.append(DeviceStatus(name, False, exc.message))
-        return results
+        return self_tests((("ballot_camera", self.camera), ("feeder", self.feeder), ("panel", self.panel),
+                           ("printer", self.printer), ("switches", self.switches)))
 
     def close(self) -> None:
         for dev in (self.camera, self.feeder, self.panel, self.printer, self.switches):
             dev.close()
+
+
+class _SelfTesting(Protocol):
+    def self_test(self) -> DeviceStatus: ...
+
+
+def self_tests(devices: Iterable[tuple[str, _SelfTesting]]) -> list[DeviceStatus]:
+    """Each device's self-test in turn; a device that raises is reported as failed with its message, under
+    its message-catalogue name (device.<name>), and the others are still checked."""
+    results = []
+    for name, dev in devices:
+        try:
+            results.append(dev.self_test())
+        except HalError as exc:
+            results.append(DeviceStatus(name, False, exc.message))
+    return results
 
 
 @dataclass
@@ -51,13 +63,7 @@ class AuthDeviceSet:
     fingerprint: FingerprintSensor
 
     def self_test(self) -> list[DeviceStatus]:
-        results = []
-        for name, dev in (("document_reader", self.document_reader), ("fingerprint_sensor", self.fingerprint)):
-            try:
-                results.append(dev.self_test())
-            except HalError as exc:
-                results.append(DeviceStatus(name, False, exc.message))
-        return results
+        return self_tests((("document_reader", self.document_reader), ("fingerprint_sensor", self.fingerprint)))
 
     def close(self) -> None:
         """Closing the sensor empties its template flash (hal.fingerprint); both are closed even if one fails."""
