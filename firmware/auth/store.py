@@ -40,11 +40,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from firmware.common.sqlite_secrecy import pad, scrub_journal, unpad
+
 FORMAT_VERSION = "1"
 PSEUDONYM_BYTES = 16
 RECORD_SIZE = 256  # a legal record's blob: 2-byte length + canonical JSON + zero padding
 VALUE_SIZE = 64  # a polls value (ISO time), padded
 PAGE_SIZE = 4096
+JOURNAL_KEEP_PAGES = 16  # a larger journal (the vacuum at set-up) is zeroed, then truncated
 LOG_FILE = "auth-events.jsonl"
 DB_FILE = "auth.sqlite"
 
@@ -112,8 +115,8 @@ class AuthStore:
             db.execute("CREATE TABLE legal_record (id BLOB PRIMARY KEY, kind TEXT NOT NULL, body BLOB NOT NULL)"
                        " WITHOUT ROWID")
             db.executemany("INSERT INTO meta VALUES (?, ?)",
-                           [(n, _pad(b"", VALUE_SIZE)) for n in ("format", "opened_at", "closed_at")])
-            db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (_pad(FORMAT_VERSION.encode(), VALUE_SIZE),))
+                           [(n, pad(b"", VALUE_SIZE)) for n in ("format", "opened_at", "closed_at")])
+            db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (pad(FORMAT_VERSION.encode(), VALUE_SIZE),))
             pseudonyms = sorted({store.pseudonym(j) for j in jmbgs})
             db.executemany("INSERT INTO voter VALUES (?, ?)", [(p, NOT_YET) for p in pseudonyms])
             db.executemany("INSERT INTO counter VALUES (?, ?)", [(n, _COUNTER.pack(0)) for n in COUNTERS])
@@ -160,7 +163,7 @@ class AuthStore:
         if name not in ("opened_at", "closed_at"):
             raise AuthStoreError(f"polls value {name!r}: only opened_at and closed_at are kept")
         with self._write():
-            self._db.execute("UPDATE meta SET value = ? WHERE name = ?", (_pad(at.isoformat().encode(), VALUE_SIZE), name))
+            self._db.execute("UPDATE meta SET value = ? WHERE name = ?", (pad(at.isoformat().encode(), VALUE_SIZE), name))
         self.log_event(f"polls.{name[:-3]}", {"at": at.isoformat()})
 
     def log_event(self, kind: str, detail: dict[str, Any]) -> None:
@@ -180,7 +183,7 @@ class AuthStore:
 
     def polls(self, name: str) -> datetime | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        text = _unpad(row[0]).decode() if row else ""
+        text = unpad(row[0]).decode() if row else ""
         return datetime.fromisoformat(text) if text else None
 
     def legal_records(self, kind: str) -> list[LegalRecord]:
@@ -188,7 +191,7 @@ class AuthStore:
         rows = self._db.execute("SELECT body FROM legal_record WHERE kind = ?", (kind,)).fetchall()
         records = []
         for (body,) in rows:
-            data = json.loads(_unpad(body))
+            data = json.loads(unpad(body))
             records.append(LegalRecord(kind, datetime.fromisoformat(data.pop("at")), data))
         return sorted(records, key=lambda r: (r.at, json.dumps(r.detail, sort_keys=True)))
 
@@ -213,20 +216,13 @@ class AuthStore:
         # it. Seconds and microseconds would only help line the record up with other clocks.
         at = record.at.replace(second=0, microsecond=0)
         body = json.dumps({"at": at.isoformat(), **record.detail}, sort_keys=True, ensure_ascii=False).encode()
-        self._db.execute("INSERT INTO legal_record VALUES (?, ?, ?)", (os.urandom(16), record.kind, _pad(body, RECORD_SIZE)))
+        self._db.execute("INSERT INTO legal_record VALUES (?, ?, ?)", (os.urandom(16), record.kind, pad(body, RECORD_SIZE)))
 
     def _write(self) -> _Transaction:
         return _Transaction(self)
 
     def _scrub_journal(self) -> None:
-        journal = Path(str(self.path) + "-journal")
-        if not journal.exists():
-            return
-        size = journal.stat().st_size
-        with open(journal, "r+b") as f:
-            f.write(b"\0" * size)
-            f.flush()
-            os.fsync(f.fileno())
+        scrub_journal(self.path, truncate_above=JOURNAL_KEEP_PAGES * PAGE_SIZE, error=AuthStoreError)
 
 
 class _Transaction:
@@ -273,12 +269,3 @@ def _duration_bin(seconds: float) -> int:
     return len(DURATION_EDGES_S)
 
 
-def _pad(data: bytes, size: int) -> bytes:
-    if len(data) + 2 > size:
-        raise AuthStoreError(f"a value of {len(data)} bytes does not fit a {size}-byte cell")
-    return struct.pack(">H", len(data)) + data + b"\0" * (size - 2 - len(data))
-
-
-def _unpad(blob: bytes) -> bytes:
-    (n,) = struct.unpack_from(">H", blob)
-    return bytes(blob[2 : 2 + n])

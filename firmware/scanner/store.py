@@ -73,7 +73,6 @@ Not thread-safe: the scanner service owns the store and calls it from one thread
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import sqlite3
@@ -85,6 +84,8 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+
+from firmware.common.sqlite_secrecy import pad, scrub_journal, unpad
 
 if TYPE_CHECKING:
     from config.election import Election
@@ -455,7 +456,7 @@ class ScannerStore:
         return self.polls_record().state
 
     def polls_record(self) -> PollsRecord:
-        values = {name: _unpad(value).decode() for name, value in self._db.execute("SELECT name, value FROM polls")}
+        values = {name: unpad(value).decode() for name, value in self._db.execute("SELECT name, value FROM polls")}
         return PollsRecord(state=values["state"], since=_time(values["since"]),
                            opened_at=_time(values["opened_at"]), closed_at=_time(values["closed_at"]))
 
@@ -582,7 +583,7 @@ class ScannerStore:
             self._db.executemany("INSERT INTO meta(name, value) VALUES (?, ?)",
                                  [("format", FORMAT_VERSION), ("record_size", str(record_size))])
             self._db.executemany("INSERT INTO polls(name, value) VALUES (?, ?)",
-                                 [(name, _pad(value.encode(), POLLS_VALUE_SIZE)) for name, value in
+                                 [(name, pad(value.encode(), POLLS_VALUE_SIZE)) for name, value in
                                   (("state", "setup"), ("since", ""), ("opened_at", ""), ("closed_at", ""))])
 
     def _load(self) -> None:
@@ -648,7 +649,7 @@ class ScannerStore:
         if len(data) + 2 > POLLS_VALUE_SIZE:
             raise StoreError(f"polls {name} {value!r} is longer than {POLLS_VALUE_SIZE - 2} bytes; "
                              "pass a shorter value")
-        self._db.execute("UPDATE polls SET value = ? WHERE name = ?", (_pad(data, POLLS_VALUE_SIZE), name))
+        self._db.execute("UPDATE polls SET value = ? WHERE name = ?", (pad(data, POLLS_VALUE_SIZE), name))
 
     def _insert_slots(self, n: int) -> None:
         """Inside a transaction: `n` EMPTY slots with fresh random ids."""
@@ -725,32 +726,7 @@ class ScannerStore:
                           "storage and restart the scanner service; call the operator if it repeats")
 
     def _scrub_journal(self) -> None:
-        """Overwrite the whole rollback journal with zeros in place and fsync it. Only ever called with no
-        transaction open, when SQLite has already invalidated the journal's header (or rolled it back)."""
-        journal = Path(f"{self.path}-journal")
-        try:
-            fd = os.open(journal, os.O_WRONLY)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"{journal}: cannot be opened to erase it ({exc}); the last operation IS recorded, but "
-                             "the journal may still show the previous state: fix the permissions and restart") from None
-        try:
-            size = os.fstat(fd).st_size
-            chunk = bytes(min(size, 1 << 16))
-            offset = 0
-            while offset < size:
-                offset += os.pwrite(fd, chunk[: size - offset], offset)
-            os.fsync(fd)
-            if size > JOURNAL_KEEP_PAGES * self._page_size:
-                os.ftruncate(fd, 0)
-                os.fsync(fd)
-        except OSError as exc:
-            raise StoreError(f"{journal}: could not be erased ({exc}); the last operation IS recorded, but the "
-                             "journal may still show the previous state: free space / check the card, restart the "
-                             "service (it erases the journal at start)") from None
-        finally:
-            os.close(fd)
+        scrub_journal(self.path, truncate_above=JOURNAL_KEEP_PAGES * self._page_size, error=StoreError)
 
 
 # -- encoding ------------------------------------------------------------------------------------
@@ -784,21 +760,12 @@ def _encode(cvr: Mapping[str, Any], size: int) -> bytes:
         raise StoreError(f"begin_cast: the cast-vote record takes {len(data)} bytes, a slot holds {size - 2}; the "
                          "store was made for another election definition: return the ballot, set up a store with "
                          "ScannerStore.for_election before opening")
-    return _pad(data, size)
-
-
-def _pad(data: bytes, size: int) -> bytes:
-    return struct.pack(">H", len(data)) + data + bytes(size - 2 - len(data))
-
-
-def _unpad(blob: bytes) -> bytes:
-    (length,) = struct.unpack_from(">H", blob)
-    return bytes(blob[2 : 2 + length])
+    return pad(data, size)
 
 
 def _decode(blob: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(_unpad(blob).decode())
+        value = json.loads(unpad(blob).decode())
     except (ValueError, struct.error) as exc:
         raise StoreError(f"a stored cast-vote record cannot be read ({exc}); the store is damaged: keep it as "
                          "evidence, do not publish results from it, call the operator") from None
