@@ -33,8 +33,8 @@ stamp=.venv/.ballotbox-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  extras="dev"
-  if [ ${#venv_args[@]} -gt 0 ]; then extras="dev,pi"; fi
+  extras="dev,receiver"
+  if [ ${#venv_args[@]} -gt 0 ]; then extras="dev,receiver,pi"; fi
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   touch "$stamp"
 fi
