@@ -300,10 +300,10 @@ def test_schema_keeps_no_order(tmp_path: Path) -> None:
     db.close()
     assert "sqlite_sequence" not in tables
     assert sorted(name for name in tables if not name.startswith("sqlite_")) == [
-        "counter", "cvr_slot", "device_event", "meta", "polls"]
+        "counter", "cvr_slot", "device_event", "meta", "outbox", "polls"]
     # table_list: (schema, name, type, ncol, wr, strict); wr = WITHOUT ROWID
     assert {name: row[4] for name, row in tables.items() if not name.startswith("sqlite_")} == {
-        "counter": 1, "cvr_slot": 1, "device_event": 0, "meta": 1, "polls": 1}
+        "counter": 1, "cvr_slot": 1, "device_event": 0, "meta": 1, "outbox": 1, "polls": 1}
     assert columns == ["slot_id", "state", "record"]  # no time, no sequence
     assert indexes == []  # no index over a mutable column
     assert freelist == 0

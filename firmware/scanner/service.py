@@ -8,13 +8,16 @@ the device, never what a ballot said.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from config.election import Election
+from firmware.common import failpoints
 from firmware.common.i18n import Messages
 from firmware.common.identity import DeviceIdentity
+from firmware.common.transmission.documents import SignedDocument
+from firmware.scanner import documents as docs
 from firmware.scanner.reporting import print_report, results_report, zero_report
 from firmware.scanner.states import (
     BallotEvent,
@@ -29,6 +32,7 @@ from firmware.scanner.states import (
 from firmware.scanner.store import Resolution, ScannerStore, StoreError
 from firmware.scanner.tally import ContestTally, tally
 from hal.camera import CaptureError
+from hal.clock import station_time
 from hal.devices import DeviceSet
 from hal.errors import DeviceStatus, HalError
 from hal.feeder import BoxFull, CoverOpen, DoubleSheet, FeederError, PaperJam
@@ -110,6 +114,7 @@ class ScannerService:
         # the entry clears, "paper at the entry" is that sheet, not a new ballot (it must not be pulled in).
         self._await_pickup = False
         self._on_report = on_report or (lambda kind, report: None)
+        self._next_turnout: datetime | None = None
         record = store.polls_record()
         self.opened_at: datetime | None = record.opened_at
         self.closed_at: datetime | None = record.closed_at
@@ -169,6 +174,7 @@ class ScannerService:
     def close_polls(self) -> None:
         if self._ballot is not None:
             raise PollsError(f"closing refused: a ballot is in state '{self._ballot.machine.state}'; clear it first")
+        self.report_due_turnout()  # the last hour (19:00) is due at the closing itself
         self._polls(PollsEvent.CLOSE)
         self.d.switches.set_indicator(Indicator.READY, False)
         self.d.panel.show_message(self.msg.t("panel.polls_closed"))
@@ -182,9 +188,40 @@ class ScannerService:
         except TransitionRefused as exc:
             raise PollsError(f"{exc}; see the day's steps in the README") from None
         # The new state is on disk before any action prints: a printer out of paper must not undo a close.
-        self.store.set_polls_state(self.polls.state.value, self.d.clock.now())
+        # Its signed documents (opening, closing, results) enter the outbox in the same transaction.
+        now = self.d.clock.now()
+        self.store.set_polls_state(self.polls.state.value, now, documents=self._polls_documents(event, now))
         for action in actions:
             getattr(self, f"_do_{action}")(event)
+
+    def _polls_documents(self, event: PollsEvent, now: datetime) -> list[SignedDocument]:
+        if event == PollsEvent.OPEN:
+            return [docs.polls_opened(self, now)]
+        if event == PollsEvent.CLOSE:
+            return docs.at_closing(self, now)
+        return []
+
+    def report_due_turnout(self) -> None:
+        """Art. 15: at each of the election's turnout hours (11:00, 15:00, 19:00), while the polls are
+        open or paused, one signed turnout document into the outbox, in the transaction of its event.
+        An hour that passed while the box was off is reported as soon as it is back, with the real time."""
+        if self.polls.state not in (PollsState.OPEN, PollsState.PAUSED):
+            return
+        now = self.d.clock.now()
+        if self._next_turnout is not None and now < self._next_turnout:
+            return
+        done = {e.detail.get("hour") for e in self.store.events() if e.kind == "turnout"}
+        self._next_turnout = None
+        for hour in sorted(self.election.polls.turnout_reports):
+            due = station_time(self.election.date, hour)
+            if hour in done:
+                continue
+            if now < due:
+                self._next_turnout = due
+                break
+            counts = self.store.counts()
+            self.store.log_event("turnout", now, {"hour": hour, "ballots_cast": counts.total_cast},
+                                 documents=[docs.turnout(self, hour, now, counts)])
 
     def _do_log(self, event: PollsEvent) -> None:
         self.store.log_event(f"polls_{event.value}", self.d.clock.now(), {"state": self.polls.state.value})
@@ -221,6 +258,7 @@ class ScannerService:
                 self.d.clock.sleep(wait_s)
                 return None
             self._await_pickup = False
+        self.report_due_turnout()
         if self.polls.state != PollsState.OPEN:
             return None
         if not self.d.feeder.wait_for_ballot(wait_s):
@@ -263,6 +301,7 @@ class ScannerService:
             actions = b.machine.fire(event)
             event = None
             for action in actions:
+                failpoints.hit(f"ballot.{b.machine.state.value}.{action}")
                 try:
                     event = getattr(self, f"_do_{action}")(b)
                 except (HalError, StoreError, OSError, ValueError) as exc:
@@ -410,6 +449,42 @@ class ScannerService:
             self.store.confirm_cast(b.token)
             b.cast = True
         b.token = None
+
+    def recover_at_boot(self) -> list[tuple[str, str]]:
+        """Start-up after a power cut: resolve every open intent from the sensors, push out a sheet left
+        in the path (not counted), and keep the polls as they were - except that open polls come back
+        paused, for the committee to look at the box and resume. Nothing is opened, closed or reopened.
+        Returns the decisions as (code, words) in the station's language; they are logged (codes only)
+        and printed on the results report."""
+        decisions: list[tuple[str, str]] = []
+        sensors = self.d.feeder.sensors()
+        in_path = sensors.entry or sensors.imaging
+        resolution = self.store.recover(lambda: not in_path)
+        if resolution is Resolution.CONFIRMED:
+            decisions.append(("counted", self.msg.t("recovery.counted")))
+        elif resolution is Resolution.ABORTED:
+            decisions.append(("returned_intent", self.msg.t("recovery.returned_intent")))
+        if in_path:
+            try:
+                self.d.feeder.return_to_voter()
+                self._await_pickup = True
+                if resolution is not Resolution.ABORTED:
+                    decisions.append(("returned_unread", self.msg.t("recovery.returned_unread")))
+            except HalError:
+                decisions.append(("stuck", self.msg.t("recovery.stuck")))
+        elif sensors.entry:
+            self._await_pickup = True
+        if not decisions:
+            decisions.append(("nothing_open", self.msg.t("recovery.nothing_open")))
+        if self.polls.state == PollsState.OPEN:
+            self.polls = polls_machine(PollsState.PAUSED)
+            self.store.set_polls_state(PollsState.PAUSED.value, self.d.clock.now())
+            decisions.append(("polls_paused", self.msg.t("recovery.polls_paused")))
+        else:
+            decisions.append(("polls_unchanged", self.msg.t("recovery.polls_unchanged", state=self.polls.state.value)))
+        self.store.log_event("power_cut_recovery", self.d.clock.now(), {"decisions": [c for c, _ in decisions]})
+        failpoints.hit("boot.recovered")
+        return decisions
 
     def recover_after_power_cut(self) -> bool:
         """At start-up: resolve an intent left open by a power cut from the paper-path sensors. A sheet

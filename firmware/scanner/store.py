@@ -85,7 +85,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from firmware.common import failpoints
 from firmware.common.sqlite_secrecy import pad, scrub_journal, unpad
+from firmware.common.transmission.documents import SignedDocument
+from firmware.common.transmission.outbox import OutboxEntry
 
 if TYPE_CHECKING:
     from config.election import Election
@@ -101,6 +104,12 @@ LOCK_TIMEOUT_S = 1.0  # the store has one owner: a lock held longer than this is
 JOURNAL_KEEP_PAGES = 16  # a ballot transaction journals 3 pages; a larger journal is zeroed, then truncated
 
 EMPTY, PENDING, CAST = "E", "P", "C"
+# Signed documents waiting to be sent (aggregates and polls events, never ballots: their order is public).
+OUTBOX_TABLE = ("CREATE TABLE outbox(hash TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+                " station TEXT NOT NULL, device_id TEXT NOT NULL, key_id TEXT NOT NULL, body BLOB NOT NULL,"
+                " signature BLOB NOT NULL, created_at TEXT NOT NULL, receipt TEXT, acked_at TEXT,"
+                " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_attempt_at TEXT,"
+                " given_up INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID")
 OPEN, PAUSED = "open", "paused"  # polls states of firmware's state table that this store must know
 POLLS_STATE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
@@ -460,9 +469,12 @@ class ScannerStore:
         return PollsRecord(state=values["state"], since=_time(values["since"]),
                            opened_at=_time(values["opened_at"]), closed_at=_time(values["closed_at"]))
 
-    def set_polls_state(self, state: str, at: datetime | None) -> None:
+    def set_polls_state(self, state: str, at: datetime | None, documents: Sequence[SignedDocument] = ()) -> None:
         """Persist the polls state (firmware's polls state table decides the transitions). Entering
-        "open" from anything but "paused" is an opening and requires an empty count."""
+        "open" from anything but "paused" is an opening and requires an empty count. `documents` (the
+        signed opening or closing documents) go into the outbox in the same transaction: a polls state
+        on disk always has its documents waiting to be sent, and a document never reports a state
+        that did not happen."""
         if not isinstance(state, str) or not POLLS_STATE.match(state):
             raise StoreError(f"set_polls_state: {state!r} is not a state name (lower case, digits, '-', '_', "
                              "at most 32); pass a state of the polls state table")
@@ -481,6 +493,7 @@ class ScannerStore:
                 self._set_polls("opened_at", when)
             if closing:
                 self._set_polls("closed_at", when)
+            self._put_documents(documents, when)
         self._scrub_journal()
 
     def assert_can_open(self) -> None:
@@ -499,9 +512,11 @@ class ScannerStore:
                                  "(ScannerStore.for_election) before opening")
 
     # -- device event log -------------------------------------------------------------------------
-    def log_event(self, kind: str, at: datetime, detail: Mapping[str, Any] | None = None) -> None:
+    def log_event(self, kind: str, at: datetime, detail: Mapping[str, Any] | None = None,
+                  documents: Sequence[SignedDocument] = ()) -> None:
         """Append a device event (polls opened, paper jam, ...). Events are not ballots: they may hold
-        times, never votes; a payload with a vote key (VOTE_KEYS) is refused."""
+        times, never votes; a payload with a vote key (VOTE_KEYS) is refused. `documents` (e.g. the
+        signed turnout of that hour) go into the outbox in the same transaction."""
         if not isinstance(kind, str) or not EVENT_KIND.match(kind):
             raise StoreError(f"log_event: kind {kind!r} must be lower case letters, digits, '.', '_', '-' "
                              "(at most 64), e.g. 'polls.opened'")
@@ -517,7 +532,49 @@ class ScannerStore:
         with self._transaction(f"the event {kind!r}"):
             self._db.execute("INSERT INTO device_event(at, kind, detail) VALUES (?, ?, ?)",
                              (at.isoformat(), kind, text))
+            self._put_documents(documents, at.isoformat())
         self._scrub_journal()
+
+    # -- outbox (firmware.common.transmission.outbox.Outbox) ---------------------------------------
+    def entries(self) -> list[OutboxEntry]:
+        rows = self._db.execute("SELECT kind, station, device_id, key_id, body, signature, created_at, receipt,"
+                                " attempts, last_error, given_up FROM outbox ORDER BY seq").fetchall()
+        return [OutboxEntry(SignedDocument(kind, station, device, key, bytes(body), bytes(sig)),
+                            datetime.fromisoformat(created) if created else datetime.min,
+                            json.loads(receipt) if receipt else None, attempts, error, bool(given_up))
+                for kind, station, device, key, body, sig, created, receipt, attempts, error, given_up in rows]
+
+    def unsent(self) -> list[OutboxEntry]:
+        return [e for e in self.entries() if e.receipt is None and not e.given_up]
+
+    def acknowledge(self, doc_hash: str, receipt: Mapping[str, Any], at: datetime) -> None:
+        try:
+            text = _canonical(dict(receipt)).decode()
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"acknowledge {doc_hash[:12]}: the receipt is not JSON data ({exc})") from None
+        with self._transaction(f"the receipt of document {doc_hash[:12]}"):
+            cur = self._db.execute("UPDATE outbox SET receipt = ?, acked_at = ? WHERE hash = ?",
+                                   (text, at.isoformat(), doc_hash))
+            if cur.rowcount != 1:
+                raise StoreError(f"acknowledge: no document {doc_hash} in the outbox of {self.path}; a receipt "
+                                 "for a document this box never wrote: keep it and call the operator")
+        self._scrub_journal()
+
+    def note_failure(self, doc_hash: str, error: str, at: datetime, *, give_up: bool = False) -> None:
+        with self._transaction(f"the failed attempt for document {doc_hash[:12]}"):
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_attempt_at = ?,"
+                             " given_up = max(given_up, ?) WHERE hash = ?",
+                             (str(error)[:500], at.isoformat(), int(give_up), doc_hash))
+        self._scrub_journal()
+
+    def _put_documents(self, documents: Sequence[SignedDocument], when: str) -> None:
+        """Inside a transaction: add documents to the outbox (a document already there is kept once)."""
+        for doc in documents:
+            self._db.execute(
+                "INSERT INTO outbox(hash, seq, kind, station, device_id, key_id, body, signature, created_at)"
+                " VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM outbox), ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(hash) DO NOTHING",
+                (doc.hash, doc.kind, doc.station, doc.device_id, doc.key_id, doc.body, doc.signature, when))
 
     def events(self) -> list[DeviceEvent]:
         rows = self._db.execute("SELECT seq, at, kind, detail FROM device_event ORDER BY seq").fetchall()
@@ -555,7 +612,11 @@ class ScannerStore:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
             raise self._failure(exc, "opening the store") from None
-        if not {"meta", "cvr_slot", "counter", "polls", "device_event"} <= tables:
+        if {"meta", "cvr_slot", "counter", "polls", "device_event"} <= tables and "outbox" not in tables:
+            with self._transaction("the outbox table"):  # a store made before the outbox existed
+                db.execute(OUTBOX_TABLE)
+            tables.add("outbox")
+        if not {"meta", "cvr_slot", "counter", "polls", "device_event", "outbox"} <= tables:
             raise StoreError(f"{self.path}: not a ballotbox scanner store (tables {sorted(tables)}); point the "
                              "service at the scanner store file or at a new path to create one")
         if self._meta("format") != FORMAT_VERSION:
@@ -580,6 +641,7 @@ class ScannerStore:
                              f" value BLOB NOT NULL CHECK (length(value) = {POLLS_VALUE_SIZE})) WITHOUT ROWID")
             self._db.execute("CREATE TABLE device_event(seq INTEGER PRIMARY KEY, at TEXT NOT NULL,"
                              " kind TEXT NOT NULL, detail TEXT NOT NULL)")
+            self._db.execute(OUTBOX_TABLE)
             self._db.executemany("INSERT INTO meta(name, value) VALUES (?, ?)",
                                  [("format", FORMAT_VERSION), ("record_size", str(record_size))])
             self._db.executemany("INSERT INTO polls(name, value) VALUES (?, ?)",
@@ -699,7 +761,9 @@ class ScannerStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             yield
+            failpoints.hit("store.commit.before")
             self._db.execute("COMMIT")
+            failpoints.hit("store.commit.after")
         except BaseException as exc:
             try:
                 if self._db.in_transaction:
@@ -804,3 +868,14 @@ def _refuse_votes(value: Any, where: str, kind: str) -> None:
     elif isinstance(value, str) and ('"contests"' in value or '"candidates"' in value):
         raise StoreError(f"log_event {kind!r}: {where} embeds a cast-vote record; logs never hold votes "
                          "(VVSG 2.0 10.2.4-B): drop it")
+
+
+def open_outbox(state_dir: Path) -> ScannerStore:
+    """The outbox of a box's state directory (its store at DIR/device/scanner.sqlite), for
+    `ballotbox outbox send` after a restart. The store is opened exclusively: the scanner service must
+    not be running on it."""
+    path = Path(state_dir) / "device" / "scanner.sqlite"
+    if not path.is_file():
+        raise StoreError(f"{path}: no scanner store in the state directory {state_dir}; give the --state-dir of "
+                         "a box (the directory `ballotbox simulate --state-dir` or the device wrote)")
+    return ScannerStore(path)
