@@ -49,11 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(metavar="COMMAND")
 
     sim = sub.add_parser("simulate", help="run a simulated polling-station day and check the tallies")
-    sim.add_argument("--voters", type=int, default=300, help="number of voters (default 300)")
-    sim.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same day")
+    sim.add_argument("--voters", type=int, default=None, help="number of voters (default 300)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same day (default 7)")
     sim.add_argument("--out", type=Path, default=Path("out/day"), help="output directory (reports, results.json)")
-    sim.add_argument("--election", type=Path, default=SAMPLE_ELECTION, help="election definition (default: sample)")
-    sim.add_argument("--no-faults", action="store_true", help="no paper jams, double sheets or open covers")
+    sim.add_argument("--state-dir", type=Path, default=None,
+                     help="what survives a power cut: the box's storage (DIR/device) and the physical world "
+                          "(DIR/world); default OUT/state")
+    sim.add_argument("--resume", action="store_true",
+                     help="boot the box as after a power cut and carry the day in --state-dir on to its end")
+    sim.add_argument("--election", type=Path, default=None, help="election definition (default: sample)")
+    sim.add_argument("--no-faults", action="store_true", default=None,
+                     help="no paper jams, double sheets or open covers")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--desk-voters", type=int, default=None,
                      help="voters through the authentication desk (pilots 1 and 3; default: the first 60 voters, "
@@ -150,12 +156,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from firmware.common.reports import render_png, report_to_json
     from simulator.day import FaultRates, run_day
 
-    if args.voters < 1 or args.voters > 5000:
-        raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
-    _desk_voters(args)  # refused before the day, not after it
+    out: Path = args.out
+    state_dir: Path = args.state_dir or out / "state"
+    _day_parameters(args, out, state_dir)  # a new day over an old one is refused; a resumed one reads its own
     election = load_election(args.election)
     console = Console(stderr=False)
-    out: Path = args.out
     reports_dir = out / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
     messages = Messages.for_language(election.station.language)
@@ -168,18 +173,22 @@ def _simulate(args: argparse.Namespace) -> int:
     faults = FaultRates(0, 0, 0, 0) if args.no_faults else FaultRates()
     started = time.perf_counter()
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
-                  f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}")
+                  f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"
+                  + (f" - resumed after a power cut from {state_dir}" if args.resume else ""))
     with Progress(TextColumn("voters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=args.quiet) as progress:
         task = progress.add_task("day", total=args.voters)
-        result = run_day(election, args.voters, args.seed, out / "device-data", messages, faults=faults,
-                         on_report=save_report, progress=lambda i, n: progress.update(task, completed=i))
+        result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
+                         on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
+                         resume=args.resume)
     elapsed = time.perf_counter() - started
+    for _, words in result.recovery:
+        console.print(f"recovery after the power cut: {words}")
 
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
 
-    desk = _authentication_desk(args, election, out, messages, save_report, console)
+    desk = _authentication_desk(args, election, state_dir, messages, save_report, console)
 
     table = Table(title="Box tallies vs ground truth (the physical ballot box)")
     for col in ("contest", "ballots", "valid", "invalid", "ambiguous", "agree"):
@@ -212,9 +221,9 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_CHECK_FAILED
 
 
-def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, messages: Any,
+def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Path, messages: Any,
                          save_report: Any, console: Any) -> Any:
-    """The authentication desk of the same day (its own store, log, clock and key file in device-data/auth:
+    """The authentication desk of the same day (its own store, log, clock and key file in device/auth:
     the secrecy wall), its report saved beside the scanner's, checked against the simulator's truth."""
     from firmware.common.identity import load_or_provision
     from simulator.auth_desk import run_desk
@@ -224,9 +233,9 @@ def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, mes
     if n == 0:
         return None
     registered = max(n, election.station.registered_voters)
-    identity = load_or_provision(out / "device-data", SIM_DEVICE_ID)  # the box's one key, made by the day
+    identity = load_or_provision(state_dir / "device", SIM_DEVICE_ID)  # the box's one key, made by the day
     started = time.perf_counter()
-    desk = run_desk(election, n, args.seed, out / "device-data" / "auth", messages, registered=registered,
+    desk = run_desk(election, n, args.seed, state_dir / "device" / "auth", messages, registered=registered,
                     identity=identity, on_report=save_report)
     r = desk.report
     console.print(f"authentication desk: {n} voters of a register of {registered} in "
@@ -234,6 +243,50 @@ def _authentication_desk(args: argparse.Namespace, election: Any, out: Path, mes
     console.print("[bold green]AUTHENTICATION REPORT AGREES[/] with the simulator's ground truth" if desk.agree
                   else "[bold red]AUTHENTICATION REPORT DIFFERS[/]")
     return desk
+
+
+DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": None}
+
+
+def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> None:
+    """Fill args with the day's parameters: a new day's from the command line (refused over a directory
+    that holds anything: `simulate` never deletes a day), a resumed day's from its state directory."""
+    from simulator.day import WORLD_DIR
+    from simulator.world import WorldError, read_day_file, write_day_file
+
+    for name, path in (("--out", out), ("--state-dir", state_dir)):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{name} {path}: is a file, not a directory; give a directory for the day")
+    if args.resume:
+        try:
+            day = read_day_file(state_dir / WORLD_DIR)
+        except WorldError as exc:
+            raise UserError(str(exc)) from None
+        for name in ("voters", "seed", "no_faults", "desk_voters"):
+            given = getattr(args, name)
+            if given is not None and given != day[name] and not (name == "no_faults" and given is False):
+                raise UserError(f"--{name.replace('_', '-')} {given}: the day in {state_dir} was started with "
+                                f"{day[name]}; leave it out when resuming")
+            setattr(args, name, day[name])
+        if args.election is not None and args.election.resolve() != Path(day["election"]):
+            raise UserError(f"--election {args.election}: the day in {state_dir} runs {day['election']}")
+        args.election = Path(day["election"])
+        return
+    for name, path in (("--state-dir", state_dir), ("--out", out)):
+        if path.is_dir() and any(path.iterdir()):
+            raise UserError(f"{name} {path} already holds a day (or other files) and simulate never deletes one: "
+                            f"carry a killed day on with --resume (--state-dir {state_dir}), or give another "
+                            f"{name}")
+    for name, default in DAY_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    args.election = (args.election or SAMPLE_ELECTION).resolve()
+    if args.voters < 1 or args.voters > 5000:
+        raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
+    _desk_voters(args)  # refused before the day, not after it
+    (state_dir / WORLD_DIR).mkdir(parents=True, exist_ok=True)
+    write_day_file(state_dir / WORLD_DIR, {name: getattr(args, name) for name in DAY_DEFAULTS}
+                   | {"election": str(args.election)})
 
 
 def _desk_voters(args: argparse.Namespace) -> int:

@@ -10,21 +10,23 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from config.election import ContestKind, Election
 from firmware.common.i18n import Messages
 from firmware.common.identity import load_or_provision
 from firmware.scanner.service import CycleResult, ScannerService
-from firmware.scanner.states import BallotState
+from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
 from simulator.devices import SimStation, build_sim_station
-from simulator.voters import BallotPlan, Sheet, Voter, make_population, new_sheet
+from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
+from simulator.world import JOURNAL, Journal, World, replay
 
 SIM_DEVICE_ID = "BB-SIM-0001"
 MAX_SHEETS_PER_BALLOT = 4  # the voter's ballot plus at most three replacements
@@ -50,91 +52,216 @@ class DayResult:
     stats: dict[str, Any]
     service: ScannerService = field(repr=False)
     station: SimStation = field(repr=False)
+    recovery: list[tuple[str, str]] = field(default_factory=list)  # what the box decided at this boot
 
 
-def run_day(election: Election, voters: int, seed: int, data_dir: Path, messages: Messages,
+DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory (the issue's contract)
+
+
+def run_day(election: Election, voters: int, seed: int, state_dir: Path, messages: Messages,
             faults: FaultRates = FaultRates(), on_report: Callable[[str, object], None] | None = None,
-            progress: Callable[[int, int], None] | None = None) -> DayResult:
-    rng = random.Random(seed)
-    station = build_sim_station(election, rng)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = data_dir / "scanner.sqlite"
-    for stale in list(data_dir.glob("scanner.sqlite*")):
-        stale.unlink()  # a simulated day always starts from a freshly provisioned box
-    store = ScannerStore.for_election(db, election)
-    identity = load_or_provision(data_dir, SIM_DEVICE_ID)
-    service = ScannerService(election, station.devices, store, messages, identity, on_report=on_report)
-    day = _Day(election, station, service, rng, faults)
+            progress: Callable[[int, int], None] | None = None, *, resume: bool = False) -> DayResult:
+    """Run (or, with `resume`, carry on after a power cut) the day kept in `state_dir`.
 
-    clock = station.clock
-    service.self_test()
-    service.configure()
-    clock.advance_to(station_time(election.date, election.polls.opening) - timedelta(minutes=30))
-    service.print_zero_report()
-    clock.advance_to(station_time(election.date, election.polls.opening))
-    service.open_polls()
-
-    population = make_population(election, voters, rng)
-    opening = station_time(election.date, election.polls.opening)
-    span = (station_time(election.date, election.polls.closing) - opening).total_seconds() - 600
-    arrivals = sorted(rng.uniform(0, span) for _ in population)
-    wall = time.perf_counter()
-    for i, (voter, offset) in enumerate(zip(population, arrivals)):
-        clock.advance_to(opening + timedelta(seconds=offset))
-        day.vote(voter)
-        if progress:
-            progress(i + 1, len(population))
-    wall_s = time.perf_counter() - wall
-
-    clock.advance_to(station_time(election.date, election.polls.closing))
-    service.close_polls()
-
-    box = service.tallies()
-    truth = truth_tallies(election, station.box.sheets)
-    box_json = {cid: _tally_json(t) for cid, t in box.items()}
-    differences = _compare(box_json, truth)
-    cast_counts = store.counts()
-    physical = Counter(s.style for s in station.box.sheets)
-    for style in election.ballot_styles:
-        stored = cast_counts.cast.get(style.id, 0)
-        if stored != physical.get(style.id, 0):
-            differences.append(f"style {style.id}: box counted {stored} ballots, {physical.get(style.id, 0)} are in the box")
-    stats = dict(day.stats)
-    stats["wall_seconds_voting"] = round(wall_s, 2)
-    stats["cycle_ms_median"] = round(sorted(day.cycle_ms)[len(day.cycle_ms) // 2], 1) if day.cycle_ms else None
-    stats["cycle_ms_p95"] = round(sorted(day.cycle_ms)[int(len(day.cycle_ms) * 0.95)], 1) if day.cycle_ms else None
-    stats["sheets_in_box"] = len(station.box.sheets)
-    store.close()  # the day is over: the store is released (and its journal scrubbed once more)
-    return DayResult(not differences, differences, box_json, truth, cast_counts, stats, service, station)
+    state_dir/device/ is the box's own storage (store, key, outbox), state_dir/world/ the simulator's
+    physical world (simulator.world). The process may be killed at any instant; `resume` boots the
+    firmware from the device part as after a power cut, and the world goes on where it was."""
+    device_dir, world_dir = state_dir / DEVICE_DIR, state_dir / WORLD_DIR
+    device_dir.mkdir(parents=True, exist_ok=True)
+    world_dir.mkdir(parents=True, exist_ok=True)
+    world = replay(world_dir / JOURNAL) if resume else World()
+    journal = Journal(world_dir / JOURNAL)
+    try:
+        return _Day(election, voters, seed, device_dir, world, journal, messages, faults, on_report, progress,
+                    resume).run()
+    finally:
+        journal.close()
 
 
 class _Day:
-    def __init__(self, election: Election, station: SimStation, service: ScannerService, rng: random.Random,
-                 faults: FaultRates) -> None:
-        self.e, self.st, self.svc, self.rng, self.faults = election, station, service, rng, faults
-        self.stats: Counter[str] = Counter()
+    def __init__(self, election: Election, voters: int, seed: int, device_dir: Path, world: World, journal: Journal,
+                 messages: Messages, faults: FaultRates, on_report: Callable[[str, object], None] | None,
+                 progress: Callable[[int, int], None] | None, resume: bool) -> None:
+        self.e, self.seed, self.world, self.journal, self.faults = election, seed, world, journal, faults
+        self.progress, self.resume = progress, resume
+        self.boot = world.boots
+        st = self.st = build_sim_station(election, random.Random(f"{seed}:camera:{self.boot}"), journal=self._log)
+        st.printer.on_print = lambda image: self._log({"e": "printed", "what": f"{image.width}x{image.height}"})
+        self.population = make_population(election, voters, random.Random(f"{seed}:population"))
+        arrivals = random.Random(f"{seed}:arrivals")
+        span = (self._at(election.polls.closing) - self._at(election.polls.opening)).total_seconds() - 600
+        self.arrivals = sorted(arrivals.uniform(0, span) for _ in self.population)
+        self.sheets: dict[str, Sheet] = {}
         self.cycle_ms: list[float] = []
+        self.decisions: list[tuple[str, str]] = []
+        if resume:
+            self._restore_world()
+        self.store = ScannerStore.for_election(device_dir / "scanner.sqlite", election)
+        identity = load_or_provision(device_dir, SIM_DEVICE_ID)
+        self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report)
 
-    def vote(self, voter: Voter) -> None:
-        self.stats["voters"] += 1
-        for plan in voter.ballots:
-            self._ballot(plan)
+    # -- the world's journal ---------------------------------------------------------------------
+    def _log(self, event: dict[str, Any]) -> None:
+        self.journal.write({"t": round(self.st.clock.monotonic(), 3), **event})
 
-    def _ballot(self, plan: BallotPlan) -> None:
+    def _stat(self, name: str) -> None:
+        self._log({"e": "stat", "k": name})
+        self.world.stats[name] += 1
+
+    def _restore_world(self) -> None:
+        """Put the physical world back as the journal left it: sheets where they were, the clock on
+        (the power was off for a few minutes), no fault pending (a jam does not outlive a restart)."""
+        w, st = self.world, self.st
+        outage = random.Random(f"{self.seed}:outage:{self.boot}").uniform(30, 300)
+        st.clock.sleep(w.t + outage)
+        st.box.sheets.extend(self._sheet(k) for k in w.box)
+        path = st.path
+        journal, path.journal = path.journal, None  # restoring is not a move
+        path.move(at_entry=self._opt(w.at_entry), held=self._opt(w.held), returned=self._opt(w.returned))
+        path.journal = journal
+
+    def _opt(self, key: str | None) -> Sheet | None:
+        return None if key is None else self._sheet(key)
+
+    def _sheet(self, key: str) -> Sheet:
+        """The sheet named `key` ("v{voter}.b{ballot}.{s|f|c}{attempt}"), the same in every process."""
+        if key not in self.sheets:
+            voter, ballot, attempt = key.split(".")
+            plan = self.population[int(voter[1:])].ballots[int(ballot[1:])]
+            intents = {"s": plan.spoiled_first, "f": plan.final, "c": plan.corrected or plan.final}[attempt[0]]
+            assert intents is not None, key
+            self.sheets[key] = new_sheet(plan.style, intents, random.Random(f"{self.seed}:sheet:{key}"), key=key)
+        return self.sheets[key]
+
+    def _at(self, hhmm: str) -> datetime:
+        return station_time(self.e.date, hhmm)
+
+    # -- the day ---------------------------------------------------------------------------------
+    def run(self) -> DayResult:
+        svc, clock, w = self.svc, self.st.clock, self.world
+        if self.resume:
+            self.decisions = svc.recover_at_boot()
+            self._log({"e": "boot", "decisions": [c for c, _ in self.decisions]})
+            w.boots += 1
+        state = svc.polls.state
+        if state in (PollsState.SETUP, PollsState.CLOSED_INITIAL):
+            svc.self_test()
+            svc.configure()
+            clock.advance_to(self._at(self.e.polls.opening) - timedelta(minutes=30))
+            svc.print_zero_report()
+            self._log({"e": "committee", "step": "zero_report"})
+            clock.advance_to(self._at(self.e.polls.opening))
+            svc.open_polls()
+            self._log({"e": "committee", "step": "opened"})
+        elif state == PollsState.PAUSED:
+            svc.self_test()  # the committee checks the box after the power cut, then resumes voting
+            self._take_back_returned()
+            svc.resume()
+            self._log({"e": "committee", "step": "resumed"})
+
+        wall = time.perf_counter()
+        if svc.polls.state == PollsState.OPEN:
+            opening = self._at(self.e.polls.opening)
+            for i in range(w.voters_done, len(self.population)):
+                self._advance_to(opening + timedelta(seconds=self.arrivals[i]))
+                self._vote(i)
+                self._log({"e": "voter_end", "voter": i})
+                w.voters_done = i + 1
+                if self.progress:
+                    self.progress(i + 1, len(self.population))
+            self._advance_to(self._at(self.e.polls.closing))
+            svc.close_polls()
+            self._log({"e": "committee", "step": "closed"})
+        elif svc.polls.state in (PollsState.CLOSED_FINAL, PollsState.TRANSMITTED) and "closed" not in w.committee:
+            svc.reprint_results()  # the box was cut off while printing the results: the committee asks again
+            self._log({"e": "committee", "step": "closed"})
+        wall_s = time.perf_counter() - wall
+        return self._result(wall_s)
+
+    def _advance_to(self, when: datetime) -> None:
+        """Let station time pass; the box's idle loop reports turnout at each hour on the way (Art. 15)."""
+        clock = self.st.clock
+        for hour in sorted(self.e.polls.turnout_reports):
+            due = self._at(hour)
+            if clock.now() < due <= when:
+                clock.advance_to(due)
+                self.svc.report_due_turnout()
+        clock.advance_to(when)
+
+    def _result(self, wall_s: float) -> DayResult:
+        svc, store, st = self.svc, self.store, self.st
+        box = svc.tallies()
+        truth = truth_tallies(self.e, st.box.sheets)
+        box_json = {cid: _tally_json(t) for cid, t in box.items()}
+        differences = _compare(box_json, truth)
+        cast_counts = store.counts()
+        physical = Counter(s.style for s in st.box.sheets)
+        for style in self.e.ballot_styles:
+            stored = cast_counts.cast.get(style.id, 0)
+            if stored != physical.get(style.id, 0):
+                differences.append(f"style {style.id}: box counted {stored} ballots, {physical.get(style.id, 0)} are "
+                                   "in the box")
+        differences += self._intentions_kept()
+        stats = dict(self.world.stats)
+        stats["wall_seconds_voting"] = round(wall_s, 2)
+        ms = sorted(self.cycle_ms)
+        stats["cycle_ms_median"] = round(ms[len(ms) // 2], 1) if ms else None
+        stats["cycle_ms_p95"] = round(ms[int(len(ms) * 0.95)], 1) if ms else None
+        stats["sheets_in_box"] = len(st.box.sheets)
+        stats["power_cuts"] = self.world.boots
+        store.close()  # the day is over: the store is released (and its journal scrubbed once more)
+        return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions)
+
+    def _intentions_kept(self) -> list[str]:
+        """Each voter's each ballot: cast (its last sheet in the box, once) or handed to the committee;
+        nothing in the box that nobody cast; no sheet in the box twice."""
+        diffs = []
+        keys = [s.key for s in self.st.box.sheets]
+        for key, n in Counter(keys).items():
+            if n > 1:
+                diffs.append(f"sheet {key} is in the box {n} times")
+        by_ballot = Counter(tuple(k.split(".")[:2]) for k in keys)
+        for i, voter in enumerate(self.population):
+            for b in range(len(voter.ballots)):
+                fell = by_ballot.get((f"v{i}", f"b{b}"), 0)
+                outcome = self.world.ballots.get((i, b))
+                if outcome is None:
+                    diffs.append(f"voter {i} ballot {b}: never finished")
+                elif outcome == "cast" and fell != 1:
+                    diffs.append(f"voter {i} ballot {b}: cast, but {fell} of its sheets are in the box")
+                elif outcome == "given_up" and fell:
+                    diffs.append(f"voter {i} ballot {b}: handed to the committee, but {fell} sheet(s) fell into the box")
+        return diffs
+
+    # -- a voter ---------------------------------------------------------------------------------
+    def _vote(self, i: int) -> None:
+        voter = self.population[i]
+        if not any((i, b) in self.world.ballots for b in range(len(voter.ballots))) and not self._started(i):
+            self._stat("voters")
+        for b, plan in enumerate(voter.ballots):
+            if (i, b) not in self.world.ballots:
+                result = self._ballot(i, b, plan)
+                self._log({"e": "ballot_end", "voter": i, "ballot": b, "result": result})
+                self.world.ballots[(i, b)] = result
+
+    def _started(self, i: int) -> bool:
+        return any(v == i for v, _ in self.world.sheets)
+
+    def _ballot(self, i: int, b: int, plan: BallotPlan) -> str:
+        """One style's ballot of voter i, from its first sheet or from where a power cut left it."""
         if plan.spoiled_first is not None:
             # "I made a mistake": the voter feeds it, sees the verdict, takes it back, gets a new one (Art. 21(6-7))
-            sheet = new_sheet(plan.style, plan.spoiled_first, self.rng)
-            self._feed_until_decided(sheet, lambda v, c: VoterChoice.RETURN)
-            self.stats["replacement_ballots"] += 1
-            self.stats["returned_on_purpose"] += 1
-        intents = plan.final
+            key = f"v{i}.b{b}.s0"
+            if key not in self.world.attempts:
+                self._attempt(i, b, key, lambda v, c: VoterChoice.RETURN)
+                self._stat("replacement_ballots")
+                self._stat("returned_on_purpose")
+        variant = "f"
         for attempt in range(MAX_SHEETS_PER_BALLOT):
-            sheet = new_sheet(plan.style, intents, self.rng)
+            key = f"v{i}.b{b}.{variant}{attempt}"
             last = attempt == MAX_SHEETS_PER_BALLOT - 1
-            seen: list[PanelVerdict] = []
 
-            def respond(verdict: PanelVerdict, castable: bool) -> VoterChoice:
-                seen.append(verdict)
+            def respond(verdict: PanelVerdict, castable: bool, last: bool = last) -> VoterChoice:
                 if verdict == PanelVerdict.VALID:
                     return VoterChoice.CAST
                 if verdict == PanelVerdict.INVALID and (plan.casts_invalid or last):
@@ -142,25 +269,67 @@ class _Day:
                 # accidental invalid, or an unclear mark: take it back and ask for a new ballot
                 return VoterChoice.CAST if last and castable else VoterChoice.RETURN
 
-            result = self._feed_until_decided(sheet, respond)
-            if result.cast:
-                self.stats["ballots_cast"] += 1
-                return
-            self.stats["replacement_ballots"] += 1
-            verdict = seen[-1] if seen else None
-            if verdict == PanelVerdict.INVALID:
-                self.stats["returned_after_nevazeci"] += 1
-                intents = plan.corrected or plan.final
-            elif verdict == PanelVerdict.AMBIGUOUS:
-                self.stats["returned_ambiguous"] += 1
-            elif verdict in (PanelVerdict.FOREIGN, PanelVerdict.UNREADABLE):
-                self.stats[f"returned_{verdict.value}"] += 1
-        self.stats["ballots_given_up"] += 1  # handed to the committee as spoiled
+            end = self.world.attempts.get(key) or self._attempt(i, b, key, respond)
+            if end["result"] == "cast":
+                return "cast"
+            verdict = end.get("verdict")
+            if verdict == PanelVerdict.INVALID.value and plan.corrected is not None:
+                variant = "c"
+        return "given_up"  # handed to the committee as spoiled
+
+    def _attempt(self, i: int, b: int, key: str, respond: Callable[[PanelVerdict, bool], VoterChoice]) -> dict:
+        """The voter with sheet `key` until it is cast or back in their hand for good."""
+        w = self.world
+        sheet = self._sheet(key)
+        if key in w.sheets.get((i, b), []):  # resuming: where did the power cut leave this sheet?
+            if key in w.box:
+                return self._end(key, "cast", w.choices.get(key, {}).get("verdict"))
+            choice = w.choices.get(key)
+            self._take_back_returned()
+            if choice is not None and choice["choice"] == VoterChoice.RETURN.value:
+                return self._end_returned(key, choice.get("verdict"))
+        else:
+            self._log({"e": "sheet", "voter": i, "ballot": b, "key": key})
+            w.sheets.setdefault((i, b), []).append(key)
+        seen: list[PanelVerdict] = []
+
+        def decide(verdict: PanelVerdict, castable: bool) -> VoterChoice:
+            seen.append(verdict)
+            choice = respond(verdict, castable)
+            choice = VoterChoice.RETURN if choice == VoterChoice.CAST and not castable else choice
+            self._log({"e": "choice", "key": key, "choice": choice.value, "verdict": verdict.value})
+            return choice
+
+        result = self._feed_until_decided(sheet, decide)
+        verdict = seen[-1].value if seen else None
+        if result.cast:
+            return self._end(key, "cast", verdict)
+        return self._end_returned(key, verdict)
+
+    def _end_returned(self, key: str, verdict: str | None) -> dict:
+        if not key.split(".")[2].startswith("s"):
+            self._stat("replacement_ballots")
+            if verdict == PanelVerdict.INVALID.value:
+                self._stat("returned_after_nevazeci")
+            elif verdict == PanelVerdict.AMBIGUOUS.value:
+                self._stat("returned_ambiguous")
+            elif verdict in (PanelVerdict.FOREIGN.value, PanelVerdict.UNREADABLE.value):
+                self._stat(f"returned_{verdict}")
+        return self._end(key, "returned", verdict)
+
+    def _end(self, key: str, result: str, verdict: str | None) -> dict:
+        end = {"e": "attempt_end", "key": key, "result": result, "verdict": verdict}
+        self._log(end)
+        self.world.attempts[key] = end
+        if result == "cast":
+            self._stat("ballots_cast")
+        return end
 
     def _feed_until_decided(self, sheet: Sheet, respond: Callable[[PanelVerdict, bool], VoterChoice]) -> CycleResult:
         """Insert the sheet; if the paper path faults, the operator clears it and the voter reinserts."""
-        for _ in range(6):
-            self._maybe_fault()
+        rng = random.Random(f"{self.seed}:voter:{sheet.key}:{self.boot}")
+        for insertion in range(6):
+            self._maybe_fault(random.Random(f"{self.seed}:fault:{sheet.key}:{self.boot}:{insertion}"))
             self.st.path.at_entry = sheet
             self.st.panel.respond = respond
             t0 = time.perf_counter()
@@ -168,36 +337,36 @@ class _Day:
             assert result is not None, "a sheet was at the entry sensor"
             if result.interpretation is not None and result.fault is None:
                 self.cycle_ms.append((time.perf_counter() - t0) * 1000)
-            self.st.clock.sleep(self.rng.uniform(4, 12))  # the voter reads the panel and decides
+            self.st.clock.sleep(rng.uniform(4, 12))  # the voter reads the panel and decides
             if result.state == BallotState.WAITING:  # cast, or handed back
-                self._take_back()
+                self._take_back_returned()
                 return result
             # A fault: the operator opens the cover, takes out any sheet, closes it, clears the fault;
             # the voter gets the sheet back and feeds it again.
-            self.stats[f"fault_{result.state.value}"] += 1
-            self.st.clock.sleep(self.rng.uniform(60, 180))
+            self._stat(f"fault_{result.state.value}")
+            self.st.clock.sleep(rng.uniform(60, 180))
             self.st.feeder.cover_open = False
             removed = self.st.feeder.clear_jam() is not None
             self.svc.clear_fault(sheet_removed=removed)
-            self._take_back()
-            if self.svc.polls.state.value == "paused":
+            self._take_back_returned()
+            if self.svc.polls.state == PollsState.PAUSED:
                 self.svc.resume()
         raise RuntimeError("a sheet could not be processed in 6 insertions: the simulated feeder is stuck")
 
-    def _take_back(self) -> None:
+    def _take_back_returned(self) -> None:
         """The voter takes whatever sheet sticks out of the slot; the firmware's idle loop sees the entry
         sensor clear before the next sheet comes."""
         if self.st.path.returned is not None:
             self.st.path.returned = None
             assert self.svc.process_ballot(wait_s=0.5) is None
 
-    def _maybe_fault(self) -> None:
-        r = self.rng.random()
+    def _maybe_fault(self, rng: random.Random) -> None:
+        r = rng.random()
         f = self.faults
         for name, rate in (("jam_in", f.jam_in), ("jam_drop", f.jam_drop), ("double", f.double), ("cover", f.cover)):
             if r < rate:
                 self.st.feeder.inject(name)
-                self.stats[f"injected_{name}"] += 1
+                self._stat(f"injected_{name}")
                 return
             r -= rate
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -51,7 +53,7 @@ class AcceleratedClock:
         self._elapsed = max(self._elapsed, (when - self._start).total_seconds())
 
     @staticmethod
-    def for_day(date: str, hhmm: str = "05:30") -> "AcceleratedClock":
+    def for_day(date: str, hhmm: str = "05:30") -> AcceleratedClock:
         return AcceleratedClock(station_time(date, hhmm))
 
 
@@ -68,12 +70,62 @@ class PhysicalBallotBox:
 
 
 class PaperPath:
-    """The sheet's position in the feeder: None, 'entry', 'imaging'. Shared by feeder and camera."""
+    """The sheet's position in the feeder: at the entry, held at the imaging position, or pushed back
+    out. Shared by feeder and camera.
 
-    def __init__(self) -> None:
-        self.at_entry: Sheet | None = None
-        self.held: Sheet | None = None
-        self.returned: Sheet | None = None  # pushed back out, waiting for the voter to take it
+    Every move is one step: with a `journal` (a day in a state directory, simulator.world) the new
+    positions - and a sheet dropped into the box - are journaled in one write before they take effect,
+    so a process killed at any instant leaves a world in which each sheet is in exactly one place."""
+
+    def __init__(self, journal: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.journal = journal
+        self._at_entry: Sheet | None = None
+        self._held: Sheet | None = None
+        self._returned: Sheet | None = None  # pushed back out, waiting for the voter to take it
+
+    @property
+    def at_entry(self) -> Sheet | None:
+        return self._at_entry
+
+    @at_entry.setter
+    def at_entry(self, sheet: Sheet | None) -> None:
+        self.move(at_entry=sheet)
+
+    @property
+    def held(self) -> Sheet | None:
+        return self._held
+
+    @held.setter
+    def held(self, sheet: Sheet | None) -> None:
+        self.move(held=sheet)
+
+    @property
+    def returned(self) -> Sheet | None:
+        return self._returned
+
+    @returned.setter
+    def returned(self, sheet: Sheet | None) -> None:
+        self.move(returned=sheet)
+
+    _KEEP: Any = object()
+
+    def move(self, *, at_entry: Any = _KEEP, held: Any = _KEEP, returned: Any = _KEEP,
+             drop_into: PhysicalBallotBox | None = None) -> None:
+        """Set the given positions at once; `drop_into`: the held sheet falls into that box."""
+        keep = PaperPath._KEEP
+        new = (self._at_entry if at_entry is keep else at_entry, self._held if held is keep else held,
+               self._returned if returned is keep else returned)
+        dropped = self._held if drop_into is not None else None
+        if self.journal is not None:
+            self.journal({"e": "path", "at_entry": _key(new[0]), "held": _key(new[1]), "returned": _key(new[2]),
+                          "dropped": _key(dropped)})
+        self._at_entry, self._held, self._returned = new
+        if drop_into is not None and dropped is not None:
+            drop_into.sheets.append(dropped)
+
+
+def _key(sheet: Sheet | None) -> str | None:
+    return None if sheet is None else sheet.key
 
 
 class SimFeeder:
@@ -124,7 +176,7 @@ class SimFeeder:
             self.clock.sleep(self.TAKE_IN_S * 3)
             raise PaperJam("ballot did not reach the imaging position", "open the cover and clear the paper path")
         self.clock.sleep(self.TAKE_IN_S)
-        self.path.held, self.path.at_entry = self.path.at_entry, None
+        self.path.move(held=self.path.at_entry, at_entry=None)
 
     def drop_into_box(self) -> None:
         if self.path.held is None:
@@ -135,22 +187,20 @@ class SimFeeder:
             self.clock.sleep(self.DROP_S * 3)
             raise PaperJam("ballot did not pass the exit sensor", "open the cover and clear the paper path")
         self.clock.sleep(self.DROP_S)
-        self.box.sheets.append(self.path.held)
-        self.path.held = None
+        self.path.move(held=None, drop_into=self.box)
 
     def return_to_voter(self) -> None:
         sheet = self.path.held or self.path.at_entry
         if sheet is None:
             raise PaperJam("no ballot to return", "call the operator")
         self.clock.sleep(self.RETURN_S)
-        self.path.held = self.path.at_entry = None
-        self.path.returned = sheet
+        self.path.move(held=None, at_entry=None, returned=sheet)
 
     def clear_jam(self) -> Sheet | None:
         """The operator opens the cover and takes out the sheet in the path, into their hand (it goes
         back to the voter by hand, not through the slot)."""
         sheet = self.path.held or self.path.at_entry
-        self.path.held = self.path.at_entry = None
+        self.path.move(held=None, at_entry=None)
         return sheet
 
     def self_test(self) -> DeviceStatus:
@@ -230,10 +280,11 @@ class SimPanel:
 
 
 class SimPrinter:
-    def __init__(self, width_px: int = 576) -> None:
+    def __init__(self, width_px: int = 576, on_print: Callable[[Image.Image], None] | None = None) -> None:
         self._width = width_px
         self.printed: list[Image.Image] = []
         self.paper_out = False
+        self.on_print = on_print  # the paper that came out, for a day in a state directory
 
     @property
     def width_px(self) -> int:
@@ -244,6 +295,8 @@ class SimPrinter:
             raise PaperOut("printer is out of paper", "load a new 80 mm thermal roll and print again")
         if image.width > self._width:
             raise ValueError(f"image is {image.width} px wide, printer prints {self._width}")
+        if self.on_print is not None:
+            self.on_print(image)
         self.printed.append(image.copy())
 
     def self_test(self) -> DeviceStatus:
@@ -293,9 +346,10 @@ class SimStation:
 
 
 def build_sim_station(election: Election, rng: random.Random, dpi: float = 200.0,
-                      profile: CaptureProfile = MILD, printer_width: int = 576) -> SimStation:
+                      profile: CaptureProfile = MILD, printer_width: int = 576,
+                      journal: Callable[[dict[str, Any]], None] | None = None) -> SimStation:
     clock = AcceleratedClock.for_day(election.date)
-    path = PaperPath()
+    path = PaperPath(journal)
     box = PhysicalBallotBox(capacity=max(3000, election.station.registered_voters * len(election.ballot_styles) * 2))
     feeder = SimFeeder(path, box, clock)
     camera = SimCamera(election, path, rng, dpi, profile)

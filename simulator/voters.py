@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,6 +63,11 @@ class Sheet:
     image: np.ndarray | None = None  # a pre-made sheet (RGB at the camera's dpi); None: drawn from the marks
     foreign: bool = False
     ink_seed: int = 0
+    key: str = ""  # the simulator's name for this sheet (e.g. "v12.b1.f0"), for the world journal
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = f"sheet{self.sheet_id}"
 
     @property
     def marked_boxes(self) -> frozenset[str]:
@@ -184,7 +190,10 @@ def mark_sheet(sheet: Sheet, rng: random.Random) -> None:
 _ids = itertools.count(1)
 
 
-def new_sheet(style: str, contests: tuple[ContestIntent, ...], rng: random.Random) -> Sheet:
-    sheet = Sheet(next(_ids), style, contests, ink_seed=rng.getrandbits(32))
+def new_sheet(style: str, contests: tuple[ContestIntent, ...], rng: random.Random, key: str = "") -> Sheet:
+    """A marked sheet. With a `key`, the sheet is a function of the key and the rng's seed alone (the
+    same sheet is made again after a restart); without, it gets the next sim-internal id."""
+    sheet_id = (zlib.crc32(key.encode()) | 1 << 32) if key else next(_ids)
+    sheet = Sheet(sheet_id, style, contests, ink_seed=rng.getrandbits(32), key=key)
     mark_sheet(sheet, rng)
     return sheet

@@ -49,7 +49,7 @@ def test_zero_and_results_reports_are_written(day: tuple[int, Path]) -> None:
 
 
 def test_event_log_holds_no_votes(day: tuple[int, Path]) -> None:
-    db = sqlite3.connect(day[1] / "device-data" / "scanner.sqlite")
+    db = sqlite3.connect(day[1] / "state" / "device" / "scanner.sqlite")
     tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     event_tables = [t for t in tables if "event" in t]
     assert event_tables, tables

@@ -32,11 +32,11 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 def _auth(day: Path) -> dict[str, bytes]:
-    return _files(day / "device-data" / "auth")
+    return _files(day / "state" / "device" / "auth")
 
 
 def _scanner(day: Path) -> dict[str, bytes]:
-    return {name: data for name, data in _files(day / "device-data").items() if name.startswith("scanner")}
+    return {name: data for name, data in _files(day / "state" / "device").items() if name.startswith("scanner")}
 
 
 def test_the_desk_ran_and_its_register_and_key_are_gone(day: Path) -> None:
@@ -47,10 +47,10 @@ def test_the_desk_ran_and_its_register_and_key_are_gone(day: Path) -> None:
 
 
 def test_no_id_of_one_service_appears_in_the_other_services_files(day: Path) -> None:
-    scanner_db = sqlite3.connect(day / "device-data" / "scanner.sqlite")
+    scanner_db = sqlite3.connect(day / "state" / "device" / "scanner.sqlite")
     slot_ids = [row[0] for row in scanner_db.execute("SELECT slot_id FROM cvr_slot")]
     scanner_db.close()
-    auth_db = sqlite3.connect(day / "device-data" / "auth" / "auth.sqlite")
+    auth_db = sqlite3.connect(day / "state" / "device" / "auth" / "auth.sqlite")
     auth_ids = [row[0] for row in auth_db.execute("SELECT pseudonym FROM voter")]
     auth_ids += [row[0] for row in auth_db.execute("SELECT id FROM legal_record")]
     auth_db.close()
@@ -81,7 +81,7 @@ def test_the_auth_side_holds_no_vote_and_the_scanner_side_no_voter(day: Path) ->
 def test_the_auth_side_keeps_no_time_order_but_the_polls_and_the_legal_records_to_the_minute(day: Path) -> None:
     log = [json.loads(line) for line in _auth(day)["auth-events.jsonl"].decode().splitlines()]
     assert [e["kind"] for e in log] == ["polls.opened", "polls.closed", "register.wiped"]
-    db = sqlite3.connect(day / "device-data" / "auth" / "auth.sqlite")
+    db = sqlite3.connect(day / "state" / "device" / "auth" / "auth.sqlite")
     legal = [bytes(row[0]) for row in db.execute("SELECT body FROM legal_record")]
     meta = [bytes(row[0]) for row in db.execute("SELECT value FROM meta")]
     db.close()
