@@ -133,6 +133,13 @@ class _Day:
             self.sheets[key] = new_sheet(plan.style, intents, random.Random(f"{self.seed}:sheet:{key}"), key=key)
         return self.sheets[key]
 
+    def _operator_took_the_sheet_out(self, question: str) -> bool:
+        """The operator, asked after a power cut in the middle of clearing a fault: the sheet being cast is
+        neither in the box nor in the path - it is in their hand."""
+        w = self.world
+        open_sheets = [k for keys in w.sheets.values() for k in keys if k not in w.attempts]
+        return bool(open_sheets) and open_sheets[-1] not in w.box and open_sheets[-1] not in w.in_path
+
     def _at(self, hhmm: str) -> datetime:
         return station_time(self.e.date, hhmm)
 
@@ -140,8 +147,12 @@ class _Day:
     def run(self) -> DayResult:
         svc, clock, w = self.svc, self.st.clock, self.world
         if self.resume:
-            self.decisions = svc.recover_at_boot()
-            self._log({"e": "boot", "decisions": [c for c, _ in self.decisions]})
+            self.decisions = svc.recover_at_boot(ask_operator=self._operator_took_the_sheet_out)
+            # what the bench checks after each power cut: ballots counted vs sheets physically in the box
+            counted = dict(self.store.counts().cast)
+            in_box = dict(Counter(s.style for s in self.st.box.sheets))
+            self._log({"e": "boot", "decisions": [c for c, _ in self.decisions], "counted": counted,
+                       "in_box": {style: in_box.get(style, 0) for style in counted}})
             w.boots += 1
         state = svc.polls.state
         if state in (PollsState.SETUP, PollsState.CLOSED_INITIAL):

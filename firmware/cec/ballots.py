@@ -36,12 +36,19 @@ REFERENCE_DPI = 100.0
 
 def references_for(election: Election, key: Ed25519PrivateKey | None = None) -> dict[str, StyleReference]:
     """The printed reference of every ballot style, for the interpreter's check of ink outside the boxes
-    (rendered once; omr itself never renders: that needs fonts from disk)."""
-    out = {}
-    for style in election.ballot_styles:
-        img, _ = render_ballot(election, style.id, REFERENCE_DPI, key=key)
-        out[style.id] = build_reference(style.id, np.array(img), REFERENCE_DPI)
-    return out
+    (rendered once per election and key: a restart after a power cut does not wait for it again)."""
+    carrier = _Carrier(election, key or load_signing_key())
+    cache_key = (election.digest(), carrier.key_id)
+    if cache_key not in _REFERENCES:
+        out = {}
+        for style in election.ballot_styles:
+            img, _ = render_ballot(election, style.id, REFERENCE_DPI, key=carrier.key)
+            out[style.id] = build_reference(style.id, np.array(img), REFERENCE_DPI)
+        _REFERENCES[cache_key] = out
+    return dict(_REFERENCES[cache_key])
+
+
+_REFERENCES: dict[tuple[str, str], dict[str, StyleReference]] = {}
 
 
 class BallotKeyError(ValueError):

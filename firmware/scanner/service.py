@@ -412,6 +412,8 @@ class ScannerService:
         b.returned = True
 
     def _do_alert(self, b: _Ballot) -> None:
+        if b.token is not None and b.drop_started:
+            self.store.mark_intent_in_doubt()  # until the operator clears it, only they know where it is
         self.d.switches.set_indicator(Indicator.ATTENTION, True)
         self.d.switches.beep(2)
         fault = b.fault or "device_error"
@@ -450,21 +452,39 @@ class ScannerService:
             b.cast = True
         b.token = None
 
-    def recover_at_boot(self) -> list[tuple[str, str]]:
+    def recover_at_boot(self, ask_operator: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
         """Start-up after a power cut: resolve every open intent from the sensors, push out a sheet left
         in the path (not counted), and keep the polls as they were - except that open polls come back
         paused, for the committee to look at the box and resume. Nothing is opened, closed or reopened.
         Returns the decisions as (code, words) in the station's language; they are logged (codes only)
-        and printed on the results report."""
+        and printed on the results report.
+
+        An open intent is counted only if its sheet has left the path. When a paper-path fault was being
+        cleared at the cut (the intent is in doubt), an empty path proves nothing - the operator may have
+        the sheet in hand - and `ask_operator(question)` decides: True = the ballot was taken out."""
         decisions: list[tuple[str, str]] = []
         sensors = self.d.feeder.sensors()
         in_path = sensors.entry or sensors.imaging
-        resolution = self.store.recover(lambda: not in_path)
+
+        def dropped() -> bool:
+            if in_path:
+                return False
+            if self.store.intent_in_doubt:
+                if ask_operator is None:
+                    raise PollsError("a ballot was being cleared from a paper-path fault at the power cut: the "
+                                     "operator must say whether it was taken out before the box can go on")
+                taken_out = ask_operator(self.msg.t("recovery.ask_taken_out"))
+                code = "operator_taken_out" if taken_out else "operator_in_box"
+                decisions.append((code, self.msg.t(f"recovery.{code}")))
+                return not taken_out
+            return True
+
+        resolution = self.store.recover(dropped)
         if resolution is Resolution.CONFIRMED:
             decisions.append(("counted", self.msg.t("recovery.counted")))
         elif resolution is Resolution.ABORTED:
             decisions.append(("returned_intent", self.msg.t("recovery.returned_intent")))
-        if in_path:
+        if sensors.imaging:  # in the rollers: pushed back out to the voter
             try:
                 self.d.feeder.return_to_voter()
                 self._await_pickup = True
@@ -472,8 +492,10 @@ class ScannerService:
                     decisions.append(("returned_unread", self.msg.t("recovery.returned_unread")))
             except HalError:
                 decisions.append(("stuck", self.msg.t("recovery.stuck")))
-        elif sensors.entry:
+        elif sensors.entry:  # in the slot, outside the rollers: the voter takes it back by hand
             self._await_pickup = True
+            if resolution is not Resolution.ABORTED:
+                decisions.append(("returned_unread", self.msg.t("recovery.returned_unread")))
         if not decisions:
             decisions.append(("nothing_open", self.msg.t("recovery.nothing_open")))
         if self.polls.state == PollsState.OPEN:

@@ -388,6 +388,7 @@ class ScannerStore:
             self._db.execute("UPDATE cvr_slot SET state = ? WHERE slot_id = ? AND state = ?",
                              (CAST, token.slot, PENDING))
             self._bump(f"cast/{style}")
+            self._db.execute("DELETE FROM meta WHERE name = 'intent_in_doubt'")
         self._pending = None
         self._scrub_journal()
 
@@ -397,10 +398,26 @@ class ScannerStore:
         with self._transaction("the withdrawal of the intent (it stays open: run recover() after fixing this)"):
             self._db.execute("UPDATE cvr_slot SET state = ?, record = ? WHERE slot_id = ? AND state = ?",
                              (EMPTY, bytes(self._record_size), token.slot, PENDING))
+            self._db.execute("DELETE FROM meta WHERE name = 'intent_in_doubt'")
         self._pending = None
         self._empty.append(token.slot)
         self._empty.sort()
         self._scrub_journal()
+
+    def mark_intent_in_doubt(self) -> None:
+        """A paper-path fault while the intent is open (a jam during the drop, an error after it began):
+        from now on an empty path no longer proves the drop - the operator may take the sheet out - so a
+        recovery after a power cut asks the operator instead of trusting the sensors."""
+        if self._pending is None:
+            return
+        with self._transaction("the note that the open intent is in doubt"):
+            self._db.execute("INSERT INTO meta(name, value) VALUES ('intent_in_doubt', '1')"
+                             " ON CONFLICT(name) DO UPDATE SET value = '1'")
+        self._scrub_journal()
+
+    @property
+    def intent_in_doubt(self) -> bool:
+        return self._meta("intent_in_doubt") == "1"
 
     def pending(self) -> list[CastToken]:
         """Open intents as written on disk (0 or 1; more means the store was altered)."""
@@ -408,8 +425,9 @@ class ScannerStore:
         return [CastToken(row[0]) for row in rows]
 
     def recover(self, ballot_dropped: Callable[[], bool]) -> Resolution:
-        """After a restart: resolve the open intent, if any. `ballot_dropped()` answers from the sensors
-        whether the ballot of that intent reached the box (True: count it; False: it is still in the feeder)."""
+        """After a restart: resolve the open intent, if any. `ballot_dropped()` answers whether the ballot
+        of that intent reached the box (True: count it; False: it did not) - from the sensors, or from the
+        operator when the intent is in doubt (see mark_intent_in_doubt)."""
         open_intents = self.pending()
         if not open_intents:
             return Resolution.NOTHING_OPEN
