@@ -105,7 +105,8 @@ def run(election: Election, runs: int, seed: int, work: Path, *, voters: int = 6
             outcome = _boot(election, voters, day_seed, day_dir, messages, boot > 0, plan, shared, rng)
             boot += 1
             if outcome["killed"]:
-                kills.append({"day": day_no, "boot": boot, **plan, **outcome})
+                kills.append({"day": day_no, "boot": boot, **{k: v for k, v in plan.items() if k != "faults"},
+                              **outcome})
                 if progress:
                     progress(len(kills), runs)
             else:
@@ -116,13 +117,23 @@ def run(election: Election, runs: int, seed: int, work: Path, *, voters: int = 6
     return _report(kills, days, names, runs, seed, voters, time.perf_counter() - started)
 
 
+# For a kill in a fault state, the boot makes that fault likely (the day's own rates make them rare).
+_FAULT_FOR = {"jammed": FaultRates(jam_in=0.25, jam_drop=0.25, double=0.0, cover=0.0),
+              "double_sheet": FaultRates(jam_in=0.0, jam_drop=0.0, double=0.5, cover=0.0),
+              "cover_open": FaultRates(jam_in=0.0, jam_drop=0.0, double=0.0, cover=0.5),
+              "waiting.resolve_intent": FaultRates(jam_in=0.25, jam_drop=0.25, double=0.0, cover=0.1)}
+FALLBACK_BALLOTS = 2  # a point not reached within this many sheets: the child is killed where it is
+
+
 def _plan(rng: random.Random, names: list[str]) -> dict[str, Any]:
     r = rng.random()
     if r < 0.6:
-        return {"mode": "point", "target": rng.choice(names), "nth": rng.randint(1, 3)}
+        target = rng.choice(names)
+        faults = next((f for k, f in _FAULT_FOR.items() if f".{k}." in f".{target}."), BENCH_FAULTS)
+        return {"mode": "point", "target": target, "nth": rng.randint(1, 2), "faults": faults}
     if r < 0.8:
         return {"mode": "commit", "nth": rng.randint(1, 12), "delay_s": rng.uniform(0.0, 0.004)}
-    return {"mode": "time", "after_s": rng.uniform(0.0, 1.5)}
+    return {"mode": "time", "after_s": rng.uniform(0.0, 0.8)}
 
 
 def _boot(election: Election, voters: int, seed: int, day_dir: Path, messages: Messages, resume: bool,
@@ -134,7 +145,8 @@ def _boot(election: Election, voters: int, seed: int, day_dir: Path, messages: M
         code = 1
         try:
             _install_handler(plan, shared)
-            result = run_day(election, voters, seed, day_dir, messages, faults=BENCH_FAULTS, resume=resume)
+            result = run_day(election, voters, seed, day_dir, messages, faults=plan.get("faults", BENCH_FAULTS),
+                             resume=resume)
             failpoints.install(None)
             result_file.write_text(json.dumps({"agree": result.agree, "differences": result.differences[:20],
                                                "stats": result.stats}, default=str), encoding="utf-8")
@@ -167,7 +179,8 @@ def _install_handler(plan: dict[str, Any], shared: _Shared) -> None:
         shared.set_point(name, 0 if name == "store.commit.after" else None)
         if mode == "point":
             counts[name] += 1
-            if name == plan["target"] and counts[name] == plan["nth"]:
+            missed = counts["ballot.scanning.take_in"] > FALLBACK_BALLOTS and name.startswith("ballot.")
+            if (name == plan["target"] and counts[name] == plan["nth"]) or missed:
                 os.kill(os.getpid(), signal.SIGSTOP)
 
     failpoints.install(handler)
@@ -252,6 +265,7 @@ def _report(kills: list[dict[str, Any]], days: list[dict[str, Any]], names: list
         "differences": [x for d in days for x in d["differences"]][:50],
         "killed_inside_commit": sum(1 for k in kills if k["inside_commit"]),
         "kills_by_mode": dict(Counter(k["how"] for k in kills)),
+        "point_kills_at_their_target": sum(1 for k in kills if k["how"] == "point" and k["point"] == k["target"]),
         "kills_by_point": dict(sorted(by_point.items())),
         "points_never_killed": [n for n in names if n not in by_point],
         "recovery_decisions": dict(Counter(d for k in kills for d in k.get("decisions", []))),

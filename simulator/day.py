@@ -367,8 +367,10 @@ class _Day:
     def _take_back_returned(self) -> None:
         """The voter takes whatever sheet sticks out of the slot; the firmware's idle loop sees the entry
         sensor clear before the next sheet comes."""
-        if self.st.path.returned is not None:
-            self.st.path.returned = None
+        path = self.st.path
+        if path.returned is not None or (path.at_entry is not None and path.held is None and self.resume):
+            # (after a restart a sheet left in the slot, never pulled in, is taken back by hand too)
+            path.move(returned=None, at_entry=None)
             assert self.svc.process_ballot(wait_s=0.5) is None
 
     def _maybe_fault(self, rng: random.Random) -> None:

@@ -615,3 +615,47 @@ def test_self_test_says_whether_the_mark_model_is_there(configured: Station) -> 
     reason = MarkClassifier.unavailable_reason() or "?"
     assert line.ok and line.detail == configured.messages.t("selftest.mark_model.unavailable", reason=reason)
     svc.configure()  # not a reason to refuse the day
+
+
+@pytest.mark.parametrize("taken_out", [True, False])
+def test_power_cut_while_a_jammed_drop_is_cleared_asks_the_operator(station: Station, taken_out: bool) -> None:
+    """The drop jams with the intent open; the operator opens the cover and takes the sheet out; the power
+    fails before they tell the box. The path is empty, but that no longer proves the drop: the box asks."""
+    st = station
+    st.sim.feeder.inject("jam_drop")
+    result = st.insert(st.sheet("N", mayor("m4")), VoterChoice.CAST)
+    assert result.state == BallotState.JAMMED and len(st.store.pending()) == 1
+    assert st.store.intent_in_doubt
+    in_hand = st.sim.feeder.clear_jam()  # the sheet is in the operator's hand ...
+    assert in_hand is not None
+    if not taken_out:  # ... or, in the other story, it had fallen after all and the path is simply empty
+        st.sim.box.sheets.append(in_hand)
+    st.power_cut()
+    with pytest.raises(PollsError, match="operator must say"):
+        st.svc.recover_at_boot()  # without the operator the box does not guess
+    questions: list[str] = []
+    decisions = st.svc.recover_at_boot(ask_operator=lambda q: questions.append(q) or taken_out)
+    assert len(questions) == 1 and "izvađen iz uvlakača" in questions[0]  # the station speaks bs
+    codes = [code for code, _ in decisions]
+    if taken_out:
+        assert codes == ["operator_taken_out", "returned_intent", "polls_paused"]
+        assert st.store.counts() == counts()
+    else:
+        assert codes == ["operator_in_box", "counted", "polls_paused"]
+        assert st.store.counts() == counts(cast_n=1)
+    assert st.store.pending() == [] and not st.store.intent_in_doubt
+    assert st.svc.polls.state == PollsState.PAUSED  # open polls come back paused, never reopened by themselves
+
+
+def test_boot_recovery_pushes_out_a_sheet_held_without_an_intent_and_logs_what_it_decided(station: Station) -> None:
+    st = station
+    st.sim.path.at_entry = st.sheet("N", mayor("m2"))
+    st.sim.feeder.take_in()  # held at the imaging position when the power went; nothing was cast
+    st.power_cut()
+    decisions = st.svc.recover_at_boot()
+    assert [code for code, _ in decisions] == ["returned_unread", "polls_paused"]
+    assert decisions[0][1].endswith("vraćen glasaču, nije prebrojan")
+    assert st.sim.path.held is None and st.sim.path.returned is not None
+    assert st.store.counts() == counts()
+    logged = [e for e in st.store.events() if e.kind == "power_cut_recovery"]
+    assert [e.detail for e in logged] == [{"decisions": ["returned_unread", "polls_paused"]}]

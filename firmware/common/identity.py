@@ -72,6 +72,7 @@ def load_or_provision(data_dir: Path, device_id: str) -> DeviceIdentity:
                                "by the CEC (a new key means a new fingerprint on every report)") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise RuntimeError(f"{path}: not an Ed25519 key; re-provision the box")
+        _write_public_key(data_dir, key)
         return DeviceIdentity(device_id, key)
     data_dir.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
@@ -81,4 +82,15 @@ def load_or_provision(data_dir: Path, device_id: str) -> DeviceIdentity:
         f.write(pem)
         f.flush()
         os.fsync(f.fileno())
+    _write_public_key(data_dir, key)
     return DeviceIdentity(device_id, key)
+
+
+def _write_public_key(data_dir: Path, key: Ed25519PrivateKey) -> None:
+    """data_dir/device-key.pub.pem: what an observer or the CEC's receiver needs to check signatures."""
+    path = data_dir / "device-key.pub.pem"
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if not path.exists() or path.read_bytes() != pem:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pem)
+        os.replace(tmp, path)
