@@ -61,7 +61,7 @@ from firmware.common.transmission.documents import (
 from firmware.scanner.cdf.cvr import cvr_merkle_root, cvr_report, noted_merkle_root
 from firmware.scanner.cdf.merkle import RULE, leaf_hash
 from firmware.scanner.cdf.results import CdfError, StyleCountsSource, election_report
-from firmware.scanner.cdf.schema import schema_problems, validate
+from firmware.scanner.cdf.schema import reference_problems, schema_problems, validate
 
 CDF_DIR = "cdf"
 FILES = {ELECTION_REPORT: "election-report.json", CVR_REPORT: "cvr-report.json"}
@@ -251,7 +251,7 @@ def _verified(directory: Path, kind: str, name: str, public_key: Ed25519PublicKe
         return None
     if canonical_json(document) != body:
         problems.append(f"{path}: not in RFC 8785 canonical form")
-    problems += [f"{path}: {p}" for p in schema_problems(kind, document)]
+    problems += [f"{path}: {p}" for p in schema_problems(kind, document) or reference_problems(kind, document)]
     return document
 
 
@@ -304,8 +304,8 @@ def _check_style_counts(results: Mapping[str, Any], records: list[Any], director
                 reported[other.removeprefix("ballot-style:")] = counts.get("BallotsCast")
     actual = Counter(str(c.get("BallotStyleId")) for c in records)
     if {s: n for s, n in reported.items() if n} != dict(actual):
-        return [f"{directory}: ballots cast per style in the election report {reported} differ from the CVRs "
-                f"per style {dict(actual)}"]
+        return [(f"{directory}: ballots cast per style in the election report {reported} differ from the CVRs "
+                 f"per style {dict(actual)}")]
     return []
 
 

@@ -41,16 +41,33 @@ def schema_problems(kind: str, document: Any) -> list[str]:
     return problems
 
 
+def reference_problems(kind: str, document: Any) -> list[str]:
+    """What JSON Schema cannot check: every ``@id`` unique, and every reference the schema marks with
+    ``refTypes`` (GpUnitId, PartyIds, ContestSelectionId...) naming an ``@id`` of the document whose
+    ``@type`` is one of those the schema allows there."""
+    schema = _schema(kind)
+    objects: dict[str, str] = {}
+    problems: list[str] = []
+    refs: list[tuple[str, str, tuple[str, ...]]] = []
+    _collect(document, "$", schema["definitions"], objects, refs, problems)
+    for where, ref, allowed in refs:
+        if ref not in objects:
+            problems.append(f"{where}: {ref!r} is the @id of nothing")
+        elif allowed and objects[ref] not in allowed:
+            problems.append(f"{where}: {ref!r} is a {objects[ref]}, the schema allows {list(allowed)} here")
+    return problems[:MAX_PROBLEMS]
+
+
 def validate(kind: str, document: Any) -> None:
-    """Raise SchemaError naming every JSON path NIST's schema refuses."""
-    problems = schema_problems(kind, document)
+    """Raise SchemaError naming every JSON path NIST's schema refuses, and every broken @id reference."""
+    problems = schema_problems(kind, document) or reference_problems(kind, document)
     if problems:
         raise SchemaError(f"the {kind} does not validate against NIST's schema {SCHEMA_FILES[kind]}:\n  "
                           + "\n  ".join(problems))
 
 
 @cache
-def _validator(kind: str) -> jsonschema.Draft4Validator:
+def _schema(kind: str) -> dict[str, Any]:
     if kind not in SCHEMA_FILES:
         raise SchemaError(f"no NIST schema for document kind {kind!r}; one of {sorted(SCHEMA_FILES)}")
     path = SCHEMA_DIR / SCHEMA_FILES[kind]
@@ -59,7 +76,36 @@ def _validator(kind: str) -> jsonschema.Draft4Validator:
     except (OSError, ValueError) as exc:
         raise SchemaError(f"{path}: NIST's schema cannot be read ({exc}); reinstall the software") from None
     jsonschema.Draft4Validator.check_schema(schema)
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    return schema
+
+
+@cache
+def _validator(kind: str) -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(_schema(kind), format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+
+
+def _collect(node: Any, where: str, definitions: dict[str, Any], objects: dict[str, str],
+             refs: list[tuple[str, str, tuple[str, ...]]], problems: list[str]) -> None:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _collect(item, f"{where}[{i}]", definitions, objects, refs, problems)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("@type")
+    if "@id" in node:
+        if node["@id"] in objects:
+            problems.append(f"{where}.@id: {node['@id']!r} is the @id of another object too")
+        objects[node["@id"]] = str(kind)
+    properties = definitions.get(kind, {}).get("properties", {}) if isinstance(kind, str) else {}
+    for key, value in node.items():
+        spec = properties.get(key, {})
+        allowed = spec.get("refTypes") or spec.get("items", {}).get("refTypes")
+        if allowed is not None:
+            for i, ref in enumerate(value if isinstance(value, list) else [value]):
+                refs.append((f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else ""), ref, tuple(allowed)))
+        else:
+            _collect(value, f"{where}.{key}", definitions, objects, refs, problems)
 
 
 def _describe(error: ValidationError) -> str:
