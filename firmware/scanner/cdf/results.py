@@ -242,8 +242,7 @@ def _gp_units(election: Election, device_id: str, voters_participated: int | Non
          "ExternalIdentifier": [_ext("cik-municipality-code", station.code[:3])]},
         station_unit,
         {"@type": "ElectionResults.ReportingDevice", "@id": ids.device(device_id), "SerialNumber": device_id,
-         "DeviceClass": {**DEVICE_CLASS, "Manufacturer": "ballotbox", "Model": "polling-station scanner"},
-         "ComposingGpUnitIds": [ids.station(station.code)]},
+         "DeviceClass": {**DEVICE_CLASS, "Manufacturer": "ballotbox", "Model": "polling-station scanner"}},
     ]
 
 
