@@ -43,6 +43,7 @@ from firmware.scanner.cdf.cvr import cast_vote_records_of
 from firmware.scanner.cdf.export import (
     CdfExports,
     build_cdf_exports,
+    exports_from_documents,
     verify_cdf_exports,
     write_cdf_exports,
 )
@@ -216,6 +217,18 @@ def test_writing_the_same_documents_again_keeps_the_export_and_other_documents_a
     a_file.write_text("x")
     with pytest.raises(CdfError, match="is a file, not a directory"):
         write_cdf_exports(a_file, exports, identity())
+
+
+def test_the_exports_are_rebuilt_from_the_outboxs_documents_byte_for_byte(exports: CdfExports, written: Path,
+                                                                         tmpfs_path: Path) -> None:
+    again = exports_from_documents(exports.election_report, exports.cvr_report)
+    assert again == exports
+    write_cdf_exports(tmpfs_path / "second", again, identity())
+    first = {p.relative_to(written): p.read_bytes() for p in written.rglob("*") if p.is_file()}
+    second_dir = tmpfs_path / "second" / "cdf"
+    assert {p.relative_to(second_dir): p.read_bytes() for p in second_dir.rglob("*") if p.is_file()} == first
+    with pytest.raises(CdfError, match="expected an election-report and a cvr-report"):
+        exports_from_documents(exports.cvr_report, exports.election_report)
 
 
 def test_records_that_disagree_with_the_counters_are_refused(election: Election) -> None:

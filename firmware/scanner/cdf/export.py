@@ -2,6 +2,7 @@
 by anyone who holds only the device's public key.
 
     build_cdf_exports(...)            -> CdfExports (two SignedDocuments: what the outbox stores and sends)
+    exports_from_documents(er, cvr)   -> CdfExports again from the outbox's documents (after a power cut)
     write_cdf_exports(OUT, exports)   -> OUT/cdf/ (below)
     verify_cdf_exports(OUT/cdf, key)  -> [] or the problems found
 
@@ -132,6 +133,19 @@ def build_cdf_exports(
     sign = {"device_id": identity.device_id, "key": identity.key}
     return CdfExports(sign_document(ELECTION_REPORT, results, **sign), sign_document(CVR_REPORT, cvrs, **sign),
                       noted[0])
+
+
+def exports_from_documents(election_report: SignedDocument, cvr_report: SignedDocument) -> CdfExports:
+    """The exports again from the two signed documents the outbox keeps (after a power cut between the
+    close and the writing of OUT/cdf): never build them anew, which would shuffle and number the CVRs
+    differently from what was signed and sent."""
+    if (election_report.kind, cvr_report.kind) != (ELECTION_REPORT, CVR_REPORT):
+        raise CdfError(f"expected an {ELECTION_REPORT} and a {CVR_REPORT}, got {election_report.kind} and "
+                       f"{cvr_report.kind}")
+    noted = noted_merkle_root(cvr_report.content())
+    if noted is None:
+        raise CdfError("the CVR report notes no Merkle root: it was not made by build_cdf_exports")
+    return CdfExports(election_report, cvr_report, noted[0])
 
 
 def write_cdf_exports(out_dir: Path, exports: CdfExports, identity: DeviceIdentity | Ed25519PublicKey, *,
