@@ -60,7 +60,7 @@ def exports_of(election: Election, records: list[dict[str, Any]], who: DeviceIde
 
 @pytest.fixture(scope="module")
 def exports(election: Election) -> CdfExports:
-    return exports_of(election, synthetic_records(election, 300, seed=9))
+    return exports_of(election, synthetic_records(election, 120, seed=9))
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_the_export_directory_holds_the_signed_bodies_their_signatures_and_the_k
     assert signing["fingerprint"] == identity().fingerprint
     assert signing["documents"]["election-report.json"]["sha256"] == exports.election_report.hash
     assert signing["cvr_records"]["merkle_root_sha256"] == exports.merkle_root
-    assert len(list((written / "cvr-records").iterdir())) == 300
+    assert len(list((written / "cvr-records").iterdir())) == 120
 
 
 def test_the_exports_verify_with_the_public_key_alone(written: Path) -> None:
