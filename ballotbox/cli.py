@@ -148,7 +148,36 @@ def _parser() -> argparse.ArgumentParser:
     check = election.add_parser("check", help="validate an election definition and summarise it")
     check.add_argument("path", type=Path)
     check.set_defaults(run=_check)
+
+    cdf = sub.add_parser("cdf", help="the NIST CDF exports (results, cast-vote records)").add_subparsers(metavar="ACTION")
+    cdf_verify = cdf.add_parser("verify", help="check OUT/cdf with the device's public key alone: signatures, "
+                                "NIST schemas, Merkle root, every CVR file; exit 1 on any problem")
+    cdf_verify.add_argument("directory", type=Path, help="OUT or OUT/cdf")
+    cdf_verify.add_argument("--key", type=Path, required=True,
+                            help="the device's public key (PEM, e.g. device-key.pub.pem); compare its fingerprint, "
+                                 "printed here, with the one on the paper report")
+    cdf_verify.set_defaults(run=_cdf_verify)
     return p
+
+
+def _cdf_verify(args: argparse.Namespace) -> int:
+    from firmware.common.identity import fingerprint_of
+    from firmware.scanner.cdf.export import load_public_key, verify_cdf_exports
+    from firmware.scanner.cdf.results import CdfError
+
+    if not args.directory.is_dir():
+        raise UserError(f"{args.directory}: no such directory; give the OUT or OUT/cdf directory of an export")
+    try:
+        key = load_public_key(args.key)
+    except CdfError as exc:
+        raise UserError(str(exc)) from None
+    print(f"key fingerprint {fingerprint_of(key.public_bytes_raw())} (compare it with the paper report)")
+    problems = verify_cdf_exports(args.directory, key)
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    print("exports verified: signatures, NIST schemas, Merkle root and every CVR file hold" if not problems
+          else f"{len(problems)} problem(s): do not trust these exports")
+    return EXIT_CHECK_FAILED if problems else EXIT_OK
 
 
 # -- simulate ---------------------------------------------------------------------------------

@@ -54,11 +54,17 @@ class DeviceIdentity:
     @property
     def fingerprint(self) -> str:
         """First 80 bits of SHA-256 of the public key, in groups of four: easy to compare by eye."""
-        digest = hashlib.sha256(self.public_key_raw).hexdigest()[:20].upper()
-        return " ".join(digest[i:i + 4] for i in range(0, 20, 4))
+        return fingerprint_of(self.public_key_raw)
 
     def sign(self, data: bytes) -> bytes:
         return self.key.sign(data)
+
+
+def fingerprint_of(public_key_raw: bytes) -> str:
+    """The fingerprint printed on every report, from the raw 32-byte public key alone (what an observer
+    holds): first 80 bits of its SHA-256, upper-case hex in groups of four."""
+    digest = hashlib.sha256(public_key_raw).hexdigest()[:20].upper()
+    return " ".join(digest[i:i + 4] for i in range(0, 20, 4))
 
 
 def load_or_provision(data_dir: Path, device_id: str) -> DeviceIdentity:

@@ -27,6 +27,8 @@ A contest's valid + invalid + ambiguous equals the ballots cast of its ballot st
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -37,6 +39,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from config.election import ContestKind, Election
@@ -62,6 +65,12 @@ MEMBER_SIGNATURE_LINES = 4
 # Blank lines under "remarks" on the results report: Art. 26 asks for the operator's and the
 # president's remarks, which are written by hand on the printed copy.
 REMARK_LINES = 3
+
+# The QR code of the signed results: at most 8 dots (1 mm at 203 dpi) a module, the quiet zone of 4
+# modules ISO/IEC 18004 asks for; the ~180-character payload is version 9 (53 modules), so 80 mm paper
+# prints 7-dot modules and 58 mm paper 6-dot ones, both well above what a phone camera resolves.
+QR_MAX_DOTS_PER_MODULE = 8
+QR_QUIET_ZONE = 4
 
 MIN_WIDTH_PX = 300  # below this a 58 mm receipt cannot hold a label and a number side by side
 MAX_WIDTH_PX = 2400
@@ -211,6 +220,37 @@ class ResultsReport:
     internet_problems: tuple[str, ...]
     remarks: tuple[str, ...]
     results_digest: str  # results_digest() of the counts: compare with the transmitted results
+    signed_results: SignedResults | None = None  # the signed NIST results document, printed as a QR code
+
+
+@dataclass(frozen=True)
+class SignedResults:
+    """The signed results document (NIST ElectionReport) that leaves the box, as the results report
+    prints it: its SHA-256 and its Ed25519 signature, in words and as a QR code (`qr_payload`), so an
+    observer's phone can check the paper against what the CEC received with the device's public key."""
+
+    station_code: str
+    sha256: str  # hex of the signed body (firmware/common/transmission/documents.py document_hash)
+    signature: str  # standard base64 of the 64-byte Ed25519 signature over that body
+
+    QR_PREFIX: ClassVar[str] = "BALLOTBOX-ER1"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ReportError(f"signed results: sha256 {self.sha256!r} is not 64 lower-case hex digits; give "
+                              "the hash of the signed election report")
+        try:
+            raw = base64.b64decode(self.signature, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 64:
+            raise ReportError(f"signed results: signature {self.signature[:16]!r}... is not base64 of a 64-byte "
+                              "Ed25519 signature; give SignedDocument.signature_b64")
+
+    @property
+    def qr_payload(self) -> str:
+        """``BALLOTBOX-ER1:<station>:<sha256 hex>:<signature base64>``"""
+        return f"{self.QR_PREFIX}:{self.station_code}:{self.sha256}:{self.signature}"
 
 
 @dataclass(frozen=True)
@@ -312,6 +352,7 @@ def build_results_report(
     device_problems: Iterable[str] = (),
     internet_problems: Iterable[str] = (),
     remarks: Iterable[str] = (),
+    signed_results: SignedResults | None = None,
 ) -> ResultsReport:
     """The closing report. `tallies`: ContestTally (or objects with its attributes, e.g.
     firmware.scanner.tally.tally()'s values), as a sequence or {contest_id: tally}.
@@ -321,6 +362,9 @@ def build_results_report(
     whose valid + invalid + ambiguous differs from its style's ballots cast, list votes that do not add
     up to the valid ballots...): such results must not be printed for signature."""
     _check_header(election, header)
+    if signed_results is not None and signed_results.station_code != header.station_code:
+        raise ReportError(f"results report: the signed results are of station {signed_results.station_code}, the "
+                          f"report of {header.station_code}; print the document this box signed")
     for name, value in (("opened_at", opened_at), ("closed_at", closed_at)):
         if value.utcoffset() is None:
             raise ReportError(f"results report: {name} {value.isoformat()} has no time zone; use the device clock")
@@ -350,6 +394,7 @@ def build_results_report(
         internet_problems=_texts("internet_problems", internet_problems),
         remarks=_texts("remarks", remarks),
         results_digest=results_digest(header.package_hash, header.station_code, style_counts, contest_tallies),
+        signed_results=signed_results,
     )
 
 
@@ -539,7 +584,7 @@ def _to_json(value: Any) -> Any:
 # ================================================================================================
 # Layout: the report as receipt lines (shared by every raster rendering)
 # ================================================================================================
-LineKind = Literal["text", "row", "rule", "space", "big", "banner", "box_top", "box_bottom"]
+LineKind = Literal["text", "row", "rule", "space", "big", "banner", "box_top", "box_bottom", "qr"]
 
 
 @dataclass(frozen=True)
@@ -702,6 +747,8 @@ class ReceiptPage:
         self.rule()
         self.device_block(r.header)
         self.hash(t("report.label.results_digest"), r.results_digest, bold=True)
+        if r.signed_results is not None:
+            self.signed_results(r.signed_results)
         self.rule("double")
         self.signatures(members=True)
         self.footer(t("report.results.footer"))
@@ -822,6 +869,19 @@ class ReceiptPage:
         self.hash(t("report.label.package_hash"), h.package_hash)
         self.hash(t("report.label.key_fingerprint"), h.device_key_fingerprint)
         self.field(t("report.label.printed_at"), self.msgs.format_datetime(h.printed_at))
+
+    def signed_results(self, signed: SignedResults) -> None:
+        t = self.msgs.t
+        self.hash(t("report.label.signed_results_hash"), signed.sha256, bold=True)
+        self.qr(signed.qr_payload)
+        self.text(t("report.results.qr_caption"), size=self.s.small, align="center")
+
+    def qr(self, payload: str) -> None:
+        """A QR code (segno, error correction M), centred, modules of whole dots with a 4-module quiet
+        zone; a line of kind "qr" whose text is the payload."""
+        size = segno.make(payload, error="m", micro=False).symbol_size(scale=1, border=QR_QUIET_ZONE)[0]
+        scale = max(1, min(QR_MAX_DOTS_PER_MODULE, (self.right - self.left) // size))
+        self.add(Line("qr", height=size * scale, text=payload, size=scale, x=self.left, x_end=self.right))
 
     def hash(self, label: str, value: str, bold: bool = False) -> None:
         """A hash in monospaced groups of four, which people compare by eye between boxes."""
@@ -1016,6 +1076,8 @@ def render_raster(report: Report | ServiceReport, election: Election, width_px: 
             _draw_text(draw, line, y, fill=255)
         elif line.kind in ("text", "row", "big"):
             _draw_text(draw, line, y, fill=0)
+        elif line.kind == "qr":
+            _draw_qr(draw, line, y)
         y += line.height
     # Thermal dots are on or off: threshold the anti-aliased text (no dithering, which greys edges).
     return image.point(lambda v: 255 if v >= 160 else 0, mode="1")
@@ -1046,6 +1108,18 @@ def _draw_text(draw: ImageDraw.ImageDraw, line: Line, y: int, fill: int) -> None
             dot = max(1, line.size // 12)
             for x in range(int(start), int(end), step):
                 draw.rectangle([x, baseline - dot, x + dot, baseline], fill=fill)
+
+
+def _draw_qr(draw: ImageDraw.ImageDraw, line: Line, y: int) -> None:
+    matrix = segno.make(line.text, error="m", micro=False).matrix
+    scale = line.size
+    x0 = (line.x + line.x_end - (len(matrix) + 2 * QR_QUIET_ZONE) * scale) // 2 + QR_QUIET_ZONE * scale
+    y0 = y + QR_QUIET_ZONE * scale
+    for row, modules in enumerate(matrix):
+        for col, dark in enumerate(modules):
+            if dark:
+                draw.rectangle([x0 + col * scale, y0 + row * scale, x0 + (col + 1) * scale - 1,
+                                y0 + (row + 1) * scale - 1], fill=0)
 
 
 def _draw_rule(draw: ImageDraw.ImageDraw, line: Line, y: int) -> None:

@@ -17,6 +17,7 @@ from firmware.common.reports import (
     Report,
     ReportHeader,
     ResultsReport,
+    SignedResults,
     StyleCounts,
     ZeroReport,
     build_header,
@@ -75,7 +76,9 @@ def zero_report(svc: ReportSource) -> ZeroReport:
                              seal=svc.d.switches.read())
 
 
-def results_report(svc: ReportSource) -> ResultsReport:
+def results_report(svc: ReportSource, signed_results: SignedResults | None = None) -> ResultsReport:
+    """The closing report; `signed_results` (the signed NIST election report's hash and signature, see
+    firmware.scanner.cdf) is printed as a QR code when given."""
     usage = svc.usage
     problems = [f"{svc.msg.t('error.' + fault) if svc.msg.has('error.' + fault) else fault}: {n}"
                 for fault, n in sorted(usage.faults.items())]
@@ -83,7 +86,7 @@ def results_report(svc: ReportSource) -> ResultsReport:
     return build_results_report(
         svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
         tallies=svc.tallies(), seconds_per_ballot=(usage.seconds / usage.cycles) if usage.cycles else None,
-        device_problems=problems)
+        device_problems=problems, signed_results=signed_results)
 
 
 def print_report(svc: ReportSource, report: Report) -> None:

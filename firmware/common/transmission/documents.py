@@ -131,7 +131,8 @@ def claimed_station(kind: str, document: Mapping[str, Any]) -> str | None:
     """The station code a document carries in its own (signed) content, or None.
 
     Own kinds carry it as the top-level ``"station"``; the NIST reports as the ExternalIdentifier of
-    type ``local-level`` of their ``polling-place`` GpUnit.
+    type ``local-level`` of their ``polling-place`` GpUnit (SP 1500-103, the CVR schema, calls the same
+    identifier ``Code``: CVR.GpUnit has no ExternalIdentifier).
     """
     if kind not in NIST_KINDS:
         station = document.get("station")
@@ -139,7 +140,7 @@ def claimed_station(kind: str, document: Mapping[str, Any]) -> str | None:
     for unit in document.get("GpUnit") or ():
         if not isinstance(unit, Mapping) or unit.get("Type") != STATION_GPUNIT_TYPE:
             continue
-        ext = unit.get("ExternalIdentifier")
+        ext = unit.get("ExternalIdentifier", unit.get("Code"))
         if isinstance(ext, Mapping):
             ext = [ext]
         for ident in ext or ():
@@ -152,6 +153,6 @@ def claimed_station(kind: str, document: Mapping[str, Any]) -> str | None:
 
 def _where_station(kind: str) -> str:
     if kind in NIST_KINDS:
-        return (f"a GpUnit of Type {STATION_GPUNIT_TYPE!r} with an ExternalIdentifier of Type "
+        return (f"a GpUnit of Type {STATION_GPUNIT_TYPE!r} with an ExternalIdentifier (CVR: Code) of Type "
                 f"{STATION_IDENTIFIER_TYPE!r}")
     return "a top-level \"station\" string"
