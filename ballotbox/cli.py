@@ -209,6 +209,9 @@ def _simulate(args: argparse.Namespace) -> int:
         render_png(report, election, reports_dir / f"{kind}-report.png")
         (reports_dir / f"{kind}-report.json").write_text(
             json.dumps(report_to_json(report), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        if kind == "results":  # Art. 24: the committee's manual count goes beside the box's, on paper
+            from firmware.scanner.comparison import comparison_sheet
+            save_report("comparison", comparison_sheet(report, election))
 
     faults = FaultRates(0, 0, 0, 0) if args.no_faults else FaultRates()
     started = time.perf_counter()
@@ -227,6 +230,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
+    cdf = _write_cdf(out, result)
 
     desk = _authentication_desk(args, election, state_dir, messages, save_report, console)
 
@@ -246,7 +250,8 @@ def _simulate(args: argparse.Namespace) -> int:
                   f"paper-path faults {sum(v for k, v in s.items() if k.startswith('fault_'))}")
     console.print(f"one ballot through the feeder (simulated capture + OMR + store), wall: median "
                   f"{s['cycle_ms_median']} ms, p95 {s['cycle_ms_p95']} ms; whole run {elapsed:.1f} s")
-    console.print(f"reports: {reports_dir}/  results: {out / 'results.json'}")
+    console.print(f"reports: {reports_dir}/  results: {out / 'results.json'}  NIST CDF: {cdf}/ "
+                  f"(check: ballotbox cdf verify {cdf} --key {cdf / 'device-key.pub.pem'})")
     if desk is not None and not desk.agree:
         console.print("[bold red]AUTHENTICATION REPORT DIFFERS[/] from the simulator's ground truth:")
         for d in desk.differences[:30]:
@@ -259,6 +264,17 @@ def _simulate(args: argparse.Namespace) -> int:
     for d in result.differences[:30]:
         console.print(f"  {d}")
     return EXIT_CHECK_FAILED
+
+
+def _write_cdf(out: Path, result: Any) -> Path:
+    """OUT/cdf/ from the signed documents the closing put in the outbox (never built a second time)."""
+    from firmware.common.transmission.documents import CVR_REPORT, ELECTION_REPORT
+    from firmware.scanner.cdf.export import exports_from_documents, write_cdf_exports
+
+    docs = {d.kind: d for d in result.documents}
+    paths = write_cdf_exports(out, exports_from_documents(docs[ELECTION_REPORT], docs[CVR_REPORT]),
+                              result.service.identity)
+    return paths.directory
 
 
 def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Path, messages: Any,

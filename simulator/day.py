@@ -53,6 +53,7 @@ class DayResult:
     service: ScannerService = field(repr=False)
     station: SimStation = field(repr=False)
     recovery: list[tuple[str, str]] = field(default_factory=list)  # what the box decided at this boot
+    documents: list[Any] = field(default_factory=list)  # the outbox's signed documents (SignedDocument)
 
 
 DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory (the issue's contract)
@@ -220,8 +221,10 @@ class _Day:
         stats["cycle_ms_p95"] = round(ms[int(len(ms) * 0.95)], 1) if ms else None
         stats["sheets_in_box"] = len(st.box.sheets)
         stats["power_cuts"] = self.world.boots
+        documents = [entry.document for entry in store.entries()]
         store.close()  # the day is over: the store is released (and its journal scrubbed once more)
-        return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions)
+        return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions,
+                         documents)
 
     def _intentions_kept(self) -> list[str]:
         """Each voter's each ballot: cast (its last sheet in the box, once) or handed to the committee;

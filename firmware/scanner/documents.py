@@ -41,10 +41,20 @@ def turnout(svc: ScannerService, hour: str, at: datetime, counts: BallotCounts) 
 
 
 def at_closing(svc: ScannerService, at: datetime) -> list[SignedDocument]:
-    """What the closing transaction puts in the outbox: the polls-closed document (and the results)."""
+    """What the closing transaction puts in the outbox: the results (NIST SP 1500-100 ElectionReport),
+    the cast-vote records (SP 1500-103, shuffled, random ids, Merkle root) and the polls-closed document.
+    Built once, here: after a power cut they are read back from the outbox, never built again (a new
+    shuffle would not be what was signed)."""
+    from firmware.common.identity import software_version
+    from firmware.scanner.cdf.export import build_cdf_exports
+    from firmware.scanner.tally import tally
+
     counts = svc.store.counts()
     opened = svc.store.polls_record().opened_at
-    return [_sign(svc, POLLS_CLOSED, {"opened_at": opened.isoformat() if opened else None, "closed_at": at.isoformat(),
+    records = svc.store.cast_vote_records()
+    exports = build_cdf_exports(svc.election, tally(svc.election, records), counts, records, identity=svc.identity,
+                                generated=at, software_version=software_version(), software_hash=software_hash())
+    return [exports.election_report, exports.cvr_report, _sign(svc, POLLS_CLOSED, {"opened_at": opened.isoformat() if opened else None, "closed_at": at.isoformat(),
                                       "ballots_cast": dict(counts.cast), "ballots_returned": dict(counts.returned),
                                       "voters_registered": svc.election.station.registered_voters})]
 

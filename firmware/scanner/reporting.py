@@ -82,11 +82,25 @@ def results_report(svc: ReportSource, signed_results: SignedResults | None = Non
     usage = svc.usage
     problems = [f"{svc.msg.t('error.' + fault) if svc.msg.has('error.' + fault) else fault}: {n}"
                 for fault, n in sorted(usage.faults.items())]
+    problems += power_cut_lines(svc)
     assert svc.opened_at is not None and svc.closed_at is not None, "the polls table records both before this"
     return build_results_report(
         svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
         tallies=svc.tallies(), seconds_per_ballot=(usage.seconds / usage.cycles) if usage.cycles else None,
         device_problems=problems, signed_results=signed_results)
+
+
+def power_cut_lines(svc: ReportSource) -> list[str]:
+    """Art. 26: each restart after a power cut and what the box decided at it, from its own event log."""
+    lines = []
+    fmt = svc.msg.t("format.time")
+    for event in svc.store.events():
+        if event.kind != "power_cut_recovery":
+            continue
+        words = [svc.msg.t(f"recovery.{code}", state="") if svc.msg.has(f"recovery.{code}") else code
+                 for code in event.detail.get("decisions", []) if code != "polls_unchanged"]
+        lines.append(svc.msg.t("report.power_cut_line", time=event.at.strftime(fmt), decisions="; ".join(words)))
+    return lines
 
 
 def print_report(svc: ReportSource, report: Report) -> None:

@@ -16,7 +16,8 @@ from config.election import Election
 from firmware.common import failpoints
 from firmware.common.i18n import Messages
 from firmware.common.identity import DeviceIdentity
-from firmware.common.transmission.documents import SignedDocument
+from firmware.common.reports import SignedResults
+from firmware.common.transmission.documents import ELECTION_REPORT, SignedDocument
 from firmware.scanner import documents as docs
 from firmware.scanner.reporting import print_report, results_report, zero_report
 from firmware.scanner.states import (
@@ -238,8 +239,15 @@ class ScannerService:
     def _do_record_closing(self, event: PollsEvent) -> None:
         self.closed_at = self.store.polls_record().closed_at
 
+    def signed_results(self) -> SignedDocument | None:
+        """The signed NIST election report of the closing, as the outbox holds it."""
+        found = [e.document for e in self.store.entries() if e.document.kind == ELECTION_REPORT]
+        return found[-1] if found else None
+
     def _do_print_results_report(self, event: PollsEvent) -> None:
-        report = results_report(self)
+        doc = self.signed_results()
+        signed = SignedResults(doc.station, doc.hash, doc.signature_b64) if doc is not None else None
+        report = results_report(self, signed_results=signed)
         self._on_report("results", report)
         print_report(self, report)
 
