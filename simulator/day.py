@@ -250,6 +250,10 @@ class _Day:
     # -- a voter ---------------------------------------------------------------------------------
     def _vote(self, i: int) -> None:
         voter = self.population[i]
+        if i + 1 < len(self.population):  # the next voter is marking their ballots in the booth meanwhile
+            nxt = self.population[i + 1].ballots
+            self.st.camera.prefetch(self._sheet(f"v{i + 1}.b{b}.{'s' if p.spoiled_first else 'f'}0")
+                                    for b, p in enumerate(nxt))
         if not any((i, b) in self.world.ballots for b in range(len(voter.ballots))) and not self._started(i):
             self._stat("voters")
         for b, plan in enumerate(voter.ballots):

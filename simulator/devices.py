@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,19 +221,42 @@ class SimCamera:
         self.white_level = 250.0  # "calibrated" like a real camera: white paper under the twin's light
         self.fail_next = False
         self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once
+        self._seed = rng.getrandbits(64)
+        self._captures: dict[str, int] = {}  # sheet key -> captures so far (each capture varies)
+        self._ahead: dict[str, Future[np.ndarray]] = {}  # first captures drawn ahead, on another core
+        self._pool: ThreadPoolExecutor | None = None
+
+    def prefetch(self, sheets: Iterable[Sheet]) -> None:
+        """Draw the first capture of sheets about to be fed, in a background thread (the drawing and the
+        capture distortion run in OpenCV and NumPy, outside the GIL): the day's second core does the
+        twin's work while the first runs the firmware. The result is the same as drawing it on demand."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-camera")
+        for sheet in sheets:
+            if sheet.key not in self._ahead and sheet.key not in self._captures and sheet.image is None:
+                self._ahead[sheet.key] = self._pool.submit(self._draw_capture, sheet, 0)
+        while len(self._ahead) > 8:  # sheets never fed (a voter who stopped early): forget the oldest
+            self._ahead.pop(next(iter(self._ahead)))
 
     def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
         if sheet.image is not None:
             return sheet.image
         if self._drawn is None or self._drawn[0] != sheet.sheet_id:
-            img, layout = render_ballot(self.election, sheet.style, self.dpi)
-            arr = np.array(img)
-            rects = {b.candidate or b.list: b.rect.px(self.dpi) for b in layout.boxes}
-            ink = random.Random(sheet.ink_seed)
-            for box, (style, pen) in sorted(sheet.marks.items()):
-                draw_mark(arr, rects[box], style, pen, self.dpi, ink)
-            self._drawn = (sheet.sheet_id, arr)
+            self._drawn = (sheet.sheet_id, self._draw(sheet))
         return self._drawn[1]
+
+    def _draw(self, sheet: Sheet) -> np.ndarray:
+        img, layout = render_ballot(self.election, sheet.style, self.dpi)
+        arr = np.array(img)
+        rects = {b.candidate or b.list: b.rect.px(self.dpi) for b in layout.boxes}
+        ink = random.Random(sheet.ink_seed)
+        for box, (style, pen) in sorted(sheet.marks.items()):
+            draw_mark(arr, rects[box], style, pen, self.dpi, ink)
+        return arr
+
+    def _draw_capture(self, sheet: Sheet, n: int) -> np.ndarray:
+        drawn = sheet.image if sheet.image is not None else self._draw(sheet)
+        return capture(drawn, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
 
     def capture(self) -> BallotImage:
         if self.fail_next:
@@ -242,14 +266,25 @@ class SimCamera:
         if sheet is None:
             # An empty imaging position photographs the bare bed: the interpreter finds no ballot there.
             return BallotImage(np.full((600, 400, 3), 55, np.uint8), self.dpi)
-        return BallotImage(capture(self.printed_and_marked(sheet), self.dpi, self.rng, self.profile), self.dpi,
-                           white_level=self.white_level)
+        n = self._captures.get(sheet.key, 0)
+        self._captures[sheet.key] = n + 1
+        ahead = self._ahead.pop(sheet.key, None)
+        if ahead is not None and n == 0:
+            pixels = ahead.result()
+        elif sheet.image is not None:
+            pixels = capture(sheet.image, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
+        else:
+            pixels = capture(self.printed_and_marked(sheet), self.dpi,
+                             random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
+        return BallotImage(pixels, self.dpi, white_level=self.white_level)
 
     def self_test(self) -> DeviceStatus:
         return DeviceStatus("ballot_camera", True, f"{self.dpi:.0f} dpi, LED ok")
 
     def close(self) -> None:
-        """Nothing to release: a twin holds no device or OS resource."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 class SimPanel:
