@@ -100,6 +100,7 @@ class _Day:
         self.store = ScannerStore.for_election(device_dir / "scanner.sqlite", election)
         identity = load_or_provision(device_dir, SIM_DEVICE_ID)
         self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report)
+        self.svc.test_type = "simulation"  # a simulated day's results can never pass for a station's
 
     # -- the world's journal ---------------------------------------------------------------------
     def _log(self, event: dict[str, Any]) -> None:

@@ -13,11 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from ballotbox.cli import main
 from config.election import Election
 from firmware.common.i18n import Messages
-from firmware.common.identity import software_hash, software_version
 from firmware.common.reports import SignedResults, report_to_json
 from firmware.scanner.cdf.cvr import cast_vote_records_of
 from firmware.scanner.cdf.export import (
-    build_cdf_exports,
+    exports_from_documents,
     verify_cdf_exports,
     write_cdf_exports,
 )
@@ -29,16 +28,16 @@ from simulator.day import run_day
 
 @pytest.fixture(scope="module")
 def closed_day(election: Election, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    data = tmp_path_factory.mktemp("device-data")
-    day = run_day(election, 10, 5, data, Messages.for_language(election.station.language))
+    state = tmp_path_factory.mktemp("state")
+    day = run_day(election, 10, 5, state, Messages.for_language(election.station.language))
     svc = day.service
-    store = ScannerStore.for_election(data / "scanner.sqlite", election)  # run_day released it at the end
-    svc.store = store  # what the close-polls transaction holds open
+    store = ScannerStore.for_election(state / "device" / "scanner.sqlite", election)  # run_day released it
+    svc.store = store
+    # the exports are the documents the closing transaction signed into the outbox, not built again
+    docs = {e.document.kind: e.document for e in store.entries()}
+    exports = exports_from_documents(docs["election-report"], docs["cvr-report"])
     records = store.cast_vote_records()
-    exports = build_cdf_exports(
-        election, tally(election, records), store.counts(), records, identity=svc.identity,
-        generated=svc.closed_at, software_version=software_version(), software_hash=software_hash(),
-        is_test=True, test_type="simulation")
+    assert len(exports.cvr_report.content()["CVR"]) == len(records)
     out = tmp_path_factory.mktemp("out")
     write_cdf_exports(out, exports, svc.identity)
     key = out / "device-key.pub.pem"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -55,7 +55,7 @@ def load_font(size_px: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     return font("bold" if bold else "regular", size_px)
 
 
-@lru_cache(maxsize=None)
+@cache
 def find_fonts(search_dirs: tuple[Path, ...] = FONT_DIRS) -> FontSet:
     """Find regular, bold and monospaced faces covering REQUIRED_CHARS under `search_dirs`.
 

@@ -25,7 +25,7 @@ import re
 import string
 from collections.abc import Mapping
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from config.election import Language
@@ -71,7 +71,7 @@ class Messages:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def for_language(cls, language: str | Language, directory: Path | None = None) -> "Messages":
+    def for_language(cls, language: str | Language, directory: Path | None = None) -> Messages:
         """The validated catalogue of `language` (bs, hr, sr-Latn, sr-Cyrl, en).
 
         Raises CatalogueError naming the file and key if the catalogue or the reference `en.json` is
@@ -171,7 +171,7 @@ def placeholders(template: str) -> frozenset[str]:
 
 
 # -- loading and validation ----------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _load(language: Language, directory: Path) -> Messages:
     reference_path = directory / f"{REFERENCE_LANGUAGE.value}.json"
     reference = _read(reference_path)

@@ -53,7 +53,8 @@ def at_closing(svc: ScannerService, at: datetime) -> list[SignedDocument]:
     opened = svc.store.polls_record().opened_at
     records = svc.store.cast_vote_records()
     exports = build_cdf_exports(svc.election, tally(svc.election, records), counts, records, identity=svc.identity,
-                                generated=at, software_version=software_version(), software_hash=software_hash())
+                                generated=at, software_version=software_version(), software_hash=software_hash(),
+                                is_test=True if svc.test_type else None, test_type=svc.test_type)
     return [exports.election_report, exports.cvr_report, _sign(svc, POLLS_CLOSED, {"opened_at": opened.isoformat() if opened else None, "closed_at": at.isoformat(),
                                       "ballots_cast": dict(counts.cast), "ballots_returned": dict(counts.returned),
                                       "voters_registered": svc.election.station.registered_voters})]

@@ -116,6 +116,8 @@ class ScannerService:
         self._await_pickup = False
         self._on_report = on_report or (lambda kind, report: None)
         self._next_turnout: datetime | None = None
+        # "simulation", "training", ...: the results it signs are marked as a test (NIST IsTest/TestType)
+        self.test_type: str | None = None
         record = store.polls_record()
         self.opened_at: datetime | None = record.opened_at
         self.closed_at: datetime | None = record.closed_at
