@@ -266,7 +266,7 @@ class Uploader:
             return
         stream = info["return_value"]
         ssl_object = stream.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
         if not der or self.endpoint.pin not in certificate_pins(der):
             stream.close()
             raise PinMismatch("the server's certificate does not match the pin")
