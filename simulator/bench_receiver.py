@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ from simulator.pg_cluster import PostgresCluster, free_port
 BENCH_POLICY = RetryPolicy(base_s=0.05, cap_s=2.0, timeout_s=2.0)
 HOLD_S = BENCH_POLICY.timeout_s + 0.5  # the proxy's "timeout" fault holds a request past the client's timeout
 TURNOUT_HOURS = ("11:00", "15:00", "19:00")
+CLIENTS = 20  # HTTP clients the stations share (see _evening)
 
 
 def station_documents(station: str, device_id: str, key: Ed25519PrivateKey) -> list[SignedDocument]:
@@ -147,58 +150,85 @@ def bench(stations: int, fail: float, workers: int, database: str, seed: int, co
 
 async def _evening(plan: list[list[SignedDocument]], port: int, fail: float, rng: random.Random,
                    concurrency: int) -> dict[str, Any]:
-    faults_rng = random.Random(rng.random())
-
-    def decide() -> str | None:
-        return faults_rng.choice(FAULTS) if faults_rng.random() < fail else None
-
-    proxy = FaultProxy(port, decide, hold_s=HOLD_S)
-    proxy_port = await proxy.start()
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    proxy = multiprocessing.get_context("spawn").Process(target=_proxy_process,
+                                                         args=(port, fail, rng.random(), HOLD_S, child))
+    proxy.start()
+    proxy_port = parent.recv()
     messages = Messages.for_language("en")
     retries: Counter[str] = Counter()
     answers: Counter[str] = Counter()
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Several clients, each with a small pool, as boxes are several clients: httpcore's pool scans its
+    # connections per request, so one pool of hundreds makes the load generator the bottleneck.
+    limits = httpx.Limits(max_connections=max(1, concurrency // CLIENTS),
+                          max_keepalive_connections=max(1, concurrency // CLIENTS))
+    plain = ssl.create_default_context()  # shared: never used over http, but httpx builds one per client
+    clients = [httpx.AsyncClient(timeout=BENCH_POLICY.timeout_s, limits=limits, verify=plain) for _ in range(CLIENTS)]
     url = f"http://127.0.0.1:{proxy_port}/v1/documents"
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=BENCH_POLICY.timeout_s, limits=limits) as client:
 
-        async def station(docs: list[SignedDocument], jitter: random.Random) -> None:
-            for doc in docs:  # in order, as the box sends them
-                failures = 0
-                while True:
-                    async with gate:
-                        t0 = time.perf_counter()
-                        try:
-                            response = await client.post(url, content=doc.body, headers=doc.headers())
-                        except httpx.TimeoutException:
-                            fault = "timeout"
-                        except httpx.TransportError as exc:
-                            fault = f"connection ({type(exc).__name__})"
-                        else:
-                            attempt = judge_response(response.status_code, response.content, doc.hash, messages)
-                            answers[str(response.status_code)] += 1
-                            if attempt.acknowledged:
-                                latencies.append(time.perf_counter() - t0)
-                                break
-                            if attempt.give_up:
-                                raise RuntimeError(f"{doc.station} {doc.kind}: refused: {attempt.error}")
-                            fault = attempt.fault or "server"
-                    retries[fault] += 1
-                    failures += 1
-                    await asyncio.sleep(BENCH_POLICY.delay(failures, jitter))
+    async def station(client: httpx.AsyncClient, docs: list[SignedDocument], jitter: random.Random) -> None:
+        for doc in docs:  # in order, as the box sends them
+            failures = 0
+            while True:
+                async with gate:
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(url, content=doc.body, headers=doc.headers())
+                    except httpx.TimeoutException:
+                        fault = "timeout"
+                    except httpx.TransportError as exc:
+                        fault = f"connection ({type(exc).__name__})"
+                    else:
+                        attempt = judge_response(response.status_code, response.content, doc.hash, messages)
+                        answers[str(response.status_code)] += 1
+                        if attempt.acknowledged:
+                            latencies.append(time.perf_counter() - t0)
+                            break
+                        if attempt.give_up:
+                            raise RuntimeError(f"{doc.station} {doc.kind}: refused: {attempt.error}")
+                        fault = attempt.fault or "server"
+                retries[fault] += 1
+                failures += 1
+                await asyncio.sleep(BENCH_POLICY.delay(failures, jitter))
 
-        await asyncio.gather(*(station(docs, random.Random(rng.random())) for docs in plan))
+    try:
+        await asyncio.gather(*(station(clients[n % CLIENTS], docs, random.Random(rng.random()))
+                               for n, docs in enumerate(plan)))
+    finally:
+        for client in clients:
+            await client.aclose()
     wall = time.perf_counter() - started
-    await proxy.close()
-    requests = sum(proxy.counts[k] for k in (*FAULTS, "forwarded"))
+    parent.send("stop")
+    counts: Counter[str] = Counter(parent.recv())
+    proxy.join(30)
+    requests = sum(counts[k] for k in (*FAULTS, "forwarded"))
     return {"wall_s": round(wall, 1), "requests": requests, "answers_by_status": dict(answers),
             "retries_by_kind": dict(retries), "retries": sum(retries.values()),
-            "faults_injected": {k: proxy.counts[k] for k in FAULTS},
-            "faulted_share": round(sum(proxy.counts[k] for k in FAULTS) / max(requests, 1), 3),
-            "duplicate_receipts_differ": proxy.counts["receipts_differ"],
-            "proxy_connection_errors": proxy.counts["proxy_connection_errors"], "latencies_s": latencies}
+            "faults_injected": {k: counts[k] for k in FAULTS},
+            "faulted_share": round(sum(counts[k] for k in FAULTS) / max(requests, 1), 3),
+            "duplicate_receipts_differ": counts["receipts_differ"],
+            "proxy_connection_errors": counts["proxy_connection_errors"], "latencies_s": latencies}
+
+
+def _proxy_process(upstream_port: int, fail: float, seed: float, hold_s: float, conn: Any) -> None:
+    """The fault proxy in its own process (its own core when there is one): reports its port, runs until
+    told to stop, then answers with its counts."""
+    faults_rng = random.Random(seed)
+
+    def decide() -> str | None:
+        return faults_rng.choice(FAULTS) if faults_rng.random() < fail else None
+
+    async def main() -> None:
+        proxy = FaultProxy(upstream_port, decide, hold_s=hold_s)
+        conn.send(await proxy.start())
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        await proxy.close()
+        conn.send(dict(proxy.counts))
+
+    asyncio.run(main())
 
 
 def _wait_healthy(port: int, receiver: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

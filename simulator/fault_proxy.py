@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 FAULTS = ("drop", "timeout", "server_error", "drop_answer", "duplicate")
 MAX_HEAD = 64 * 1024
-SERVER_ERROR = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 57\r\n"
-                b"\r\n{\"error\": \"injected\", \"detail\": \"503 from the fault proxy\"}")
+_SERVER_ERROR_BODY = b'{"error": "injected", "detail": "503 from the fault proxy"}'
+SERVER_ERROR = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(_SERVER_ERROR_BODY)).encode() + b"\r\n\r\n" + _SERVER_ERROR_BODY)
 
 
 class FaultProxy:
