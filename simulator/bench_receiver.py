@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -125,6 +126,7 @@ def bench(stations: int, fail: float, workers: int, database: str, seed: int, co
             receiver.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(receiver.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)  # 6,000 key files and the receiver key
     with psycopg.connect(database, autocommit=True) as conn:
         rows = conn.execute("SELECT hash, deliveries FROM documents").fetchall()
     expected = {doc.hash for docs in plan for doc in docs}
