@@ -6,6 +6,7 @@ The entry sits above firmware/ and simulator/ and may import both; firmware/ nev
     ballotbox ballots render --election PATH --style STYLE --dpi D --out FILE.png [--layout-json F] [--pdf F]
     ballotbox omr interpret --election PATH IMAGE...
     ballotbox election check PATH
+    ballotbox outbox send|status, ballotbox receiver [list], ballotbox bench receiver (ballotbox/transmission_cli.py)
 
 Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
 2 bad input (a corrupt election package, a missing file): the message names it and what to do.
@@ -126,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     fingerprints.add_argument("--no-nbis", action="store_true", help="leave the NBIS baseline out")
     fingerprints.set_defaults(run=_bench_fingerprints)
     add_parsers(sub)
+    from ballotbox.transmission_cli import add_parsers as add_transmission_parsers
+
+    add_transmission_parsers(sub, bench)
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")

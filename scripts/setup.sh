@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install whatever is missing for ballotbox on a Debian / Raspberry Pi OS machine: system packages
-# (libzbar0 for pyzbar, a TrueType font with Latin č ć đ š ž and Cyrillic glyphs), the virtual
+# (libzbar0 for pyzbar, a TrueType font with Latin č ć đ š ž and Cyrillic glyphs, the PostgreSQL server), the virtual
 # environment in .venv and the Python packages. Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ need_apt=()
 ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || need_apt+=(libzbar0)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# the PostgreSQL server the receiver's tests and load test start for themselves (initdb + pg_ctl)
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

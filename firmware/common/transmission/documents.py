@@ -58,6 +58,10 @@ NIST_KINDS = (ELECTION_REPORT, CVR_REPORT)
 STATION_GPUNIT_TYPE = "polling-place"
 STATION_IDENTIFIER_TYPE = "local-level"
 
+# How a body names its own kind, so the kind header is covered by the signature: the NIST reports by
+# their schema's "@type", the own kinds by a top-level "kind" equal to the kind.
+NIST_TYPES = {ELECTION_REPORT: "ElectionResults.ElectionReport", CVR_REPORT: "CVR.CastVoteRecordReport"}
+
 
 class DocumentError(ValueError):
     """A document that cannot be sent or accepted as it is; the message says what is wrong."""
@@ -112,6 +116,8 @@ def sign_document(kind: str, document: Mapping[str, Any], *, device_id: str, key
     """Canonicalise, check that the document names its station, and sign it with the device key."""
     if kind not in KINDS:
         raise DocumentError(f"unknown document kind {kind!r}; one of {', '.join(KINDS)}")
+    if claimed_kind(kind, document) != kind:
+        raise DocumentError(f"a {kind} document must say so itself ({_where_kind(kind)}), so that its kind is signed")
     station = claimed_station(kind, document)
     if not station:
         raise DocumentError(f"a {kind} document must name its polling station ({_where_station(kind)})")
@@ -149,6 +155,19 @@ def claimed_station(kind: str, document: Mapping[str, Any]) -> str | None:
                 if isinstance(value, str) and value:
                     return value
     return None
+
+
+def claimed_kind(kind: str, document: Mapping[str, Any]) -> str | None:
+    """`kind` if the document's own (signed) content declares it, else None (see NIST_TYPES)."""
+    if kind in NIST_TYPES:
+        return kind if document.get("@type") == NIST_TYPES[kind] else None
+    return kind if document.get("kind") == kind else None
+
+
+def _where_kind(kind: str) -> str:
+    if kind in NIST_TYPES:
+        return f"\"@type\": {NIST_TYPES[kind]!r}"
+    return f"a top-level \"kind\": {kind!r}"
 
 
 def _where_station(kind: str) -> str:

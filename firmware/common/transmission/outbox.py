@@ -23,6 +23,7 @@ class OutboxEntry:
     attempts: int  # sends tried so far
     last_error: str | None  # why the last attempt failed, in words for the committee
     given_up: bool  # a refusal that retrying cannot cure (a 4xx): needs a person
+    last_attempt_at: datetime | None = None  # the `at` of the last note_failure (the committee's status shows it)
 
     @property
     def acknowledged(self) -> bool:
