@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(DIR/world); default OUT/state")
     sim.add_argument("--resume", action="store_true",
                      help="boot the box as after a power cut and carry the day in --state-dir on to its end")
+    sim.add_argument("--endpoint", default=None, help="send the day's signed documents live to this CEC receiver "
+                     "(https:// with --pin; http:// on loopback)")
+    sim.add_argument("--pin", default=None, help="SHA-256 pin of the receiver's certificate (for https://)")
     sim.add_argument("--election", type=Path, default=None, help="election definition (default: sample)")
     sim.add_argument("--no-faults", action="store_true", default=None,
                      help="no paper jams, double sheets or open covers")
@@ -141,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     interp.set_defaults(run=_interpret)
 
     device = sub.add_parser("device", help="the box's devices").add_subparsers(metavar="ACTION")
+    provision = device.add_parser("provision", help="make the box's device key in a state directory (before its "
+                                  "first day) and print what the CEC's receiver must trust")
+    provision.add_argument("--state-dir", type=Path, required=True)
+    provision.set_defaults(run=_device_provision)
     selftest = device.add_parser("self-test", help="check every device and print the self-test report (Art. 11, 20)")
     selftest.add_argument("--settings", type=Path, default=None,
                           help="device settings (default: config/device-sim.json; on the Pi: config/device-pi.json)")
@@ -218,6 +225,20 @@ def _simulate(args: argparse.Namespace) -> int:
             save_report("comparison", comparison_sheet(report, election))
 
     faults = FaultRates(0, 0, 0, 0) if args.no_faults else FaultRates()
+    uploader_for = None
+    if args.endpoint:
+        from firmware.common.transmission.uploader import (
+            EndpointError,
+            Uploader,
+            parse_endpoint,
+        )
+        try:
+            endpoint = parse_endpoint(args.endpoint, args.pin)
+        except EndpointError as exc:
+            raise UserError(f"--endpoint {args.endpoint}: {exc}") from None
+
+        def uploader_for(store: Any, clock: Any) -> Any:
+            return Uploader(store, endpoint, messages, now=clock.now, sleep=clock.sleep)
     started = time.perf_counter()
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
                   f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"
@@ -227,10 +248,12 @@ def _simulate(args: argparse.Namespace) -> int:
         task = progress.add_task("day", total=args.voters)
         result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
                          on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
-                         resume=args.resume)
+                         resume=args.resume, uploader_for=uploader_for)
     elapsed = time.perf_counter() - started
     for _, words in result.recovery:
         console.print(f"recovery after the power cut: {words}")
+    for line in result.transmission:
+        console.print(f"transmission: {line}")
 
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
@@ -308,6 +331,23 @@ def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Pat
 DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": None}
 
 
+def _device_provision(args: argparse.Namespace) -> int:
+    from firmware.common.identity import load_or_provision
+    from simulator.day import DEVICE_DIR, SIM_DEVICE_ID
+
+    device_dir = args.state_dir / DEVICE_DIR
+    if (device_dir / "device-key.pem").exists():
+        raise UserError(f"{device_dir}: this box is provisioned already (device-key.pem); a new key means a new "
+                        "fingerprint on every report: keep it, or provision another --state-dir")
+    identity = load_or_provision(device_dir, SIM_DEVICE_ID)
+    print(f"device {identity.device_id}, key fingerprint {identity.fingerprint}")
+    print(f"public key for the CEC's receiver (--devices folder): {device_dir / 'device-key.pub.pem'}")
+    return EXIT_OK
+
+
+PROVISIONED = {"device-key.pem", "device-key.pub.pem"}  # what `device provision` leaves: not yet a day
+
+
 def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> None:
     """Fill args with the day's parameters: a new day's from the command line (refused over a directory
     that holds anything: `simulate` never deletes a day), a resumed day's from its state directory."""
@@ -333,7 +373,10 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
         args.election = Path(day["election"])
         return
     for name, path in (("--state-dir", state_dir), ("--out", out)):
-        if path.is_dir() and any(path.iterdir()):
+        provisioned = path == state_dir and sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) == \
+            ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
+        if path.is_dir() and any(path.iterdir()) and not provisioned and not (
+                path == out and state_dir.parent == out and _only_provisioned(out, state_dir)):
             raise UserError(f"{name} {path} already holds a day (or other files) and simulate never deletes one: "
                             f"carry a killed day on with --resume (--state-dir {state_dir}), or give another "
                             f"{name}")
@@ -347,6 +390,13 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
     (state_dir / WORLD_DIR).mkdir(parents=True, exist_ok=True)
     write_day_file(state_dir / WORLD_DIR, {name: getattr(args, name) for name in DAY_DEFAULTS}
                    | {"election": str(args.election)})
+
+
+def _only_provisioned(out: Path, state_dir: Path) -> bool:
+    """OUT holds nothing but a provisioned OUT/state (the default --state-dir)."""
+    others = [p for p in out.iterdir() if p != state_dir]
+    inside = sorted(p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")) if state_dir.is_dir() else []
+    return not others and inside == ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
 
 
 def _desk_voters(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
-from simulator.devices import SimStation, build_sim_station
+from simulator.devices import AcceleratedClock, SimStation, build_sim_station
 from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
 from simulator.world import JOURNAL, Journal, World, replay
 
@@ -54,6 +54,7 @@ class DayResult:
     station: SimStation = field(repr=False)
     recovery: list[tuple[str, str]] = field(default_factory=list)  # what the box decided at this boot
     documents: list[Any] = field(default_factory=list)  # the outbox's signed documents (SignedDocument)
+    transmission: list[str] = field(default_factory=list)  # the committee's status lines, with --endpoint
 
 
 DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory (the issue's contract)
@@ -61,7 +62,8 @@ DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory 
 
 def run_day(election: Election, voters: int, seed: int, state_dir: Path, messages: Messages,
             faults: FaultRates = FaultRates(), on_report: Callable[[str, object], None] | None = None,
-            progress: Callable[[int, int], None] | None = None, *, resume: bool = False) -> DayResult:
+            progress: Callable[[int, int], None] | None = None, *, resume: bool = False,
+            uploader_for: Callable[[ScannerStore, AcceleratedClock], Any] | None = None) -> DayResult:
     """Run (or, with `resume`, carry on after a power cut) the day kept in `state_dir`.
 
     state_dir/device/ is the box's own storage (store, key, outbox), state_dir/world/ the simulator's
@@ -74,7 +76,7 @@ def run_day(election: Election, voters: int, seed: int, state_dir: Path, message
     journal = Journal(world_dir / JOURNAL)
     try:
         return _Day(election, voters, seed, device_dir, world, journal, messages, faults, on_report, progress,
-                    resume).run()
+                    resume, uploader_for).run()
     finally:
         journal.close()
 
@@ -82,7 +84,8 @@ def run_day(election: Election, voters: int, seed: int, state_dir: Path, message
 class _Day:
     def __init__(self, election: Election, voters: int, seed: int, device_dir: Path, world: World, journal: Journal,
                  messages: Messages, faults: FaultRates, on_report: Callable[[str, object], None] | None,
-                 progress: Callable[[int, int], None] | None, resume: bool) -> None:
+                 progress: Callable[[int, int], None] | None, resume: bool,
+                 uploader_for: Callable[[ScannerStore, AcceleratedClock], Any] | None = None) -> None:
         self.e, self.seed, self.world, self.journal, self.faults = election, seed, world, journal, faults
         self.progress, self.resume = progress, resume
         self.boot = world.boots
@@ -101,6 +104,9 @@ class _Day:
         identity = load_or_provision(device_dir, SIM_DEVICE_ID)
         self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report)
         self.svc.test_type = "simulation"  # a simulated day's results can never pass for a station's
+        # `simulate --endpoint`: the box's uploader sends the outbox live, on station time
+        self.uploader = uploader_for(self.store, st.clock) if uploader_for is not None else None
+        self.upload_log: list[str] = []
 
     # -- the world's journal ---------------------------------------------------------------------
     def _log(self, event: dict[str, Any]) -> None:
@@ -180,6 +186,7 @@ class _Day:
                 self._vote(i)
                 self._log({"e": "voter_end", "voter": i})
                 w.voters_done = i + 1
+                self._send()
                 if self.progress:
                     self.progress(i + 1, len(self.population))
             self._advance_to(self._at(self.e.polls.closing))
@@ -189,7 +196,17 @@ class _Day:
             svc.reprint_results()  # the box was cut off while printing the results: the committee asks again
             self._log({"e": "committee", "step": "closed"})
         wall_s = time.perf_counter() - wall
+        if self.uploader is not None:
+            result = self.uploader.run(give_up_after=3600.0)  # an hour of station time to get it all out
+            self.upload_log.append(f"sent: {result.acknowledged} acknowledged, {result.refused} refused, "
+                                   f"{result.waiting} waiting after {result.attempts} attempts")
+            self.uploader.close()
         return self._result(wall_s)
+
+    def _send(self) -> None:
+        """The uploader's pass after an event: only when something waits (one POST per document)."""
+        if self.uploader is not None and self.store.unsent():
+            self.uploader.send_pending()
 
     def _advance_to(self, when: datetime) -> None:
         """Let station time pass; the box's idle loop reports turnout at each hour on the way (Art. 15)."""
@@ -222,10 +239,15 @@ class _Day:
         stats["cycle_ms_p95"] = round(ms[int(len(ms) * 0.95)], 1) if ms else None
         stats["sheets_in_box"] = len(st.box.sheets)
         stats["power_cuts"] = self.world.boots
-        documents = [entry.document for entry in store.entries()]
+        entries = store.entries()
+        documents = [entry.document for entry in entries]
+        transmission = list(self.upload_log)
+        if self.uploader is not None:
+            from firmware.common.transmission.uploader import committee_status
+            transmission += committee_status(entries, self.svc.msg)
         store.close()  # the day is over: the store is released (and its journal scrubbed once more)
         return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions,
-                         documents)
+                         documents, transmission)
 
     def _intentions_kept(self) -> list[str]:
         """Each voter's each ballot: cast (its last sheet in the box, once) or handed to the committee;

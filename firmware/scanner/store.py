@@ -556,11 +556,12 @@ class ScannerStore:
     # -- outbox (firmware.common.transmission.outbox.Outbox) ---------------------------------------
     def entries(self) -> list[OutboxEntry]:
         rows = self._db.execute("SELECT kind, station, device_id, key_id, body, signature, created_at, receipt,"
-                                " attempts, last_error, given_up FROM outbox ORDER BY seq").fetchall()
+                                " attempts, last_error, given_up, last_attempt_at FROM outbox ORDER BY seq").fetchall()
         return [OutboxEntry(SignedDocument(kind, station, device, key, bytes(body), bytes(sig)),
                             datetime.fromisoformat(created) if created else datetime.min,
-                            json.loads(receipt) if receipt else None, attempts, error, bool(given_up))
-                for kind, station, device, key, body, sig, created, receipt, attempts, error, given_up in rows]
+                            json.loads(receipt) if receipt else None, attempts, error, bool(given_up),
+                            datetime.fromisoformat(last) if last else None)
+                for kind, station, device, key, body, sig, created, receipt, attempts, error, given_up, last in rows]
 
     def unsent(self) -> list[OutboxEntry]:
         return [e for e in self.entries() if e.receipt is None and not e.given_up]
