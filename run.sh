@@ -9,7 +9,8 @@ bash scripts/setup.sh
 case "${1:-day}" in
   day)
     shift || true
-    if [ $# -eq 0 ]; then set -- --voters 300 --seed 7 --out out/day; fi
+    # a new directory each time: simulate never overwrites a day (resume one with --resume --out DIR)
+    if [ $# -eq 0 ]; then set -- --voters 300 --seed 7 --out "out/day-$(date +%Y%m%d-%H%M%S)"; fi
     exec .venv/bin/ballotbox simulate "$@"
     ;;
   test)

@@ -87,7 +87,7 @@ def results_report(svc: ReportSource, signed_results: SignedResults | None = Non
     return build_results_report(
         svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
         tallies=svc.tallies(), seconds_per_ballot=(usage.seconds / usage.cycles) if usage.cycles else None,
-        device_problems=problems, signed_results=signed_results)
+        device_problems=problems, internet_problems=network_problem_lines(svc), signed_results=signed_results)
 
 
 def power_cut_lines(svc: ReportSource) -> list[str]:
@@ -101,6 +101,14 @@ def power_cut_lines(svc: ReportSource) -> list[str]:
                  for code in event.detail.get("decisions", []) if code != "polls_unchanged"]
         lines.append(svc.msg.t("report.power_cut_line", time=event.at.strftime(fmt), decisions="; ".join(words)))
     return lines
+
+
+def network_problem_lines(svc: ReportSource) -> list[str]:
+    """Art. 26 "problems with the internet": each document whose sending failed so far, in the
+    committee's words (firmware.common.transmission.uploader)."""
+    from firmware.common.transmission.uploader import describe_entry
+
+    return [describe_entry(e, svc.msg) for e in svc.store.entries() if e.last_error]
 
 
 def print_report(svc: ReportSource, report: Report) -> None:
