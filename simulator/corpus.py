@@ -139,6 +139,7 @@ BALLOT_KINDS: dict[str, BallotKind] = {
 KIND_CYCLE: dict[str, tuple[str, ...]] = {
     "mayor": ("mayor",),
     "council": ("council",),
+    "council-sample": ("council-sample",),  # the sample election's council ballot alone (issue 13)
     "mixed": ("mayor", "council-sample", "mayor", "council"),
 }
 
