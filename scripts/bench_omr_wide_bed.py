@@ -14,7 +14,7 @@ WIDE_BED_MM = (18.0, 20.0)  # issue 13: "the sheet on a dark bed with ~19 mm mar
 
 if __name__ == "__main__":
     sys.path.insert(0, sys.argv[1])
-    import simulator.corpus as corpus
+    from simulator import corpus
 
     corpus.FRAME_MARGIN_MM = WIDE_BED_MM
     from ballotbox.cli import main
