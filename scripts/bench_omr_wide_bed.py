@@ -1,7 +1,8 @@
 """`ballotbox bench omr` with the sheet on a wider dark bed (18-20 mm each side instead of 4-12 mm), as the
 independent corpus of issue 13 was captured; everything else as the corpus's levels.
 
-    usage: python scripts/bench_omr_wide_bed.py TREE bench omr --level L1 --kind council-sample --ballots 300 --seed 1313
+    usage: python scripts/bench_omr_wide_bed.py TREE bench omr --level L1 --kind council-sample \
+               --ballots 300 --seed 1313
 
 TREE: the source tree to run (its modules win over the installed ones), e.g. `.` or an older checkout.
 """

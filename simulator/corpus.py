@@ -5,10 +5,11 @@
 
 Every item is one capture of one sheet: the printed ballot (firmware.cec.ballots, the real test key), the
 voter's marks (firmware.cec.pens: X, filled, check, slash, crossed-then-filled, and at L1 a hurried voter's
-oversized X running past the box's corners; black, blue, light blue, red ink and pencil) and ink that is not a vote (hesitation dots, smudges, erasures), the station stamp,
-paper damage, and the camera's view of it. With it come the truth per box (marked or not, with what, and
-what else lies on it), the expected outcome per contest - derived here from the intended marks by the
-rules of DOMAIN.md, never by omr.rules - and the verdict a correct box must reach:
+oversized X running past the box's corners; black, blue, light blue, red ink and pencil) and ink that is not
+a vote (hesitation dots, smudges, erasures), the station stamp, paper damage, and the camera's view of it.
+With it come the truth per box (marked or not, with what, and what else lies on it), the expected outcome
+per contest - derived here from the intended marks by the rules of DOMAIN.md, never by omr.rules - and the
+verdict a correct box must reach:
 
     "valid" | "invalid"   the ballot must be counted so (or returned / flagged: never counted otherwise)
     "reject"              L3's 12-degree and 0.95-scale sheets: unreadable or foreign, never a count

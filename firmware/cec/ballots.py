@@ -177,7 +177,7 @@ def _fit_line(draw: ImageDraw.ImageDraw, text: str, x: float, cy: float, width_m
             text = text[:-1]
         text += "…"
     # the font at its exact size in pixels, not rounded: a size rounded to whole pixels makes a line up to
-    # ~4 % shorter or longer at one dpi than at another (2.8 mm on a 75 mm line at 100 against 200 dpi),
+    # ~4 % shorter or longer at one dpi than at another (3 mm on a list title at 100 against 200 dpi),
     # and the interpreter's reference, rendered at 100 dpi, then misses the end of the print's line
     # (issue 13: `ink_outside_boxes` on council sheets)
     draw.text((x, cy), text, font=load_font(max(6.0, size * k), bold=bold), fill=fill, anchor="lm")
