@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_omr.add_argument("--level", choices=["L1", "L2", "L3", "foreign"], required=True)
     bench_omr.add_argument("--ballots", type=int, required=True)
     bench_omr.add_argument("--seed", type=int, default=1)
-    bench_omr.add_argument("--kind", choices=["mayor", "council", "mixed"], default="mixed",
+    bench_omr.add_argument("--kind", choices=["mayor", "council", "council-sample", "mixed"], default="mixed",
                            help="ballot kind: mayor (A4, 8 candidates), council (30 x 35 long ballot) or mixed")
     bench_omr.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the JSON figures")
     bench_omr.add_argument("--keep-failures", action="store_true", help="save the images of misreads and flags")

@@ -27,7 +27,7 @@ from config.election import Election
 from omr.ballot_code import verify_code
 from omr.double_sheet import two_sheets
 from omr.layout import BallotLayout, layout_ballot
-from omr.reference import FINE_PPM, StyleReference, outside_ink
+from omr.reference import FINE_PPM, StyleReference, canvas_to_layout, image_to_thumb, outside_ink
 from omr.registration import CODE_WINDOW_MM, THUMB_PPM, Fit, Found, code_windows, find_sheet_and_marks, fit
 from omr.rules import ballot_verdict, decide_contest
 from omr.second_opinion import MarkClassifier, crop_box, settle
@@ -660,7 +660,7 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
             mark, why = "marginal", Reason.INK_ACROSS_BOX
         out.append(BoxScore(b.contest, b.kind, b.list, b.candidate, round(fill, 4), mark, why))
     if thumb is not None:
-        out = _under_stamp(thumb, np.diag([thumb_scale, thumb_scale, 1.0]) @ H, layout, out, level, cropped, reference)
+        out = _under_stamp(thumb, image_to_thumb(thumb_scale) @ H, layout, out, level, cropped, reference)
     if second_opinion is not None:
         # a box mostly covered by ink (FILLED_SHARE of it past light_level) is a filling, not a line the
         # doubt rule is for: the model, trained on the marginal band, knows light pencil fillings badly
@@ -742,8 +742,8 @@ def _surroundings(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, index: i
     k = FINE_PPM
     x0, y0 = b.x - reach, b.y - reach
     size = (int(round((b.w + 2 * reach) * k)), int(round((b.h + 2 * reach) * k)))
-    # the window in layout space (k px/mm) -> image: H . T(x0, y0) . S(1/k)
-    M = H @ np.array([[1 / k, 0, x0], [0, 1 / k, y0], [0, 0, 1]])
+    # the window in layout space (k px/mm) -> image, pixel centres to pixel centres
+    M = H @ canvas_to_layout(k, x0, y0)
     win = cv2.warpPerspective(rgb, M, size, flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
     ink = (win if win.ndim == 2 else win.min(axis=2)) < paper_level * light_level / 255.0

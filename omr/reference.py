@@ -52,6 +52,23 @@ def build_reference(style: str, printed_rgb: np.ndarray, dpi: float) -> StyleRef
     return StyleReference(style, grown.astype(bool), fine)
 
 
+def canvas_to_layout(ppm: float, x0_mm: float = 0.0, y0_mm: float = 0.0) -> np.ndarray:
+    """3 x 3: a canvas of layout space at `ppm` px/mm whose pixel (0, 0) covers the square mm from (x0, y0)
+    -> layout mm. Pixel i covers [x0 + i / ppm, x0 + (i + 1) / ppm): its centre, where OpenCV samples it,
+    is at x0 + (i + 0.5) / ppm. (The reference's cells are made so, by an area resize.)"""
+    return np.array([[1 / ppm, 0, x0_mm + 0.5 / ppm], [0, 1 / ppm, y0_mm + 0.5 / ppm], [0, 0, 1]])
+
+
+def image_to_thumb(scale: float) -> np.ndarray:
+    """3 x 3: image px -> thumbnail px, for a thumbnail made by an area resize of `scale` (1/d, d whole)
+    thumbnail px per image px. Thumbnail pixel j averages image pixels jd .. jd + d - 1: its centre is image
+    x = jd + (d - 1) / 2, not jd. Scaling alone puts everything read off the thumbnail (d - 1) / 2 image px
+    out along the image's axes - in layout space one way on a sheet fed upright and the other way on a
+    sheet fed turned by 180 degrees (issue 13)."""
+    t = (scale - 1.0) / 2
+    return np.array([[scale, 0, t], [0, scale, t], [0, 0, 1]])
+
+
 # Per paper level p, the smallest grey that is not ink: an integer x < INK_DARKNESS * p (float32, as the
 # level is) exactly when x < ceil(INK_DARKNESS * p). A table lookup instead of two float images.
 _INK_BELOW = np.ceil(np.float32(INK_DARKNESS) * np.arange(256, dtype=np.float32)).astype(np.uint8)
@@ -72,8 +89,8 @@ def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, th
         if edge_px > 0:
             on_paper = cv2.erode(on_paper, np.ones((2 * edge_px + 1, 2 * edge_px + 1), np.uint8))
         ink = cv2.bitwise_and(ink, on_paper)
-    # canvas (REF_PPM px/mm, layout space) -> thumbnail: S(thumb_scale) . H . S(1/REF_PPM)
-    M = np.diag([thumb_scale, thumb_scale, 1.0]) @ homography @ np.diag([1 / REF_PPM, 1 / REF_PPM, 1.0])
+    # canvas (REF_PPM px/mm, layout space) -> thumbnail, pixel centres to pixel centres
+    M = image_to_thumb(thumb_scale) @ homography @ canvas_to_layout(REF_PPM)
     seen = cv2.warpPerspective(ink, M, (W, H), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     stray = (seen > 96) & ~_allowed(layout, reference, (H, W))

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from omr.layout import BallotLayout, Rect
-from omr.reference import FINE_PPM, StyleReference
+from omr.reference import FINE_PPM, StyleReference, canvas_to_layout
 
 # The CEC's station stamp: one round die for every station, 24 mm across: a rim line 0.3 mm inside the
 # edge, lettering around it, an inner ring 3.6 mm in. A physical constant of the equipment, like the
@@ -127,7 +127,7 @@ def _window(thumb: np.ndarray, H: np.ndarray, layout: BallotLayout, x0: float, y
     wk = min(FINE_PPM, 2 * k)
     f = int(round(wk / k))
     fsize = (size[0] * f, size[1] * f)
-    M = H @ np.array([[1 / wk, 0, x0], [0, 1 / wk, y0], [0, 0, 1]])
+    M = H @ canvas_to_layout(wk, x0, y0)
     ink = cv2.warpPerspective(thumb, M, fsize, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     dark = np.clip(1.0 - ink.astype(np.float32) * np.float32(1.0 / max(paper_level, 1.0)), 0.0, 1.0)

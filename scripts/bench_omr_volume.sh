@@ -23,6 +23,8 @@ lane_b() {
   $BB bench omr --level L2 --kind council --ballots 720 --seed "$SEED" --out "$OUT"
   $BB bench omr --level foreign --kind mixed --ballots 400 --seed "$SEED" --out "$OUT"
   $BB bench omr --level L3 --kind council --ballots 40 --seed "$SEED" --out "$OUT"
+  # issue 13: the sample election's council ballot (297 x 470 mm), where upside-down sheets were flagged
+  $BB bench omr --level L1 --kind council-sample --ballots 400 --seed "$SEED" --out "$OUT"
 }
 # a run whose bar is not met exits 1; the lanes go on, and the total below judges the whole
 lane_a > "$OUT/lane-a.log" 2>&1 || true &

@@ -4,11 +4,12 @@
                                                                  kind:  mayor | council | mixed
 
 Every item is one capture of one sheet: the printed ballot (firmware.cec.ballots, the real test key), the
-voter's marks (firmware.cec.pens: X, filled, check, slash, crossed-then-filled; black, blue, light blue, red
-ink and pencil) and ink that is not a vote (hesitation dots, smudges, erasures), the station stamp,
-paper damage, and the camera's view of it. With it come the truth per box (marked or not, with what, and
-what else lies on it), the expected outcome per contest - derived here from the intended marks by the
-rules of DOMAIN.md, never by omr.rules - and the verdict a correct box must reach:
+voter's marks (firmware.cec.pens: X, filled, check, slash, crossed-then-filled, and at L1 a hurried voter's
+oversized X running past the box's corners; black, blue, light blue, red ink and pencil) and ink that is not
+a vote (hesitation dots, smudges, erasures), the station stamp, paper damage, and the camera's view of it.
+With it come the truth per box (marked or not, with what, and what else lies on it), the expected outcome
+per contest - derived here from the intended marks by the rules of DOMAIN.md, never by omr.rules - and the
+verdict a correct box must reach:
 
     "valid" | "invalid"   the ballot must be counted so (or returned / flagged: never counted otherwise)
     "reject"              L3's 12-degree and 0.95-scale sheets: unreadable or foreign, never a count
@@ -96,11 +97,15 @@ class LevelSpec:
     # L3 only: sheets that must be rejected (expected_verdict "reject"), one of each per block of ten
     reject_rotation_deg: float | None = None
     reject_print_scale: float | None = None
+    # issue 13: the share of sheets whose hurried voter draws every X oversized, its strokes running past
+    # the box's corners by OVERRUN of the box's size; drawn from its own seeded stream, so the sheets'
+    # other draws (and every sheet of a level without it) stay as they were
+    oversized_x_share: float = 0.0
 
 
 LEVELS: dict[str, LevelSpec] = {
     "L1": LevelSpec("L1", 200, 1.0, (1.0, 1.0), 0.5, 2, 95, 0.03, (0, 0), (0, 0), False, 0, False, 0.0, 1.0, 0,
-                    "clear"),
+                    "clear", oversized_x_share=0.2),
     "L2": LevelSpec("L2", 150, 3.0, (0.985, 1.015), 1.0, 6, 75, 0.10, (1, 1), (1, 2), False, 1, False, 0.05, 0.70,
                     0, "over_box"),
     "L3": LevelSpec("L3", 100, 6.0, (0.985, 1.015), 2.0, 12, 40, 0.25, (1, 3), (2, 4), True, 2, True, 0.15, 0.40,
@@ -139,6 +144,7 @@ BALLOT_KINDS: dict[str, BallotKind] = {
 KIND_CYCLE: dict[str, tuple[str, ...]] = {
     "mayor": ("mayor",),
     "council": ("council",),
+    "council-sample": ("council-sample",),  # the sample election's council ballot alone (issue 13)
     "mixed": ("mayor", "council-sample", "mayor", "council"),
 }
 
@@ -149,6 +155,7 @@ INK_WEIGHTS: dict[str, float] = {"black": 3, "blue": 3, "dark_blue": 1, "light_b
 STYLE_WEIGHTS: dict[str, float] = {MarkStyle.X: 5, MarkStyle.CHECK: 2, MarkStyle.FILLED: 1.5,
                                    ExtraMarkStyle.SLASH: 1.5, ExtraMarkStyle.CROSSED_THEN_FILLED: 0.7}
 HABIT_SHARE = 0.85
+OVERSIZED_X = "x_oversized"  # the truth's style of an X drawn with an overrun (LevelSpec.oversized_x_share)
 # Ink that is not a vote: per ballot, each kind independently with this probability, in an unmarked box.
 NON_MARK_RATES: dict[NonMark, float] = {NonMark.HESITATION_DOT: 0.30, NonMark.SMUDGE: 0.15, NonMark.ERASURE: 0.15}
 
@@ -156,6 +163,7 @@ STAMP_DIAMETER_MM = 24.0  # round station stamp; fits the 50 x 26 mm stamp zone
 STAMP_INK = (70, 60, 150)  # violet stamp pad ink
 BED_GREY = 55  # the feeder bed behind the sheet
 OUT_OF_VIEW = 6  # beyond the camera's field of view: no light
+OVERRUN = (0.15, 0.25)  # an oversized X: past the box's corners by 1/5 of its size, as the issue-13 corpus drew them
 FRAME_MARGIN_MM = (4.0, 12.0)  # bed visible around the sheet, each side, uniform
 
 MAX_CACHED_RENDERS = 4
@@ -267,7 +275,7 @@ def corpus_parameters() -> dict[str, Any]:
             "intent_mix": asdict(INTENT_MIX), "ink_weights": INK_WEIGHTS,
             "style_weights": {str(k): v for k, v in STYLE_WEIGHTS.items()}, "habit_share": HABIT_SHARE,
             "non_mark_rates": {str(k): v for k, v in NON_MARK_RATES.items()},
-            "stamp_diameter_mm": STAMP_DIAMETER_MM}
+            "stamp_diameter_mm": STAMP_DIAMETER_MM, "oversized_x_overrun": OVERRUN}
 
 
 def _check(level: str, kind: str) -> None:
@@ -291,6 +299,7 @@ def _regular_item(spec: LevelSpec, kind: str, index: int, seed: int) -> CorpusIt
     upside_down = _upside_down(seed, spec.name, kind, index)
 
     plan = _plan_ballot(election, bk.style, layout, rng)
+    plan.overruns = _oversized_xs(spec, plan, seed, kind, index)
     sheet = _printed(election, bk.style, dpi).copy()
     paper = _paper_colour(election, bk.style)
     d: dict[str, Any] = {"dpi": dpi, "reject": reject}
@@ -337,6 +346,14 @@ def _reject_case(spec: LevelSpec, seed: int, kind: str, index: int) -> str | Non
     return None
 
 
+def _oversized_xs(spec: LevelSpec, plan: _BallotPlan, seed: int, kind: str, index: int) -> dict[str, float]:
+    """Box id -> overrun of each X a hurried voter draws oversized (spec.oversized_x_share of the sheets)."""
+    r = random.Random(f"omr-oversize:{seed}:{spec.name}:{kind}:{index}")
+    if not spec.oversized_x_share or r.random() >= spec.oversized_x_share:
+        return {}
+    return {bid: r.uniform(*OVERRUN) for bid, (how, _) in sorted(plan.marks.items()) if how == MarkStyle.X}
+
+
 def _upside_down(seed: int, level: str, kind: str, index: int) -> bool:
     """Exactly one sheet in every block of four is fed turned by 180 degrees (25 %)."""
     return random.Random(f"omr-flip:{seed}:{level}:{kind}:{index // 4}").randrange(4) == index % 4
@@ -374,11 +391,14 @@ class _BallotPlan:
     stamp_boxes: set[str] = field(default_factory=set)
     streak_boxes: set[str] = field(default_factory=set)
     crease_boxes: set[str] = field(default_factory=set)
+    overruns: dict[str, float] = field(default_factory=dict)  # box id -> overrun of an oversized X
 
     def truth(self) -> dict[str, BoxTruth]:
         out = {}
         for bid in self.boxes:
             style, ink = self.marks.get(bid, (None, None))
+            if bid in self.overruns:
+                style = OVERSIZED_X
             nm = self.non_marks.get(bid)
             out[bid] = BoxTruth(bid in self.marks, str(style) if style else None, ink, str(nm) if nm else None,
                                 bid in self.stamp_boxes, bid in self.streak_boxes, bid in self.crease_boxes)
@@ -426,7 +446,7 @@ def _plan_ballot(election: Election, style: str, layout: BallotLayout, rng: rand
 
 def _mark_sheet(sheet: np.ndarray, layout: BallotLayout, dpi: float, plan: _BallotPlan, rng: random.Random) -> None:
     for bid, (how, _) in sorted(plan.marks.items()):
-        draw_mark(sheet, plan.boxes[bid].rect.px(dpi), how, plan.pen, dpi, rng)
+        draw_mark(sheet, plan.boxes[bid].rect.px(dpi), how, plan.pen, dpi, rng, overrun=plan.overruns.get(bid, 0.0))
     for bid, nm in sorted(plan.non_marks.items()):
         draw_non_mark(sheet, plan.boxes[bid].rect.px(dpi), nm, dpi, rng, pen=plan.pen)
 

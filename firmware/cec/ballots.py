@@ -183,6 +183,10 @@ def _fit_line(draw: ImageDraw.ImageDraw, text: str, x: float, cy: float, width_m
         while text and _length_mm(text + "…", size, bold) > width_mm:
             text = text[:-1]
         text += "…"
-    draw.text((x, cy), text, font=load_font(max(6, round(size * k)), bold=bold), fill=fill, anchor="lm")
+    # the font at its exact size in pixels, not rounded: a size rounded to whole pixels makes a line up to
+    # ~4 % shorter or longer at one dpi than at another (3 mm on a list title at 100 against 200 dpi),
+    # and the interpreter's reference, rendered at 100 dpi, then misses the end of the print's line
+    # (issue 13: `ink_outside_boxes` on council sheets)
+    draw.text((x, cy), text, font=load_font(max(6.0, size * k), bold=bold), fill=fill, anchor="lm")
 
 

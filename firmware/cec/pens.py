@@ -93,12 +93,18 @@ class Pen:
 
 
 def draw_mark(img: np.ndarray, rect_px: list[int] | tuple[int, int, int, int], style: MarkStyle | ExtraMarkStyle,
-              pen: Pen, dpi: float, rng: random.Random) -> None:
-    """Draw one mark into the box at rect_px = (x, y, w, h) of an RGB uint8 image, in place."""
+              pen: Pen, dpi: float, rng: random.Random, overrun: float = 0.0) -> None:
+    """Draw one mark into the box at rect_px = (x, y, w, h) of an RGB uint8 image, in place.
+
+    `overrun` > 0 draws a hurried voter's oversized mark: its strokes run past the box's corners by this
+    share of the box's size along each axis (an X at 0.2 reaches 0.7 of the box from its centre). The
+    rng is drawn from as for any mark, so the marks after it do not change."""
     x, y, w, h = rect_px
     k = dpi / 25.4
     cx, cy = x + w / 2 + rng.uniform(-0.08, 0.08) * w, y + h / 2 + rng.uniform(-0.08, 0.08) * h
     size = rng.uniform(0.75, 1.15) * min(w, h) / 2  # half-extent: some Xs overrun the box a little
+    if overrun > 0:
+        size = (0.5 + overrun) * min(w, h)
     angle = np.deg2rad(rng.uniform(-12, 12))
     width = max(1, round(pen.width_mm * k))
     strokes = _mark_strokes(style, size, width)

@@ -45,12 +45,12 @@ class FontSet:
         return {"regular": self.regular, "bold": self.bold, "mono": self.mono}[style]
 
 
-def font(style: Style, size_px: int) -> ImageFont.FreeTypeFont:
+def font(style: Style, size_px: float) -> ImageFont.FreeTypeFont:
     """The report font of `style` at `size_px` pixels (cached). Raises FontError if none is installed."""
     return _font(find_fonts().path(style), size_px)
 
 
-def load_font(size_px: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+def load_font(size_px: float, bold: bool = False) -> ImageFont.FreeTypeFont:
     """The regular or bold face at `size_px` pixels (the form firmware/cec/ballots.py uses)."""
     return font("bold" if bold else "regular", size_px)
 
@@ -110,5 +110,5 @@ def _draw(face: ImageFont.FreeTypeFont, ch: str) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _font(path: Path, size_px: int) -> ImageFont.FreeTypeFont:
+def _font(path: Path, size_px: float) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size_px)
