@@ -19,7 +19,7 @@ import numpy as np
 from biometrics import match
 from biometrics.extract import extract
 from biometrics.images import load_fingerprint_image
-from simulator.bench_fingerprints import DATABASES, load_fvc_record
+from simulator.bench_fingerprints import DATABASES, FVC2002_DPI, load_fvc_record
 
 OUT = Path(__file__).resolve().parent.parent / "biometrics" / "data" / "match_calibration.json"
 THRESHOLD = 3.0  # -log10 FMR: 0.1 %, the bar BENCHMARKS.md judges FNMR at; see the table's "why"
@@ -32,7 +32,7 @@ def main(data_dir: str) -> None:
         ours, iso = {}, {}
         for path in sorted(folder.glob("*.tif")):
             finger, impression = (int(v) for v in path.stem.split("_"))
-            image, dpi = load_fingerprint_image(path)
+            image, dpi = load_fingerprint_image(path, FVC2002_DPI[name])
             ours[(finger, impression)] = match.prepare(extract(image, dpi).template)
             iso[(finger, impression)] = match.prepare(
                 load_fvc_record(path.with_suffix(".iso"), (image.shape[1], image.shape[0]), dpi)

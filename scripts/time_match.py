@@ -16,7 +16,7 @@ import numpy as np
 
 from biometrics import match
 from biometrics.template import FingerprintTemplate, Minutia
-from simulator.bench_fingerprints import DATABASES, load_fvc_record
+from simulator.bench_fingerprints import DATABASES, FVC2002_DPI, load_fvc_record
 
 GALLERY = 3000
 
@@ -28,7 +28,7 @@ def main(data_dir: str) -> None:
     for name in DATABASES:
         for path in sorted((Path(data_dir) / name).glob("*.iso")):
             width, height = Image.open(path.with_suffix(".tif")).size
-            records.append(load_fvc_record(path, (width, height), 569.0 if name == "DB2_B" else 500.0))
+            records.append(load_fvc_record(path, (width, height), FVC2002_DPI[name]))
     prepared = [match.prepare(r) for r in records]
     one = []
     for a, b in itertools.islice(itertools.combinations(prepared[:80], 2), 2000):
@@ -60,4 +60,9 @@ def main(data_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    from threadpoolctl import threadpool_limits
+
+    from simulator.bench_fingerprints import MATCH_BLAS_THREADS
+
+    with threadpool_limits(limits=MATCH_BLAS_THREADS, user_api="blas"):  # as the bench and the device run it
+        main(sys.argv[1])
