@@ -116,6 +116,7 @@ class ScannerService:
         self._await_pickup = False
         self._on_report = on_report or (lambda kind, report: None)
         self._next_turnout: datetime | None = None
+        self._turnouts_all_sent = False
         # "simulation", "training", ...: the results it signs are marked as a test (NIST IsTest/TestType)
         self.test_type: str | None = None
         record = store.polls_record()
@@ -211,10 +212,11 @@ class ScannerService:
         if self.polls.state not in (PollsState.OPEN, PollsState.PAUSED):
             return
         now = self.d.clock.now()
-        if self._next_turnout is not None and now < self._next_turnout:
-            return
+        if self._turnouts_all_sent or (self._next_turnout is not None and now < self._next_turnout):
+            return  # the per-ballot cost: one comparison (the event log is read only when an hour is due)
         done = {e.detail.get("hour") for e in self.store.events() if e.kind == "turnout"}
         self._next_turnout = None
+        self._turnouts_all_sent = done >= set(self.election.polls.turnout_reports)
         for hour in sorted(self.election.polls.turnout_reports):
             due = station_time(self.election.date, hour)
             if hour in done:
@@ -225,6 +227,8 @@ class ScannerService:
             counts = self.store.counts()
             self.store.log_event("turnout", now, {"hour": hour, "ballots_cast": counts.total_cast},
                                  documents=[docs.turnout(self, hour, now, counts)])
+        else:
+            self._turnouts_all_sent = True
 
     def _do_log(self, event: PollsEvent) -> None:
         self.store.log_event(f"polls_{event.value}", self.d.clock.now(), {"state": self.polls.state.value})
