@@ -18,11 +18,19 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from config.election import SAMPLE_ELECTION, ElectionError, load_election
+from firmware.common.arguments import (
+    OneLineParser,
+    input_file,
+    number,
+    output_dir,
+    output_file,
+)
 from firmware.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UserError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CHECK_FAILED", "EXIT_OK", "UserError", "main"]
@@ -30,15 +38,25 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_CHECK_FAILED", "EXIT_OK", "UserError", "main"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a refused argument (2, one line: OneLineParser)
+        return int(exc.code or 0)
     run = getattr(args, "run", None) or getattr(args, "handler", None)  # biometrics/cli.py sets `handler`
     if run is None:
-        parser.print_help()
+        given = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-"))
+        print(f"ballotbox{' ' + given if given else ''}: give a command{' action' if given else ''}; see "
+              f"`ballotbox{' ' + given if given else ''} --help`", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return int(run(args))
     except (UserError, ElectionError) as exc:
         print(f"ballotbox: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a path the person gave that the system refuses (a folder, permissions, a full disk)
+        if exc.filename is None:
+            raise
+        print(f"ballotbox: {exc.filename}: {exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("ballotbox: interrupted", file=sys.stderr)
@@ -46,14 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ballotbox", description="Scanner ballot box firmware, simulator and tools.")
+    p = OneLineParser(prog="ballotbox", description="Scanner ballot box firmware, simulator and tools.")
     sub = p.add_subparsers(metavar="COMMAND")
 
     sim = sub.add_parser("simulate", help="run a simulated polling-station day and check the tallies")
     sim.add_argument("--voters", type=int, default=None, help="number of voters (default 300)")
     sim.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same day (default 7)")
-    sim.add_argument("--out", type=Path, default=Path("out/day"), help="output directory (reports, results.json)")
-    sim.add_argument("--state-dir", type=Path, default=None,
+    sim.add_argument("--out", type=output_dir("the day"), default=Path("out/day"),
+                     help="output directory (reports, results.json)")
+    sim.add_argument("--state-dir", type=output_dir("the day's state"), default=None,
                      help="what survives a power cut: the box's storage (DIR/device) and the physical world "
                           "(DIR/world); default OUT/state")
     sim.add_argument("--resume", action="store_true",
@@ -74,20 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     render = ballots.add_parser("render", help="render a ballot style as PNG (and layout JSON, PDF)")
     render.add_argument("--election", type=Path, required=True)
     render.add_argument("--style", required=True, help="ballot style id, e.g. N or V")
-    render.add_argument("--dpi", type=float, default=200.0)
-    render.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    render.add_argument("--layout-json", type=Path, help="write the box positions in pixels of this render")
-    render.add_argument("--pdf", type=Path, help="also write a print-ready PDF at this dpi")
-    render.add_argument("--key", type=Path, help="CEC ballot-code signing key (PEM); default: the TEST key")
+    render.add_argument("--dpi", type=number(50, 1200, "dpi"), default=200.0)
+    render.add_argument("--out", type=output_file("the ballot's PNG"), required=True, help="PNG file to write")
+    render.add_argument("--layout-json", type=output_file("the layout JSON"),
+                        help="write the box positions in pixels of this render")
+    render.add_argument("--pdf", type=output_file("the ballot's PDF"), help="also write a print-ready PDF at this dpi")
+    render.add_argument("--key", type=input_file("the CEC's ballot-code key (PEM)"),
+                        help="CEC ballot-code signing key (PEM); default: the TEST key")
     render.add_argument("--mode", choices=["official", "test"], help="override the election's mode (test = specimen)")
     render.set_defaults(run=_render)
 
     deck = ballots.add_parser("test-deck", help="logic & accuracy deck: pre-marked ballots covering every option "
                               "and rule, with the tally they must produce")
     deck.add_argument("--election", type=Path, required=True)
-    deck.add_argument("--out", type=Path, required=True, help="directory for the deck (PNG/PDF pages, expected tally)")
-    deck.add_argument("--dpi", type=float, default=200.0)
-    deck.add_argument("--key", type=Path, help="CEC ballot-code signing key (PEM); default: the TEST key")
+    deck.add_argument("--out", type=output_dir("the deck"), required=True,
+                      help="directory for the deck (PNG/PDF pages, expected tally)")
+    deck.add_argument("--dpi", type=number(50, 1200, "dpi"), default=200.0)
+    deck.add_argument("--key", type=input_file("the CEC's ballot-code key (PEM)"),
+                      help="CEC ballot-code signing key (PEM); default: the TEST key")
     deck.add_argument("--mode", choices=["test", "official"], default="test",
                       help="ballot codes of test (specimen) ballots, read only by a box in test mode (default), or "
                            "official codes: castable pre-marked ballots, sensitive material")
@@ -100,15 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     bench_omr.add_argument("--seed", type=int, default=1)
     bench_omr.add_argument("--kind", choices=["mayor", "council", "council-sample", "mixed"], default="mixed",
                            help="ballot kind: mayor (A4, 8 candidates), council (30 x 35 long ballot) or mixed")
-    bench_omr.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the JSON figures")
+    bench_omr.add_argument("--out", type=output_dir("the JSON figures"), default=Path("out/bench"),
+                           help="directory for the JSON figures")
     bench_omr.add_argument("--keep-failures", action="store_true", help="save the images of misreads and flags")
     bench_omr.add_argument("--second-opinion", choices=["on", "off"], default="on",
                            help="consult the learned second opinion on marginal boxes, as the box does (default on);"
                                 " off = the classical engine alone, for the comparison")
     bench_omr.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["run"]).run(a))
     bench_total = bench.add_parser("omr-total", help="add up `bench omr` JSON files and judge the bars over them all")
-    bench_total.add_argument("files", nargs="+", type=Path, help="omr-LEVEL-KIND-SEED.json files")
-    bench_total.add_argument("--out", type=Path, help="write the total as JSON here")
+    bench_total.add_argument("files", nargs="+", type=input_file("a JSON file `bench omr` wrote"),
+                             help="omr-LEVEL-KIND-SEED.json files")
+    bench_total.add_argument("--out", type=output_file("the total's JSON"), help="write the total as JSON here")
     bench_total.set_defaults(run=lambda a: __import__("simulator.bench_omr", fromlist=["total"]).total(a.files, a.out))
 
     power = bench.add_parser("power-cut", help="kill real box processes (SIGKILL) across the ballot flow, resume "
@@ -116,9 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("--runs", type=int, default=1000, help="power cuts (default 1000)")
     power.add_argument("--seed", type=int, default=1)
     power.add_argument("--voters", type=int, default=60, help="voters per simulated day (default 60)")
-    power.add_argument("--work", type=Path, default=None, help="directory for the days' state (default: a new "
+    power.add_argument("--work", type=output_dir("the days' state"), default=None, help="directory for the days' state (default: a new "
                        "temporary directory, kept)")
-    power.add_argument("--out", type=Path, default=Path("out/bench/power-cut.json"), metavar="JSON")
+    power.add_argument("--out", type=output_file("the JSON figures"), default=Path("out/bench/power-cut.json"),
+                       metavar="JSON")
     power.add_argument("--election", type=Path, default=SAMPLE_ELECTION)
     power.set_defaults(run=_bench_power_cut)
 
@@ -126,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
     fingerprints = bench.add_parser("fingerprints", help="FVC2002 DB1-4 B: ours, cross-vendor, NBIS side by side")
     fingerprints.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder holding DB1_B .. DB4_B")
-    fingerprints.add_argument("--out", type=Path, default=None, metavar="JSON")
+    fingerprints.add_argument("--out", type=output_file("the JSON figures"), default=None, metavar="JSON")
     fingerprints.add_argument("--no-nbis", action="store_true", help="leave the NBIS baseline out")
     fingerprints.set_defaults(run=_bench_fingerprints)
     add_parsers(sub)
@@ -137,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
     interp.add_argument("--election", type=Path, required=True)
-    interp.add_argument("--dpi", type=float, help="capture resolution, if the image does not record it")
+    interp.add_argument("--dpi", type=number(50, 1200, "dpi"), help="capture resolution, if the image does not "
+                        "record it")
     interp.add_argument("--no-second-opinion", action="store_true",
                         help="the classical engine alone: do not consult the learned model on marginal boxes")
     interp.add_argument("images", nargs="+", type=Path)
@@ -146,13 +173,14 @@ def _parser() -> argparse.ArgumentParser:
     device = sub.add_parser("device", help="the box's devices").add_subparsers(metavar="ACTION")
     provision = device.add_parser("provision", help="make the box's device key in a state directory (before its "
                                   "first day) and print what the CEC's receiver must trust")
-    provision.add_argument("--state-dir", type=Path, required=True)
+    provision.add_argument("--state-dir", type=output_dir("the box's state"), required=True)
     provision.set_defaults(run=_device_provision)
     selftest = device.add_parser("self-test", help="check every device and print the self-test report (Art. 11, 20)")
-    selftest.add_argument("--settings", type=Path, default=None,
+    selftest.add_argument("--settings", type=input_file("the device settings (JSON)"), default=None,
                           help="device settings (default: config/device-sim.json; on the Pi: config/device-pi.json)")
     selftest.add_argument("--election", type=Path, default=SAMPLE_ELECTION, help="the installed election package")
-    selftest.add_argument("--out", type=Path, default=Path("out/self-test"), help="where the report PNG/JSON go")
+    selftest.add_argument("--out", type=output_dir("the self-test report"), default=Path("out/self-test"),
+                          help="where the report PNG/JSON go")
     selftest.set_defaults(run=_self_test)
 
     election = sub.add_parser("election", help="election definitions").add_subparsers(metavar="ACTION")
@@ -164,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     cdf_verify = cdf.add_parser("verify", help="check OUT/cdf with the device's public key alone: signatures, "
                                 "NIST schemas, Merkle root, every CVR file; exit 1 on any problem")
     cdf_verify.add_argument("directory", type=Path, help="OUT or OUT/cdf")
-    cdf_verify.add_argument("--key", type=Path, required=True,
+    cdf_verify.add_argument("--key", type=input_file("the device's public key (PEM)"), required=True,
                             help="the device's public key (PEM, e.g. device-key.pub.pem); compare its fingerprint, "
                                  "printed here, with the one on the paper report")
     cdf_verify.set_defaults(run=_cdf_verify)
@@ -209,6 +237,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     state_dir: Path = args.state_dir or out / "state"
+    endpoint = _endpoint(args) if args.endpoint else None  # refused before the day writes anything
     _day_parameters(args, out, state_dir)  # a new day over an old one is refused; a resumed one reads its own
     election = load_election(args.election)
     console = Console(stderr=False)
@@ -226,16 +255,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     faults = FaultRates(0, 0, 0, 0) if args.no_faults else FaultRates()
     uploader_for = None
-    if args.endpoint:
-        from firmware.common.transmission.uploader import (
-            EndpointError,
-            Uploader,
-            parse_endpoint,
-        )
-        try:
-            endpoint = parse_endpoint(args.endpoint, args.pin)
-        except EndpointError as exc:
-            raise UserError(f"--endpoint {args.endpoint}: {exc}") from None
+    if endpoint is not None:
+        from firmware.common.transmission.uploader import Uploader
 
         def uploader_for(store: Any, clock: Any) -> Any:
             return Uploader(store, endpoint, messages, now=clock.now, sleep=clock.sleep)
@@ -291,6 +312,15 @@ def _simulate(args: argparse.Namespace) -> int:
     for d in result.differences[:30]:
         console.print(f"  {d}")
     return EXIT_CHECK_FAILED
+
+
+def _endpoint(args: argparse.Namespace) -> Any:
+    from firmware.common.transmission.uploader import EndpointError, parse_endpoint
+
+    try:
+        return parse_endpoint(args.endpoint, args.pin)
+    except EndpointError as exc:
+        raise UserError(f"--endpoint {args.endpoint}: {exc}") from None
 
 
 def _write_cdf(out: Path, result: Any) -> Path:
@@ -387,6 +417,7 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
     if args.voters < 1 or args.voters > 5000:
         raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
     _desk_voters(args)  # refused before the day, not after it
+    load_election(args.election)  # a bad package is refused before anything of the day is written
     (state_dir / WORLD_DIR).mkdir(parents=True, exist_ok=True)
     write_day_file(state_dir / WORLD_DIR, {name: getattr(args, name) for name in DAY_DEFAULTS}
                    | {"election": str(args.election)})
@@ -423,9 +454,9 @@ def _bench_power_cut(args: argparse.Namespace) -> int:
         raise UserError(f"--runs {args.runs} --voters {args.voters}: give at least 1 run and 2 voters")
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         raise UserError(f"--work {args.work}: not empty; give a new directory (the bench never deletes days)")
+    election = load_election(args.election)
     work = args.work or Path(tempfile.mkdtemp(prefix="ballotbox-power-cut-"))
     work.mkdir(parents=True, exist_ok=True)
-    election = load_election(args.election)
 
     def progress(done: int, total: int) -> None:
         if done % 50 == 0 or done == total:
@@ -460,23 +491,40 @@ def _bench_fingerprints(args: argparse.Namespace) -> int:
 
 # -- ballots render ---------------------------------------------------------------------------
 def _render(args: argparse.Namespace) -> int:
+    import io
+
     from firmware.cec.ballots import BallotKeyError, load_signing_key, render_ballot
     from omr.layout import LayoutError
 
     election = load_election(args.election)
-    if not 50 <= args.dpi <= 1200:
-        raise UserError(f"--dpi {args.dpi}: give 50 to 1200")
+    outputs = {"--out": args.out, "--layout-json": args.layout_json, "--pdf": args.pdf}
+    given = [(name, path.resolve()) for name, path in outputs.items() if path is not None]
+    for i, (name, path) in enumerate(given):
+        for other, other_path in given[:i]:
+            if path == other_path:
+                raise UserError(f"{name} {outputs[name]}: the same file as {other}; give each output its own file")
     try:
         key = load_signing_key(args.key) if args.key else load_signing_key()
-        img, layout = render_ballot(election, args.style, args.dpi, key=key, mode=args.mode)
-    except (BallotKeyError, LayoutError) as exc:
+    except BallotKeyError as exc:
         raise UserError(str(exc)) from None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(args.out, dpi=(args.dpi, args.dpi))
+    try:
+        img, layout = render_ballot(election, args.style, args.dpi, key=key, mode=args.mode)
+    except LayoutError as exc:
+        raise UserError(str(exc)) from None
+    # Everything is made in memory first, so that a bad later output never leaves an earlier one half-done.
+    contents: dict[Path, bytes] = {}
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG", dpi=(args.dpi, args.dpi))
+    contents[args.out] = buffer.getvalue()
     if args.layout_json:
-        args.layout_json.write_text(json.dumps(layout.to_json(args.dpi), indent=1) + "\n")
+        contents[args.layout_json] = (json.dumps(layout.to_json(args.dpi), indent=1) + "\n").encode()
     if args.pdf:
-        img.save(args.pdf, "PDF", resolution=args.dpi)
+        buffer = io.BytesIO()
+        img.save(buffer, "PDF", resolution=args.dpi)
+        contents[args.pdf] = buffer.getvalue()
+    for path, data in contents.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     if args.key is None:
         print("ballotbox: note: signed with the TEST key (config/keys): not for an official election", file=sys.stderr)
     print(f"{args.out}: ballot style {args.style}, {img.width} x {img.height} px at {args.dpi:g} dpi, "
@@ -500,9 +548,16 @@ def _interpret(args: argparse.Namespace) -> int:
     for path in args.images:
         record: dict[str, Any] = {"image": str(path)}
         try:
-            with Image.open(path) as im:
-                dpi = args.dpi or _image_dpi(im)
-                pixels = np.array(im.convert("RGB"))
+            with warnings.catch_warnings():  # Pillow's bomb warning (over MAX_IMAGE_PIXELS) is refused like the error
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    dpi = args.dpi or _image_dpi(im)
+                    pixels = np.array(im.convert("RGB"))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            record.update(verdict="unreadable", reasons=["image_invalid"], error=_too_large(path))
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+            worst = EXIT_CHECK_FAILED
+            continue
         except FileNotFoundError:
             record.update(verdict="unreadable", reasons=["image_invalid"], error=f"{path}: no such file")
             print(json.dumps(record, ensure_ascii=False), flush=True)
@@ -522,6 +577,24 @@ def _interpret(args: argparse.Namespace) -> int:
         record["ms"] = round(ms, 1)
         print(json.dumps(record, ensure_ascii=False), flush=True)
     return worst
+
+
+def _too_large(path: Path) -> str:
+    from PIL import Image
+
+    try:  # the header alone says the size (Image.open refused it before reading any pixel)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:
+                    size = f"{im.width} x {im.height} pixels"
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # noqa: BLE001 - only the words of the message depend on it
+        size = "the image"
+    return (f"{path}: {size} is too large for a ballot image (at most {Image.MAX_IMAGE_PIXELS or 0:,} pixels; the "
+            f"longest ballot, 420 x 1200 mm at 300 dpi, is 70 million); scan it again at 200-300 dpi")
 
 
 def _image_dpi(im: Any) -> float | None:

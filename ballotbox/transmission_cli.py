@@ -16,55 +16,80 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.arguments import (
+    input_dir,
+    input_file,
+    number,
+    output_dir,
+    output_file,
+    whole,
+)
 from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
+
+LANGUAGES = ["bs", "hr", "sr-Latn", "sr-Cyrl", "en"]  # the message catalogues (config/messages/)
 
 
 def add_parsers(sub: Any, bench: Any) -> None:
     outbox = sub.add_parser("outbox", help="the box's outbox of signed documents").add_subparsers(metavar="ACTION")
     send = outbox.add_parser("send", help="send what the outbox still holds; exit 0 once all are acknowledged")
-    send.add_argument("--state-dir", type=Path, required=True, help="the box's state directory (DIR/device/)")
+    send.add_argument("--state-dir", type=Path, required=True,
+                      help="the box's state directory (DIR/device/)")
     send.add_argument("--endpoint", required=True, help="the CEC receiver's base URL (https://…; http:// on loopback)")
     send.add_argument("--pin", help="SHA-256 of the CEC's certificate or public key (64 hex digits): needed "
                                     "for https://")
-    send.add_argument("--give-up-after", type=float, default=None, metavar="SECONDS",
+    send.add_argument("--give-up-after", type=number(0, unit="seconds"), default=None, metavar="SECONDS",
                       help="stop trying after this long and exit 1 (default: keep trying)")
-    send.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per request (default 20)")
-    send.add_argument("--language", default="bs", help="language of the status lines (bs, hr, sr-Latn, sr-Cyrl, en)")
+    send.add_argument("--timeout", type=number(0, 600, "seconds", above=True), default=None, metavar="SECONDS",
+                      help="per request (default 20)")
+    send.add_argument("--language", default="bs", choices=LANGUAGES, help="language of the status lines (bs, hr, sr-Latn, sr-Cyrl, en)")
     send.set_defaults(run=_outbox_send)
     status = outbox.add_parser("status", help="each document's state, for the committee")
     status.add_argument("--state-dir", type=Path, required=True)
-    status.add_argument("--language", default="bs")
+    status.add_argument("--language", default="bs", choices=LANGUAGES)
     status.add_argument("--json", action="store_true", help="one JSON object per document")
     status.set_defaults(run=_outbox_status)
 
     receiver = sub.add_parser("receiver", help="the CEC's receiver of the boxes' documents (ASGI on uvicorn)")
-    receiver.add_argument("--port", type=int, help="TCP port to listen on")
+    receiver.add_argument("--port", type=whole(1, 65535), help="TCP port to listen on")
     receiver.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    receiver.add_argument("--store", type=Path, help="folder of the receiver's key and its SQLite store")
+    receiver.add_argument("--store", type=output_dir("the receiver's store"),
+                          help="folder of the receiver's key and its SQLite store")
     receiver.add_argument("--devices", type=Path, metavar="KEYS_DIR", help="folder of the boxes' public keys (PEM)")
     receiver.add_argument("--database", help="postgresql://… instead of the embedded SQLite store")
-    receiver.add_argument("--workers", type=int, default=1, help="worker processes (more than 1 needs --database)")
-    receiver.add_argument("--tls-cert", type=Path, help="certificate (PEM) the boxes pin; with --tls-key: https")
-    receiver.add_argument("--tls-key", type=Path, help="its private key (PEM)")
-    receiver.add_argument("--max-body-mb", type=float, default=32.0, help="largest document taken (default 32 MB)")
+    receiver.add_argument("--workers", type=whole(1, 64), default=1,
+                          help="worker processes (more than 1 needs --database)")
+    receiver.add_argument("--tls-cert", type=input_file("the certificate (PEM)"),
+                          help="certificate (PEM) the boxes pin; with --tls-key: https")
+    receiver.add_argument("--tls-key", type=input_file("its private key (PEM)"), help="its private key (PEM)")
+    receiver.add_argument("--max-body-mb", type=number(0, 4096, "MB", above=True), default=32.0,
+                          help="largest document taken (default 32 MB)")
     receiver.set_defaults(run=_receiver)
     actions = receiver.add_subparsers(metavar="ACTION")
     listing = actions.add_parser("list", help="every stored document (station, kind, hash, received_at, receipt)")
-    listing.add_argument("--store", type=Path, dest="list_store")
+    listing.add_argument("--store", type=input_dir("the receiver's store"), dest="list_store")
     listing.add_argument("--database", dest="list_database")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(run=_receiver_list)
 
     load = bench.add_parser("receiver", help="6,000 stations x 6 documents through a fault-injecting proxy "
                             "against the receiver on PostgreSQL")
-    load.add_argument("--stations", type=int, default=6000)
-    load.add_argument("--fail", type=float, default=0.3, help="share of requests the proxy fails (default 0.3)")
-    load.add_argument("--workers", type=int, default=2, help="receiver workers (default 2)")
+    load.add_argument("--stations", type=whole(1, 100_000), default=6000)
+    load.add_argument("--fail", type=number(0, 0.99), default=0.3, help="share of requests the proxy fails (default 0.3)")
+    load.add_argument("--workers", type=whole(1, 64), default=2, help="receiver workers (default 2)")
     load.add_argument("--database", help="postgresql://… (default: the bench starts its own server)")
-    load.add_argument("--concurrency", type=int, default=200, help="requests in flight at once (default 200)")
+    load.add_argument("--concurrency", type=whole(1, 10_000), default=200,
+                      help="requests in flight at once (default 200)")
     load.add_argument("--seed", type=int, default=1)
-    load.add_argument("--out", type=Path, default=Path("out/bench/receiver.json"), help="JSON figures")
-    load.set_defaults(run=lambda a: __import__("simulator.bench_receiver", fromlist=["run"]).run(a))
+    load.add_argument("--out", type=output_file("the JSON figures"), default=Path("out/bench/receiver.json"),
+                      help="JSON figures")
+    load.set_defaults(run=_bench_receiver)
+
+
+def _bench_receiver(args: argparse.Namespace) -> int:
+    from simulator.bench_receiver import run
+
+    _check_database(args.database)
+    return int(run(args))
 
 
 # -- outbox ------------------------------------------------------------------------------------------
@@ -79,8 +104,6 @@ def _outbox_send(args: argparse.Namespace) -> int:
         endpoint = parse_endpoint(args.endpoint, args.pin)
     except EndpointError as exc:
         raise UserError(str(exc)) from None
-    if args.give_up_after is not None and args.give_up_after < 0:
-        raise UserError(f"--give-up-after {args.give_up_after:g}: give 0 or more seconds")
     policy = RetryPolicy() if args.timeout is None else RetryPolicy(timeout_s=args.timeout)
     return send_outbox(_open_outbox(args.state_dir), endpoint, _messages(args.language), policy=policy,
                        give_up_after=args.give_up_after)
@@ -150,8 +173,8 @@ def _receiver(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"receiver: {', '.join(missing)} required (ballotbox receiver --port P --store DIR "
                         "--devices KEYS_DIR), or `ballotbox receiver list`")
-    if not 1 <= args.port <= 65535:
-        raise UserError(f"--port {args.port}: give 1 to 65535")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UserError(f"--tls-cert {args.tls_cert} --tls-key {args.tls_key}: give both (https) or neither (http)")
     _check_database(args.database)
     config = ReceiverConfig(args.store, args.devices, args.database, int(args.max_body_mb * 1024 * 1024))
     try:

@@ -22,6 +22,15 @@ from pathlib import Path
 from biometrics.errors import BiometricInputError
 from biometrics.iso19794 import read_record, write_record
 from biometrics.template import FingerprintTemplate
+from firmware.common.arguments import (
+    OneLineParser,
+    input_dir,
+    input_file,
+    number,
+    output_dir,
+    output_file,
+    whole,
+)
 from firmware.errors import EXIT_BAD_INPUT, EXIT_OK
 
 RECORD_SUFFIXES = {".iso", ".fmr"}
@@ -30,7 +39,7 @@ IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg", ".pgm"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`biometrics ...` on its own: returns the exit code."""
-    parser = argparse.ArgumentParser(prog="ballotbox")
+    parser = OneLineParser(prog="ballotbox")
     commands = parser.add_subparsers(dest="command", required=True)
     add_parsers(commands)
     args = parser.parse_args(argv)
@@ -44,27 +53,29 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     extract = commands.add_parser("extract", help="one ISO/IEC 19794-2 record per image (same stem + .iso)")
     extract.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    extract.add_argument("--dpi", type=float, default=None, help="resolution if the image does not say (else 500)")
-    extract.add_argument("--out-dir", type=Path, required=True)
+    extract.add_argument("--dpi", type=number(250, 1500, "dpi"), default=None,
+                         help="resolution if the image does not say (else 500)")
+    extract.add_argument("--out-dir", type=output_dir("the ISO records"), required=True)
     extract.set_defaults(handler=extract_command)
 
     pairs = commands.add_parser("match-pairs", help="score every a,b pair of a CSV (images or .iso records)")
-    pairs.add_argument("pairs", type=Path, metavar="PAIRS.csv")
-    pairs.add_argument("--out", type=Path, default=None, metavar="SCORES.csv", help="default: standard output")
-    pairs.add_argument("--dpi", type=float, default=None)
+    pairs.add_argument("pairs", type=input_file("a CSV of pairs a,b"), metavar="PAIRS.csv")
+    pairs.add_argument("--out", type=output_file("the scores' CSV"), default=None, metavar="SCORES.csv",
+                       help="default: standard output")
+    pairs.add_argument("--dpi", type=number(250, 1500, "dpi"), default=None)
     pairs.set_defaults(handler=match_pairs_command)
 
     identify = commands.add_parser("identify", help="1:N: the best templates of a gallery folder, JSON lines")
-    identify.add_argument("probe", type=Path, metavar="PROBE")
-    identify.add_argument("--gallery", type=Path, required=True, metavar="DIR")
-    identify.add_argument("--top", type=int, default=5, metavar="K")
-    identify.add_argument("--dpi", type=float, default=None)
+    identify.add_argument("probe", type=input_file("the probe's image or .iso record"), metavar="PROBE")
+    identify.add_argument("--gallery", type=input_dir("the gallery's folder of .iso records or images"),
+                          required=True, metavar="DIR")
+    identify.add_argument("--top", type=whole(1), default=5, metavar="K")
+    identify.add_argument("--dpi", type=number(250, 1500, "dpi"), default=None)
     identify.set_defaults(handler=identify_command)
 
 
 def extract_command(args: argparse.Namespace) -> int:
     bad = 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     for path in args.images:
         try:
             template = load_template(path, args.dpi)
@@ -72,6 +83,7 @@ def extract_command(args: argparse.Namespace) -> int:
             _say(str(error))
             bad += 1
             continue
+        args.out_dir.mkdir(parents=True, exist_ok=True)  # made for the first record: none if every image is bad
         (args.out_dir / f"{path.stem}.iso").write_bytes(write_record(template))
     return EXIT_BAD_INPUT if bad else EXIT_OK
 

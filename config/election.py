@@ -350,9 +350,17 @@ def _unique(where: str, what: str, values: list[Any]) -> None:
 
 
 def parse_election(data: Any, source: str = "election") -> Election:
-    """Validate a decoded election definition; errors name `source`, the field path and the value."""
+    """Validate a decoded election definition; errors name `source`, the field path and the value.
+
+    Strictly typed, as JSON: a number is a JSON number and a switch a JSON boolean - "3" is not
+    max_preferences 3, "0.08" not a threshold, true not vote_for 1 (a package that a tool wrote wrong is
+    refused, never guessed at). Whole numbers are accepted where a decimal is asked for."""
     try:
-        return Election.model_validate(data)
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ElectionError(f"{source}: not JSON data ({exc})") from None
+    try:
+        return Election.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise ElectionError(_describe(source, data, exc)) from None
 
@@ -386,13 +394,24 @@ def _describe(source: str, data: Any, exc: ValidationError) -> str:
         elif err.get("type") == "extra_forbidden":
             lines.append(f"{source}: {path}: unknown field (misspelt?)")
         elif "input" in err and not isinstance(err["input"], (dict, list)):
-            lines.append(f"{source}: {path}: {err['input']!r}: {msg}")
+            hint = _TYPE_HINTS.get(str(err.get("type")), "")
+            lines.append(f"{source}: {path}: {err['input']!r}: {msg}{hint}")
         else:
             lines.append(f"{source}: {path or '(top level)'}: {msg}")
     more = len(exc.errors()) - 10
     if more > 0:
         lines.append(f"... and {more} more errors")
     return "\n".join(lines)
+
+
+# What to write instead, for the strict types' refusals (the value as given is already in the line).
+_TYPE_HINTS = {
+    "int_type": "; write a whole number without quotes, e.g. 3",
+    "int_from_float": "; write a whole number, e.g. 3",
+    "float_type": "; write a number without quotes, e.g. 0.08",
+    "string_type": "; write it as text in quotes",
+    "bool_type": "; write true or false without quotes",
+}
 
 
 def _format_loc(data: Any, loc: tuple[Any, ...]) -> str:

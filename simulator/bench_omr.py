@@ -584,8 +584,9 @@ def total(paths: list[Path], out: Path | None = None) -> int:
         try:
             doc = json.loads(Path(p).read_text(encoding="utf-8"))
             c, f = doc["corpus"], doc["figures"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"{p}: not an OMR benchmark JSON ({exc}); give the files `bench omr` wrote") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{p}: not an OMR benchmark JSON ({type(exc).__name__}: {exc}); give the files "
+                            "`bench omr` wrote") from None
         if doc.get("second_opinion", "off") == "off":
             raise UserError(f"{p}: a run with the second opinion off; the total is of the engine as the box runs it")
         runs.append((p, c, f, doc))

@@ -62,8 +62,12 @@ def load_signing_key(path: str | Path = TEST_KEY) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
         raise BallotKeyError(f"{path}: no such key file; give the CEC ballot-code key with --key") from None
-    except (ValueError, TypeError) as exc:
-        raise BallotKeyError(f"{path}: not an unencrypted PEM private key ({exc})") from None
+    except OSError as exc:  # a folder, no permission
+        raise BallotKeyError(f"{path}: cannot be read ({exc.strerror}); give the CEC ballot-code key file with "
+                             "--key") from None
+    except (ValueError, TypeError):  # cryptography's words ("MalformedFraming", a FAQ link) help no one here
+        raise BallotKeyError(f"{path}: not an unencrypted PEM private key; give the CEC ballot-code key (PEM, "
+                             "PKCS#8, Ed25519) with --key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise BallotKeyError(f"{path}: ballot codes are signed with Ed25519; this is a {type(key).__name__}")
     return key
