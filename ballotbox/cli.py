@@ -175,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
                                   "first day) and print what the CEC's receiver must trust")
     provision.add_argument("--state-dir", type=output_dir("the box's state"), required=True)
     provision.set_defaults(run=_device_provision)
+    set_pin = device.add_parser("set-pin", help="set a role's PIN (or card id) on the box, stored as a salted scrypt "
+                                "hash in STATE/device/access.json; the PIN is read from standard input")
+    set_pin.add_argument("--state-dir", type=output_dir("the box's state"), required=True)
+    set_pin.add_argument("--role", choices=["operator", "president", "technician"], required=True)
+    set_pin.add_argument("--card", action="store_true", help="the secret is a card's id (8 to 64 characters), "
+                         "not a PIN of 6 to 12 digits")
+    set_pin.set_defaults(run=_device_set_pin)
     selftest = device.add_parser("self-test", help="check every device and print the self-test report (Art. 11, 20)")
     selftest.add_argument("--settings", type=input_file("the device settings (JSON)"), default=None,
                           help="device settings (default: config/device-sim.json; on the Pi: config/device-pi.json)")
@@ -372,6 +379,24 @@ def _device_provision(args: argparse.Namespace) -> int:
     identity = load_or_provision(device_dir, SIM_DEVICE_ID)
     print(f"device {identity.device_id}, key fingerprint {identity.fingerprint}")
     print(f"public key for the CEC's receiver (--devices folder): {device_dir / 'device-key.pub.pem'}")
+    return EXIT_OK
+
+
+def _device_set_pin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from firmware.common.roles import Role, hash_secret, write_access_file
+    from simulator.day import DEVICE_DIR
+
+    what = "card id" if args.card else "PIN"
+    secret = getpass.getpass(f"{args.role} {what}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if args.card and not 8 <= len(secret) <= 64:
+        raise UserError(f"--card: a card id of {len(secret)} characters; the reader gives 8 to 64")
+    if not args.card and not (secret.isdigit() and 6 <= len(secret) <= 12):
+        raise UserError(f"--role {args.role}: the PIN must be 6 to 12 digits (got {len(secret)} characters); "
+                        "type it again")
+    path = write_access_file(args.state_dir / DEVICE_DIR, {Role(args.role): hash_secret(secret)})
+    print(f"{args.role}: {what} set (salted scrypt hash in {path})")
     return EXIT_OK
 
 

@@ -19,11 +19,13 @@ from typing import Any
 from config.election import ContestKind, Election
 from firmware.common.i18n import Messages
 from firmware.common.identity import load_or_provision
+from firmware.common.roles import AccessControl, Role
 from firmware.scanner.service import CycleResult, ScannerService
 from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
+from simulator.credentials import credential_for, provision_test_pins
 from simulator.devices import AcceleratedClock, SimStation, build_sim_station
 from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
 from simulator.world import JOURNAL, Journal, World, replay
@@ -102,7 +104,12 @@ class _Day:
             self._restore_world()
         self.store = ScannerStore.for_election(device_dir / "scanner.sqlite", election)
         identity = load_or_provision(device_dir, SIM_DEVICE_ID)
-        self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report)
+        # the simulated committee and technician act with the TEST PINs (simulator.credentials)
+        access = AccessControl(provision_test_pins(device_dir), st.clock, self.store.log_event)
+        self.op, self.tech = credential_for(Role.OPERATOR), credential_for(Role.TECHNICIAN)
+        self.president = credential_for(Role.PRESIDENT)
+        self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report,
+                                  access=access)
         self.svc.test_type = "simulation"  # a simulated day's results can never pass for a station's
         # `simulate --endpoint`: the box's uploader sends the outbox live, on station time
         self.uploader = uploader_for(self.store, st.clock) if uploader_for is not None else None
@@ -155,7 +162,7 @@ class _Day:
     def run(self) -> DayResult:
         svc, clock, w = self.svc, self.st.clock, self.world
         if self.resume:
-            self.decisions = svc.recover_at_boot(ask_operator=self._operator_took_the_sheet_out)
+            self.decisions = svc.recover_at_boot(ask_operator=self._operator_took_the_sheet_out, credential=self.op)
             # what the bench checks after each power cut: ballots counted vs sheets physically in the box
             counted = dict(self.store.counts().cast)
             in_box = dict(Counter(s.style for s in self.st.box.sheets))
@@ -164,18 +171,18 @@ class _Day:
             w.boots += 1
         state = svc.polls.state
         if state in (PollsState.SETUP, PollsState.CLOSED_INITIAL):
-            svc.self_test()
+            svc.self_test(credential=self.tech)
             svc.configure()
             clock.advance_to(self._at(self.e.polls.opening) - timedelta(minutes=30))
-            svc.print_zero_report()
+            svc.print_zero_report(credential=self.op)
             self._log({"e": "committee", "step": "zero_report"})
             clock.advance_to(self._at(self.e.polls.opening))
-            svc.open_polls()
+            svc.open_polls(credential=self.president)
             self._log({"e": "committee", "step": "opened"})
         elif state == PollsState.PAUSED:
-            svc.self_test()  # the committee checks the box after the power cut, then resumes voting
+            svc.self_test(credential=self.tech)  # the committee checks the box after the power cut, then resumes voting
             self._take_back_returned()
-            svc.resume()
+            svc.resume(credential=self.president)
             self._log({"e": "committee", "step": "resumed"})
 
         wall = time.perf_counter()
@@ -190,10 +197,10 @@ class _Day:
                 if self.progress:
                     self.progress(i + 1, len(self.population))
             self._advance_to(self._at(self.e.polls.closing))
-            svc.close_polls()
+            svc.close_polls(credential=self.president)
             self._log({"e": "committee", "step": "closed"})
         elif svc.polls.state in (PollsState.CLOSED_FINAL, PollsState.TRANSMITTED) and "closed" not in w.committee:
-            svc.reprint_results()  # the box was cut off while printing the results: the committee asks again
+            svc.reprint_results(credential=self.op)  # the box was cut off while printing the results: the committee asks again
             self._log({"e": "committee", "step": "closed"})
         wall_s = time.perf_counter() - wall
         if self.uploader is not None:
@@ -388,10 +395,10 @@ class _Day:
             self.st.clock.sleep(rng.uniform(60, 180))
             self.st.feeder.cover_open = False
             removed = self.st.feeder.clear_jam() is not None
-            self.svc.clear_fault(sheet_removed=removed)
+            self.svc.clear_fault(sheet_removed=removed, credential=self.op)
             self._take_back_returned()
             if self.svc.polls.state == PollsState.PAUSED:
-                self.svc.resume()
+                self.svc.resume(credential=self.president)
         raise RuntimeError("a sheet could not be processed in 6 insertions: the simulated feeder is stuck")
 
     def _take_back_returned(self) -> None:

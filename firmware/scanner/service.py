@@ -17,6 +17,7 @@ from firmware.common import failpoints
 from firmware.common.i18n import Messages
 from firmware.common.identity import DeviceIdentity
 from firmware.common.reports import SignedResults
+from firmware.common.roles import AccessControl, Credential, Role
 from firmware.common.transmission.documents import ELECTION_REPORT, SignedDocument
 from firmware.scanner import documents as docs
 from firmware.scanner.reporting import print_report, results_report, zero_report
@@ -94,7 +95,8 @@ class Usage:
 
 class ScannerService:
     def __init__(self, election: Election, devices: DeviceSet, store: ScannerStore, messages: Messages,
-                 identity: DeviceIdentity, on_report: Callable[[str, object], None] | None = None) -> None:
+                 identity: DeviceIdentity, on_report: Callable[[str, object], None] | None = None,
+                 access: AccessControl | None = None) -> None:
         self.election = election
         self.identity = identity
         self.d = devices
@@ -122,12 +124,28 @@ class ScannerService:
         record = store.polls_record()
         self.opened_at: datetime | None = record.opened_at
         self.closed_at: datetime | None = record.closed_at
+        # Roles (firmware.common.roles): with an AccessControl every person's action needs its PIN or card;
+        # without one (a bench, a unit test) nothing is asked. A box always runs with one.
+        self.access = access
+        if access is not None:
+            access.restore(store.events())  # a power cut does not lift a lockout
+            access.on_lockout = self._access_locked
+
+    def _authorize(self, action: str, credential: Credential | None) -> None:
+        if self.access is not None:
+            self.access.authorize(action, credential)
+
+    def _access_locked(self, role: Role) -> None:
+        self.d.switches.set_indicator(Indicator.ATTENTION, True)
+        self.d.switches.beep(3)
+        self.d.panel.show_message(self.msg.t("panel.access_locked", role=self.msg.t(f"role.{role.value}")))
 
     # ------------------------------------------------------------------------------------------
     # Polls
     # ------------------------------------------------------------------------------------------
-    def self_test(self) -> list[DeviceStatus]:
-        """Art. 11/20: check every device; the results go on the zero report."""
+    def self_test(self, credential: Credential | None = None) -> list[DeviceStatus]:
+        """Art. 11/20: check every device; the results go on the zero report. The technician's action."""
+        self._authorize("self_test", credential)
         results = self.d.self_test() + [self._mark_model_status()]
         self.self_test_results = results
         self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results)})
@@ -155,10 +173,12 @@ class ScannerService:
                              + " -- fix the device and run the self-test again")
         self._polls(PollsEvent.CONFIGURED)
 
-    def print_zero_report(self) -> None:
+    def print_zero_report(self, credential: Credential | None = None) -> None:
+        self._authorize("print_report", credential)
         self._polls(PollsEvent.ZERO_REPORT)
 
-    def open_polls(self) -> None:
+    def open_polls(self, credential: Credential | None = None) -> None:
+        self._authorize("open_polls", credential)
         if not self.zero_report_printed:
             raise PollsError("opening refused: print the zero report first and have the committee sign it (Art. 20(4))")
         self.store.assert_can_open()
@@ -166,16 +186,19 @@ class ScannerService:
         self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
         self.d.switches.set_indicator(Indicator.READY, True)
 
-    def pause(self) -> None:
+    def pause(self, credential: Credential | None = None) -> None:
+        self._authorize("pause", credential)
         self._polls(PollsEvent.PAUSE)
         self.d.panel.show_message(self.msg.t("panel.polls_paused"))
 
-    def resume(self) -> None:
+    def resume(self, credential: Credential | None = None) -> None:
+        self._authorize("resume", credential)
         self._polls(PollsEvent.RESUME)
         self.d.switches.set_indicator(Indicator.ATTENTION, False)
         self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
 
-    def close_polls(self) -> None:
+    def close_polls(self, credential: Credential | None = None) -> None:
+        self._authorize("close_polls", credential)
         if self._ballot is not None:
             raise PollsError(f"closing refused: a ballot is in state '{self._ballot.machine.state}'; clear it first")
         self.report_due_turnout()  # the last hour (19:00) is due at the closing itself
@@ -183,7 +206,8 @@ class ScannerService:
         self.d.switches.set_indicator(Indicator.READY, False)
         self.d.panel.show_message(self.msg.t("panel.polls_closed"))
 
-    def reprint_results(self) -> None:
+    def reprint_results(self, credential: Credential | None = None) -> None:
+        self._authorize("print_report", credential)
         self._polls(PollsEvent.RESULTS_REPORT)
 
     def _polls(self, event: PollsEvent) -> None:
@@ -292,11 +316,12 @@ class ScannerService:
             self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
         return result
 
-    def clear_fault(self, sheet_removed: bool) -> None:
+    def clear_fault(self, sheet_removed: bool, credential: Credential | None = None) -> None:
         """The operator has cleared a fault. `sheet_removed`: a ballot was taken out of the paper path
         (it goes back to the voter) - which also tells an interrupted drop did NOT reach the box."""
         if self._ballot is None:
             return
+        self._authorize("clear_fault", credential)
         b = self._ballot
         b.sheet_removed = sheet_removed
         self._run(BallotEvent.CLEARED)
@@ -466,7 +491,8 @@ class ScannerService:
             b.cast = True
         b.token = None
 
-    def recover_at_boot(self, ask_operator: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
+    def recover_at_boot(self, ask_operator: Callable[[str], bool] | None = None,
+                        credential: Credential | None = None) -> list[tuple[str, str]]:
         """Start-up after a power cut: resolve every open intent from the sensors, push out a sheet left
         in the path (not counted), and keep the polls as they were - except that open polls come back
         paused, for the committee to look at the box and resume. Nothing is opened, closed or reopened.
@@ -493,6 +519,8 @@ class ScannerService:
                 return not taken_out
             return True
 
+        if self.store.intent_in_doubt and not in_path and ask_operator is not None:
+            self._authorize("operator_decision", credential)  # before the store's recovery begins
         resolution = self.store.recover(dropped)
         if resolution is Resolution.CONFIRMED:
             decisions.append(("counted", self.msg.t("recovery.counted")))
