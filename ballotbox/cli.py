@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from config.election import SAMPLE_ELECTION, ElectionError, load_election
+from config.election import HHMM, SAMPLE_ELECTION, ElectionError, load_election
 from firmware.common.arguments import (
     OneLineParser,
     input_file,
@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-faults", action="store_true", default=None,
                      help="no paper jams, double sheets or open covers")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--open-lid", action="append", default=None, metavar="HH:MM",
+                     help="a tamper drill: someone opens the box's lid at this station time for 3 minutes while "
+                          "the polls are open (repeatable); the box alarms, logs it and prints it on the results")
     sim.add_argument("--desk-voters", type=int, default=None,
                      help="voters through the authentication desk (pilots 1 and 3; default: the first 60 voters, "
                           "0 = no desk); the register holds the station's registered voters")
@@ -276,7 +279,7 @@ def _simulate(args: argparse.Namespace) -> int:
         task = progress.add_task("day", total=args.voters)
         result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
                          on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
-                         resume=args.resume, uploader_for=uploader_for)
+                         resume=args.resume, uploader_for=uploader_for, open_lid=args.open_lid)
     elapsed = time.perf_counter() - started
     for _, words in result.recovery:
         console.print(f"recovery after the power cut: {words}")
@@ -365,7 +368,7 @@ def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Pat
     return desk
 
 
-DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": None}
+DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": None, "open_lid": []}
 
 
 def _device_provision(args: argparse.Namespace) -> int:
@@ -423,6 +426,10 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
                 raise UserError(f"--{name.replace('_', '-')} {given}: the day in {state_dir} was started with "
                                 f"{day[name]}; leave it out when resuming")
             setattr(args, name, day[name])
+        if args.open_lid is not None and sorted(args.open_lid) != sorted(day.get("open_lid", [])):
+            raise UserError(f"--open-lid {' '.join(args.open_lid)}: the day in {state_dir} was started with "
+                            f"{day.get('open_lid') or 'none'}; leave it out when resuming")
+        args.open_lid = day.get("open_lid", [])
         if args.election is not None and args.election.resolve() != Path(day["election"]):
             raise UserError(f"--election {args.election}: the day in {state_dir} runs {day['election']}")
         args.election = Path(day["election"])
@@ -442,7 +449,11 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
     if args.voters < 1 or args.voters > 5000:
         raise UserError(f"--voters {args.voters}: give 1 to 5000 voters")
     _desk_voters(args)  # refused before the day, not after it
-    load_election(args.election)  # a bad package is refused before anything of the day is written
+    polls = load_election(args.election).polls  # a bad package is refused before anything of the day is written
+    for at in args.open_lid:
+        if not (HHMM.match(at) and polls.opening < at < polls.closing):
+            raise UserError(f"--open-lid {at}: give a station time HH:MM between the opening {polls.opening} and "
+                            f"the closing {polls.closing}")
     (state_dir / WORLD_DIR).mkdir(parents=True, exist_ok=True)
     write_day_file(state_dir / WORLD_DIR, {name: getattr(args, name) for name in DAY_DEFAULTS}
                    | {"election": str(args.election)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
+from hal.switches import SealState
 from simulator.credentials import credential_for, provision_test_pins
 from simulator.devices import AcceleratedClock, SimStation, build_sim_station
 from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
@@ -32,6 +33,7 @@ from simulator.world import JOURNAL, Journal, World, replay
 
 SIM_DEVICE_ID = "BB-SIM-0001"
 MAX_SHEETS_PER_BALLOT = 4  # the voter's ballot plus at most three replacements
+LID_OPEN_S = 180.0  # a tamper drill (`simulate --open-lid HH:MM`): someone lifts the box's lid for 3 minutes
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,10 @@ DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory 
 def run_day(election: Election, voters: int, seed: int, state_dir: Path, messages: Messages,
             faults: FaultRates = FaultRates(), on_report: Callable[[str, object], None] | None = None,
             progress: Callable[[int, int], None] | None = None, *, resume: bool = False,
-            uploader_for: Callable[[ScannerStore, AcceleratedClock], Any] | None = None) -> DayResult:
-    """Run (or, with `resume`, carry on after a power cut) the day kept in `state_dir`.
+            uploader_for: Callable[[ScannerStore, AcceleratedClock], Any] | None = None,
+            open_lid: Sequence[str] = ()) -> DayResult:
+    """Run (or, with `resume`, carry on after a power cut) the day kept in `state_dir`. `open_lid`: station
+    times (HH:MM) at which someone opens the box's lid during voting (tamper drills).
 
     state_dir/device/ is the box's own storage (store, key, outbox), state_dir/world/ the simulator's
     physical world (simulator.world). The process may be killed at any instant; `resume` boots the
@@ -77,8 +81,10 @@ def run_day(election: Election, voters: int, seed: int, state_dir: Path, message
     world = replay(world_dir / JOURNAL) if resume else World()
     journal = Journal(world_dir / JOURNAL)
     try:
-        return _Day(election, voters, seed, device_dir, world, journal, messages, faults, on_report, progress,
-                    resume, uploader_for).run()
+        day = _Day(election, voters, seed, device_dir, world, journal, messages, faults, on_report, progress,
+                   resume, uploader_for)
+        day.lid_openings = sorted(station_time(election.date, t) for t in open_lid)
+        return day.run()
     finally:
         journal.close()
 
@@ -114,6 +120,7 @@ class _Day:
         # `simulate --endpoint`: the box's uploader sends the outbox live, on station time
         self.uploader = uploader_for(self.store, st.clock) if uploader_for is not None else None
         self.upload_log: list[str] = []
+        self.lid_openings: list[datetime] = []  # tamper drills (run_day's open_lid)
 
     # -- the world's journal ---------------------------------------------------------------------
     def _log(self, event: dict[str, Any]) -> None:
@@ -218,12 +225,31 @@ class _Day:
     def _advance_to(self, when: datetime) -> None:
         """Let station time pass; the box's idle loop reports turnout at each hour on the way (Art. 15)."""
         clock = self.st.clock
-        for hour in sorted(self.e.polls.turnout_reports):
-            due = self._at(hour)
+        stops = sorted([(self._at(hour), "turnout") for hour in self.e.polls.turnout_reports]
+                       + [(at, "lid") for at in self.lid_openings])
+        for due, what in stops:
             if clock.now() < due <= when:
                 clock.advance_to(due)
-                self.svc.report_due_turnout()
+                if what == "turnout":
+                    self.svc.report_due_turnout()
+                else:
+                    self._lid_opened()
         clock.advance_to(when)
+
+    def _lid_opened(self) -> None:
+        """A tamper drill: the lid is lifted; the box's idle loop reads the switches, alarms and suspends
+        voting; the lid is shut again, and the president, having looked, resumes with the PIN."""
+        switches, svc = self.st.switches, self.svc
+        switches.state = SealState(switches.state.seal_intact, lid_closed=False)
+        self._log({"e": "lid", "state": "open"})
+        self._stat("lid_opened")
+        svc.watch_tamper()
+        self.st.clock.sleep(LID_OPEN_S)
+        switches.state = SealState(switches.state.seal_intact, lid_closed=True)
+        self._log({"e": "lid", "state": "closed"})
+        svc.watch_tamper()
+        if svc.polls.state == PollsState.PAUSED:
+            svc.resume(credential=self.president)
 
     def _result(self, wall_s: float) -> DayResult:
         svc, store, st = self.svc, self.store, self.st

@@ -122,6 +122,10 @@ CASES: list[tuple[str, list[str], str]] = [
                                 "--quiet"], "--desk-voters -1"),
     ("simulate_endpoint_ftp", ["simulate", "--voters", "5", "--out", "{root}/d11", "--endpoint", "ftp://x",
                                "--quiet"], "--endpoint"),
+    ("simulate_open_lid_not_a_time", ["simulate", "--voters", "5", "--out", "{root}/d13", "--open-lid", "0a:00",
+                                      "--quiet"], "--open-lid 0a:00"),
+    ("simulate_open_lid_before_opening", ["simulate", "--voters", "5", "--out", "{root}/d14", "--open-lid",
+                                          "06:00", "--quiet"], "--open-lid 06:00"),
     ("simulate_resume_nothing", ["simulate", "--resume", "--out", "{root}/d12", "--quiet"], "--resume"),
     # -- ballots render
     ("render_dpi_0", ["ballots", "render", "--election", E, "--style", "N", "--dpi", "0", "--out", "{root}/r.png"],

@@ -83,6 +83,7 @@ def results_report(svc: ReportSource, signed_results: SignedResults | None = Non
     problems = [f"{svc.msg.t('error.' + fault) if svc.msg.has('error.' + fault) else fault}: {n}"
                 for fault, n in sorted(usage.faults.items())]
     problems += power_cut_lines(svc)
+    problems += tamper_lines(svc)
     assert svc.opened_at is not None and svc.closed_at is not None, "the polls table records both before this"
     return build_results_report(
         svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
@@ -100,6 +101,29 @@ def power_cut_lines(svc: ReportSource) -> list[str]:
         words = [svc.msg.t(f"recovery.{code}", state="") if svc.msg.has(f"recovery.{code}") else code
                  for code in event.detail.get("decisions", []) if code != "polls_unchanged"]
         lines.append(svc.msg.t("report.power_cut_line", time=event.at.strftime(fmt), decisions="; ".join(words)))
+    return lines
+
+
+def tamper_lines(svc: ReportSource) -> list[str]:
+    """The lid opened (and when it closed again) and the seal broken while the polls were open, from the
+    box's own event log (firmware.scanner.service.ScannerService.watch_tamper)."""
+    lines: list[str] = []
+    fmt = svc.msg.t("format.time")
+    lid_open_at: datetime | None = None
+    for event in svc.store.events():
+        if event.kind != "tamper":
+            continue
+        switch, state = event.detail.get("switch"), event.detail.get("state")
+        if switch == "lid" and state == "open":
+            lid_open_at = event.at
+        elif switch == "lid" and state == "closed" and lid_open_at is not None:
+            lines.append(svc.msg.t("report.tamper.lid", opened=lid_open_at.strftime(fmt),
+                                   closed=event.at.strftime(fmt)))
+            lid_open_at = None
+        elif switch == "seal" and state == "broken":
+            lines.append(svc.msg.t("report.tamper.seal", at=event.at.strftime(fmt)))
+    if lid_open_at is not None:
+        lines.append(svc.msg.t("report.tamper.lid_still_open", opened=lid_open_at.strftime(fmt)))
     return lines
 
 

@@ -44,6 +44,9 @@ from omr.interpret import interpret
 from omr.types import Interpretation, Verdict
 
 VOTER_DECISION_TIMEOUT_S = 60.0
+# The seal and lid are read at most once a second of the idle loop: a lid stays open for minutes, and each
+# debounced read costs the switches' debounce time (30 ms on the Pi) before the next sheet is taken in.
+TAMPER_POLL_S = 1.0
 
 # feeder exception -> (fault name, ballot-table event); the first matching class wins
 _FEEDER_FAULTS: dict[type[FeederError], tuple[str, BallotEvent]] = {
@@ -130,6 +133,46 @@ class ScannerService:
         if access is not None:
             access.restore(store.events())  # a power cut does not lift a lockout
             access.on_lockout = self._access_locked
+        # Tamper (lid and seal) as last logged: what the switches are compared with while the polls are open
+        self._tamper_seen = {"lid": "closed", "seal": "intact"}
+        for e in store.events():
+            if e.kind == "tamper":
+                self._tamper_seen[e.detail["switch"]] = e.detail["state"]
+        self._tamper_read_at: float | None = None
+
+    def watch_tamper(self) -> list[str]:
+        """While the polls are open or paused: read the lid and seal switches; each change is logged. A lid
+        opened or a seal broken sounds the alarm, shows it on the panel and suspends voting until the
+        president has looked and resumes. Called from the idle loop (process_ballot); returns the changes
+        as "lid:open", "seal:broken", ... (at most one read per TAMPER_POLL_S)."""
+        if self.polls.state not in (PollsState.OPEN, PollsState.PAUSED):
+            return []
+        now_s = self.d.clock.monotonic()
+        if self._tamper_read_at is not None and now_s - self._tamper_read_at < TAMPER_POLL_S:
+            return []
+        self._tamper_read_at = now_s
+        try:
+            seal = self.d.switches.read()
+        except HalError as exc:  # a chattering contact: reported, never guessed either way
+            self.store.log_event("tamper_switch_fault", self.d.clock.now(), {"error": exc.message})
+            return []
+        states = {"lid": "closed" if seal.lid_closed else "open", "seal": "intact" if seal.seal_intact else "broken"}
+        changes = [f"{switch}:{state}" for switch, state in states.items() if self._tamper_seen[switch] != state]
+        alarm = False
+        for switch, state in states.items():
+            if self._tamper_seen[switch] == state:
+                continue
+            self._tamper_seen[switch] = state
+            self.store.log_event("tamper", self.d.clock.now(), {"switch": switch, "state": state})
+            if state in ("open", "broken"):
+                alarm = True
+                self.d.panel.show_message(self.msg.t(f"panel.tamper.{switch}"))
+        if alarm:
+            self.d.switches.set_indicator(Indicator.ATTENTION, True)
+            self.d.switches.beep(5)
+            if self.polls.allows(PollsEvent.PAUSE):
+                self._polls(PollsEvent.PAUSE)
+        return changes
 
     def _authorize(self, action: str, credential: Credential | None) -> None:
         if self.access is not None:
@@ -297,6 +340,7 @@ class ScannerService:
                 return None
             self._await_pickup = False
         self.report_due_turnout()
+        self.watch_tamper()
         if self.polls.state != PollsState.OPEN:
             return None
         if not self.d.feeder.wait_for_ballot(wait_s):
