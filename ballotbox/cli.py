@@ -685,6 +685,7 @@ def _self_test(args: argparse.Namespace) -> int:
         else:
             checks += [DeviceStatus("document_reader", False, f"not opened: {auth_failure.message}"),
                        DeviceStatus("fingerprint_sensor", False, f"not opened: {auth_failure.message}")]
+        checks += _day_checks(devices.clock, election, settings)  # clock, the day's video storage, network
         seal = devices.switches.read()
         identity = load_or_provision(Path(settings.data_dir), settings.device_id)
         header = build_header(election, device_id=settings.device_id, software_version=software_version(),
@@ -710,6 +711,15 @@ def _self_test(args: argparse.Namespace) -> int:
         devices.close()
         if auth_devices is not None:
             auth_devices.close()
+
+
+def _day_checks(clock: Any, election: Any, settings: Any) -> list[Any]:
+    from firmware.common.i18n import Messages
+    from firmware.common.selftest import DayCheckSettings, day_checks
+
+    s = settings.self_test
+    return day_checks(clock, election, Messages.for_language(election.station.language),
+                      DayCheckSettings(Path(s.video_dir) if s.video_dir else None, s.video_bitrate_kbps, s.endpoint))
 
 
 # -- election check ---------------------------------------------------------------------------

@@ -106,6 +106,15 @@ class DocumentReaderSettings(_Strict):
     inter_char_timeout_s: Annotated[float, Field(gt=0, le=2)] = 0.08
 
 
+class SelfTestSettings(_Strict):
+    """The day's checks beside the devices (firmware.common.selftest): where the day's video goes and at
+    what bitrate (its free space is checked against the day), and the CEC receiver (reachability reported)."""
+
+    video_dir: str | None = None  # None: no video pilot on this box
+    video_bitrate_kbps: Annotated[int, Field(ge=100, le=50_000)] = 2000
+    endpoint: str | None = None
+
+
 class DeviceSettings(_Strict):
     kind: Literal["pi", "sim"] = "sim"
     device_id: Annotated[str, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = "BB-SIM-0001"
@@ -119,6 +128,7 @@ class DeviceSettings(_Strict):
     fingerprint: FingerprintSensorSettings = FingerprintSensorSettings()
     document_reader: DocumentReaderSettings = DocumentReaderSettings()
     data_dir: str = "/var/lib/ballotbox"
+    self_test: SelfTestSettings = SelfTestSettings()
 
     @model_validator(mode="after")
     def _pins_unique(self) -> "DeviceSettings":

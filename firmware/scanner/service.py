@@ -18,6 +18,7 @@ from firmware.common.i18n import Messages
 from firmware.common.identity import DeviceIdentity
 from firmware.common.reports import SignedResults
 from firmware.common.roles import AccessControl, Credential, Role
+from firmware.common.selftest import DayCheckSettings, day_checks
 from firmware.common.transmission.documents import ELECTION_REPORT, SignedDocument
 from firmware.scanner import documents as docs
 from firmware.scanner.reporting import print_report, results_report, zero_report
@@ -99,7 +100,7 @@ class Usage:
 class ScannerService:
     def __init__(self, election: Election, devices: DeviceSet, store: ScannerStore, messages: Messages,
                  identity: DeviceIdentity, on_report: Callable[[str, object], None] | None = None,
-                 access: AccessControl | None = None) -> None:
+                 access: AccessControl | None = None, day_check_settings: DayCheckSettings | None = None) -> None:
         self.election = election
         self.identity = identity
         self.d = devices
@@ -114,6 +115,7 @@ class ScannerService:
         # marginal boxes simply stay marginal
         self.second_opinion = MarkClassifier.load()
         self.self_test_results: list[DeviceStatus] = []
+        self.day_check_settings = day_check_settings or DayCheckSettings()  # clock, video storage, network
         self.zero_report_printed = False
         self._ballot: _Ballot | None = None
         # A returned sheet sticks out of the slot over the entry sensor until the voter takes it: until
@@ -190,8 +192,10 @@ class ScannerService:
         """Art. 11/20: check every device; the results go on the zero report. The technician's action."""
         self._authorize("self_test", credential)
         results = self.d.self_test() + [self._mark_model_status()]
+        results += day_checks(self.d.clock, self.election, self.msg, self.day_check_settings)
         self.self_test_results = results
-        self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results)})
+        self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results),
+                                                                "failed": [r.device for r in results if not r.ok]})
         return results
 
     def _mark_model_status(self) -> DeviceStatus:
@@ -216,6 +220,22 @@ class ScannerService:
                              + " -- fix the device and run the self-test again")
         self._polls(PollsEvent.CONFIGURED)
 
+    def _assert_self_tested_today(self) -> None:
+        """Art. 11, 20(1): the polls open only after a self-test of this day that passed, as the event log
+        has it (a power cut or a restart does not stand in for the check)."""
+        now = self.d.clock.now()
+        tests = [e for e in self.store.events() if e.kind == "self_test"]
+        if not tests:
+            raise PollsError("opening refused: no self-test was run; the technician runs it first (Art. 11, 20(1))")
+        last = tests[-1]
+        if last.at.astimezone(now.tzinfo).date() != now.date():
+            raise PollsError(f"opening refused: the last self-test was on {last.at.strftime('%Y-%m-%d')}, not today; "
+                             "the technician runs it again on the election day (Art. 11)")
+        if not last.detail.get("ok"):
+            failed = ", ".join(last.detail.get("failed", [])) or "a device"
+            raise PollsError(f"opening refused: the self-test at {last.at.strftime('%H:%M')} failed ({failed}); "
+                             "fix it and run the self-test again")
+
     def print_zero_report(self, credential: Credential | None = None) -> None:
         self._authorize("print_report", credential)
         self._polls(PollsEvent.ZERO_REPORT)
@@ -224,6 +244,7 @@ class ScannerService:
         self._authorize("open_polls", credential)
         if not self.zero_report_printed:
             raise PollsError("opening refused: print the zero report first and have the committee sign it (Art. 20(4))")
+        self._assert_self_tested_today()
         self.store.assert_can_open()
         self._polls(PollsEvent.OPEN)
         self.d.panel.show_message(self.msg.t("panel.insert_ballot"))

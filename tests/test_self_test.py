@@ -1,0 +1,150 @@
+"""The day's self-test (issue 12, item 4; Art. 11, 20): the clock, the storage for the day's video and the
+network join the devices' checks, and the polls open only after a passing self-test of the day."""
+
+from __future__ import annotations
+
+import random
+import socket
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from config.election import Election
+from firmware.common.i18n import Messages
+from firmware.common.identity import load_or_provision
+from firmware.common.selftest import (
+    DayCheckSettings,
+    clock_status,
+    day_checks,
+    day_video_bytes,
+    network_status,
+    video_storage_status,
+)
+from firmware.scanner.service import PollsError, ScannerService
+from firmware.scanner.states import PollsState
+from firmware.scanner.store import ScannerStore
+from hal.clock import SARAJEVO, station_time
+from hal.errors import DeviceStatus
+from hal.switches import SealState
+from simulator.devices import AcceleratedClock, build_sim_station
+
+EN = Messages.for_language("en")
+
+
+class FixedClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def test_the_clock_on_the_election_morning_is_sane(election: Election) -> None:
+    status = clock_status(FixedClock(station_time(election.date, "05:30")), election, EN)
+    assert status == DeviceStatus("clock", True, f"{election.date} 05:30, election day {election.date}")
+
+
+@pytest.mark.parametrize("at", [datetime(1970, 1, 1, 0, 0, tzinfo=SARAJEVO), "19:01", "-3d"])
+def test_a_clock_from_1970_after_the_closing_or_days_early_fails(election: Election, at: object) -> None:
+    if at == "19:01":
+        at = station_time(election.date, "19:01")
+    elif at == "-3d":
+        at = station_time("2024-10-03", "12:00")
+    status = clock_status(FixedClock(at), election, EN)  # type: ignore[arg-type]
+    assert status.ok is False and status.detail.endswith(f"the election is on {election.date}: set the clock")
+
+
+def test_the_days_video_is_bitrate_times_the_hours_from_before_opening_to_after_the_count(election: Election) -> None:
+    # 07:00-19:00, from 06:00 to 21:00 = 15 h at 2000 kbit/s = 250 kB/s
+    assert day_video_bytes(2000, election) == 250_000 * 15 * 3600 == 13_500_000_000
+
+
+def test_storage_short_of_the_days_video_fails_with_both_figures(election: Election, tmp_path: Path) -> None:
+    short = video_storage_status(tmp_path, 2000, election, EN, free_bytes=10_000_000_000)
+    assert short == DeviceStatus("storage", False, "10.0 GB free, the day's video needs 14.9 GB: free space or "
+                                                   "change the card")
+    enough = video_storage_status(tmp_path, 2000, election, EN, free_bytes=15_000_000_000)
+    assert enough == DeviceStatus("storage", True, "15.0 GB free, the day's video needs 14.9 GB")
+    bs = video_storage_status(tmp_path, 2000, election, Messages.for_language("bs"), free_bytes=15_000_000_000)
+    assert bs.detail == "slobodno 15,0 GB, video snimak dana traži 14,9 GB"
+
+
+def test_the_storage_of_a_folder_not_made_yet_is_read_from_its_parent(election: Election, tmp_path: Path) -> None:
+    status = video_storage_status(tmp_path / "video" / "day", 100, election, EN)
+    assert status.ok is True  # 100 kbit/s x 15 h = 0.7 GB: this machine has that much free
+
+
+def test_the_network_is_reported_and_never_blocks() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert network_status(f"http://127.0.0.1:{port}", EN) == DeviceStatus(
+            "network", True, f"127.0.0.1:{port} reachable")
+    down = network_status(f"http://127.0.0.1:{port}", EN, timeout_s=1.0)
+    assert down.ok is True and down.detail.startswith(f"127.0.0.1:{port} not reachable (")
+    assert down.detail.endswith("results wait in the outbox (does not block opening)")
+    assert network_status(None, EN) == DeviceStatus("network", True, "no CEC receiver configured (does not block "
+                                                                     "opening)")
+
+
+def test_day_checks_skip_the_storage_on_a_box_without_video(election: Election) -> None:
+    clock = FixedClock(station_time(election.date, "06:00"))
+    assert [c.device for c in day_checks(clock, election, EN, DayCheckSettings())] == ["clock", "network"]
+    with_video = DayCheckSettings(video_dir=Path("/"), video_bitrate_kbps=100)
+    assert [c.device for c in day_checks(clock, election, EN, with_video)] == ["clock", "storage", "network"]
+
+
+# -- required before opening -----------------------------------------------------------------
+@pytest.fixture
+def station(tmp_path: Path, election: Election):
+    sim = build_sim_station(election, random.Random(1))
+    store = ScannerStore.for_election(tmp_path / "scanner.sqlite", election, rng=random.Random(2))
+    svc = ScannerService(election, sim.devices, store, EN, load_or_provision(tmp_path, "BB-TEST-SELF"))
+    yield sim, svc
+    store.close()
+
+
+def test_the_service_self_test_has_the_clock_and_the_network(station) -> None:
+    _sim, svc = station
+    devices = [r.device for r in svc.self_test()]
+    assert devices[-3:] == ["mark_model", "clock", "network"]
+
+
+def test_a_self_test_of_the_day_before_does_not_open_the_polls(station, election: Election) -> None:
+    sim, svc = station
+    sim.devices.clock = AcceleratedClock.for_day("2024-10-05", "14:00")  # installed the day before (Art. 9)
+    svc.self_test()
+    svc.configure()
+    svc.print_zero_report()
+    sim.devices.clock.advance_to(station_time(election.date, election.polls.opening))
+    with pytest.raises(PollsError, match="the last self-test was on 2024-10-05, not today"):
+        svc.open_polls()
+    svc.self_test()  # Art. 11: the technician checks again on the day
+    svc.open_polls()
+    assert svc.polls.state == PollsState.OPEN
+
+
+def test_a_failed_self_test_after_the_zero_report_refuses_opening_naming_the_device(station) -> None:
+    sim, svc = station
+    svc.self_test()
+    svc.configure()
+    svc.print_zero_report()
+    sim.switches.state = SealState(seal_intact=True, lid_closed=False)
+    assert [r.device for r in svc.self_test() if not r.ok] == ["switches"]
+    with pytest.raises(PollsError, match=r"the self-test at 05:30 failed \(switches\); fix it and run the self-test "
+                                         "again"):
+        svc.open_polls()
+    sim.switches.state = SealState(seal_intact=True, lid_closed=True)
+    svc.self_test()
+    svc.open_polls()
+    assert svc.polls.state == PollsState.OPEN
+
+
+def test_the_self_test_logs_which_devices_failed(station) -> None:
+    sim, svc = station
+    sim.switches.state = SealState(seal_intact=False, lid_closed=True)
+    svc.self_test()
+    last = [e for e in svc.store.events() if e.kind == "self_test"][-1]
+    assert last.detail == {"ok": False, "failed": ["switches"]}
