@@ -191,6 +191,9 @@ CASES: list[tuple[str, list[str], str]] = [
      "list.json"),
     ("self_test_election_garbage", ["device", "self-test", "--election", "{garbage}", "--out", "{root}/st6"],
      "garbage.bin"),
+    ("set_pin_state_dir_is_a_file", ["device", "set-pin", "--state-dir", "{text}", "--role", "president"],
+     "--state-dir"),
+    ("set_pin_role_unknown", ["device", "set-pin", "--state-dir", "{root}/sp", "--role", "mayor"], "--role"),
     ("provision_state_dir_is_a_file", ["device", "provision", "--state-dir", "{text}"], "--state-dir"),
     # -- cdf verify
     ("cdf_verify_missing_dir", ["cdf", "verify", "{root}/nothing", "--key", "{text}"], "nothing"),
