@@ -118,7 +118,7 @@ def output_dir(what: str) -> Callable[[str], Path]:
     def parse(text: str) -> Path:
         path = Path(text)
         if path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder; give a folder for {what}")
+            raise argparse.ArgumentTypeError(f"{text}: is a file, not a directory; give a directory for {what}")
         _writable_place(text, path, what)
         return path
 
@@ -142,7 +142,7 @@ def _writable_place(text: str, folder: Path, what: str) -> None:
     while not here.exists() and here != here.parent:
         here = here.parent
     if here.exists() and not here.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: {here} is a file, not a folder; give a path in a folder for {what}")
+        raise argparse.ArgumentTypeError(f"{text}: {here} is a file, not a directory; give a path in a directory for {what}")
     if here.is_dir() and not os.access(here, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text}: the folder {here} cannot be written (permissions); give another "
                                          f"place for {what}")
