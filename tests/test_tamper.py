@@ -159,3 +159,20 @@ def test_a_simulated_day_with_a_tamper_drill_alarms_resumes_and_prints_it(tmp_pa
         kinds = [k for (k,) in db.execute("SELECT kind FROM device_event ORDER BY seq")]
     assert kinds[kinds.index("tamper"):kinds.index("tamper") + 5] == [
         "tamper", "polls_pause", "tamper", "access_granted", "polls_resume"]
+
+
+def test_a_chattering_switch_is_logged_as_a_fault_not_guessed_open_or_closed(box: Box,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from hal.errors import HalError
+
+    box.open()
+
+    def chattering() -> SealState:
+        raise HalError("lid switch kept changing for 1 s", "check the switch's wiring")
+
+    monkeypatch.setattr(box.sim.switches, "read", chattering)
+    box.sim.clock.sleep(TAMPER_POLL_S)
+    assert box.svc.watch_tamper() == []
+    assert box.svc.polls.state == PollsState.OPEN
+    faults = [e.detail for e in box.store.events() if e.kind == "tamper_switch_fault"]
+    assert faults == [{"error": "lid switch kept changing for 1 s"}]
