@@ -637,8 +637,7 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
             dark[i] = np.count_nonzero(ink < level[i] * th.ink_level / 255.0)
             light[i] = np.count_nonzero(ink < level[i] * th.light_level / 255.0)
     else:
-        dark = _region_sums(rgb, paper, thumb_scale, th.ink_level, x0, x1, y0, y1)
-        light = _region_sums(rgb, paper, thumb_scale, th.light_level, x0, x1, y0, y1)
+        dark, light = _region_sums(rgb, paper, thumb_scale, (th.ink_level, th.light_level), x0, x1, y0, y1)
     safe = np.maximum(area, 1)
     dark_fill, light_fill = dark / safe, light / safe
     # a box whose inner area is cut off by the image edge cannot be read: marginal, so the contest is
@@ -827,12 +826,14 @@ def _stroke_mark(rgb: np.ndarray, centre: np.ndarray, half: float, ppm: float, p
     return stroke_fill, "empty"
 
 
-def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_level: int,
-                 x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
-    """Ink counts of many boxes at once: one threshold map and one integral image over their region."""
+def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_levels: tuple[int, ...],
+                 x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ink counts of many boxes at once, one array per level of `ink_levels`: the darkest channel and the
+    paper level over the boxes' region are made once, then one threshold map and one integral image per
+    level."""
     rx0, ry0, rx1, ry1 = int(x0.min()), int(y0.min()), int(x1.max()), int(y1.max())
     roi = rgb[ry0:ry1, rx0:rx1]
-    ink = roi if roi.ndim == 2 else cv2.min(cv2.min(roi[:, :, 0], roi[:, :, 1]), roi[:, :, 2])
+    ink = roi if roi.ndim == 2 else darkest_channel(roi)
     tx0, ty0 = int(rx0 * thumb_scale), int(ry0 * thumb_scale)
     tx1, ty1 = int(np.ceil(rx1 * thumb_scale)) + 1, int(np.ceil(ry1 * thumb_scale)) + 1
     level = paper[ty0:ty1, tx0:tx1]
@@ -842,8 +843,13 @@ def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_lev
     level = level[max(0, oy):max(0, oy) + ink.shape[0], max(0, ox):max(0, ox) + ink.shape[1]]
     if level.shape != ink.shape:
         level = cv2.resize(level, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
-    thr = (level.astype(np.uint16) * ink_level // 255).astype(np.uint8)
-    mask = (ink < thr).view(np.uint8)
-    integral = cv2.integral(mask, sdepth=cv2.CV_32S)
     a, b, c, d = y0 - ry0, y1 - ry0, x0 - rx0, x1 - rx0
-    return (integral[b, d] - integral[a, d] - integral[b, c] + integral[a, c]).astype(np.float64)
+    grey_levels = np.arange(256, dtype=np.uint16)
+    sums = []
+    for ink_level in ink_levels:
+        # the threshold per pixel, level * ink_level // 255 in integers, as a lookup table
+        thr = cv2.LUT(level, (grey_levels * ink_level // 255).astype(np.uint8))
+        mask = (ink < thr).view(np.uint8)
+        integral = cv2.integral(mask, sdepth=cv2.CV_32S)
+        sums.append((integral[b, d] - integral[a, d] - integral[b, c] + integral[a, c]).astype(np.float64))
+    return tuple(sums)

@@ -54,7 +54,7 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
 
 
 _NOISE_PAD = 97
-_noise_cache: dict[tuple[tuple[int, ...], float], tuple[np.ndarray, np.ndarray]] = {}
+_noise_cache: dict[tuple[tuple[int, ...], float], tuple[np.ndarray, np.ndarray]] = {}  # (h, w[, planes]), sigma
 
 
 def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
@@ -62,15 +62,15 @@ def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
     field is drawn once per frame size and each capture takes it at a random offset (seeded): the noise
     still differs from frame to frame and pixel to pixel."""
     h, w = img.shape[:2]
-    key = ((h, w), sigma)
+    key = (img.shape, sigma)
     if key not in _noise_cache:
         field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
+        pos, neg = np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)
+        if img.ndim == 3:  # the same value on every plane, merged once rather than at every capture
+            pos, neg = cv2.merge([pos] * img.shape[2]), cv2.merge([neg] * img.shape[2])
         if len(_noise_cache) >= 8:
             _noise_cache.clear()
-        _noise_cache[key] = (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
+        _noise_cache[key] = (pos, neg)
     pos, neg = _noise_cache[key]
     dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
-    p, n = pos[dy:dy + h, dx:dx + w], neg[dy:dy + h, dx:dx + w]
-    if img.ndim == 3:
-        p, n = cv2.merge([p] * img.shape[2]), cv2.merge([n] * img.shape[2])
-    return cv2.subtract(cv2.add(img, p), n)
+    return cv2.subtract(cv2.add(img, pos[dy:dy + h, dx:dx + w]), neg[dy:dy + h, dx:dx + w])

@@ -54,3 +54,10 @@ def test_a_missing_required_field_is_named() -> None:
 def test_there_is_no_schema_for_other_kinds() -> None:
     with pytest.raises(SchemaError, match="no NIST schema for document kind 'turnout'"):
         validate("turnout", {})
+
+
+def test_the_compiled_validator_is_installed_so_closing_does_not_spend_seconds_on_the_schema():
+    from firmware.scanner.cdf.schema import _fast_validator
+
+    assert _fast_validator(ELECTION_REPORT) is not None
+    assert _fast_validator(CVR_REPORT) is not None
