@@ -148,8 +148,8 @@ def test_an_altered_line_with_a_recomputed_hash_is_named_by_the_broken_link(tmp_
     rows[6] = rehash(rows[6], detail={"fault": "cover_open", "state": "scanning"})
     write(path, rows)
     assert verify_log(path).problems == [
-        "line 7 (seq 6, feeder.fault): altered: line 8 (seq 7, polls.turnout) chained another line after seq 6 "
-        "(the line was rewritten with a new hash)"]
+        ("line 7 (seq 6, feeder.fault): altered: line 8 (seq 7, polls.turnout) chained another line after seq 6 "
+        "(the line was rewritten with a new hash)")]
 
 
 def test_a_rewritten_tail_fails_the_next_signed_head(tmp_path: Path, identity: DeviceIdentity) -> None:
@@ -170,8 +170,8 @@ def test_a_rewritten_tail_fails_the_next_signed_head(tmp_path: Path, identity: D
     write(path, rows)
     assert verify_log(path).problems == []  # the chain alone cannot tell
     assert verify_log(path, identity.key.public_key()).problems == [
-        "line 11 (seq 10, log.head_signed): the signature over the head does not verify with this key: lines "
-        "7..10 were rewritten, or another key signed them"]
+        ("line 11 (seq 10, log.head_signed): the signature over the head does not verify with this key: lines "
+        "7..10 were rewritten, or another key signed them")]
 
 
 def test_an_inserted_line_is_named(tmp_path: Path, identity: DeviceIdentity) -> None:
@@ -215,8 +215,8 @@ def test_removed_signed_heads_are_found_with_the_key(tmp_path: Path, identity: D
         kept.append(rfc8785.dumps(record))
     write(tmp_path / "l.jsonl", kept)
     problems = verify_log(tmp_path / "l.jsonl", identity.key.public_key()).problems
-    assert problems == ["lines 1..37: 37 lines without a valid signed head after them; the box signs at least "
-                        "every 16 (signatures were removed, or the lines rewritten)"]
+    assert problems == [("lines 1..37: 37 lines without a valid signed head after them; the box signs at least "
+                        "every 16 (signatures were removed, or the lines rewritten)")]
 
 
 # -- durability ----------------------------------------------------------------------------------
