@@ -188,5 +188,6 @@ SCANNER_KINDS: dict[str, str] = {
 AUTH_KINDS: dict[str, str] = {
     "polls.opened": "polls.opened",
     "polls.closed": "polls.closed",
+    "register.opened": "register.opened",
     "register.wiped": "register.wiped",
 }
