@@ -280,3 +280,33 @@ def test_a_log_survives_sigkill_in_the_middle_of_a_day(tmp_path: Path) -> None:
     EventLog.open(path, Service.SCANNER, identity, Clock().now).close()
     after = verify_log(path, identity.key.public_key())
     assert after.problems == [] and after.closed and len(after.torn) == len(before.torn)
+
+
+def test_an_event_a_service_gets_wrong_is_noted_as_uncatalogued_and_never_stops_the_service(
+        tmp_path: Path, identity: DeviceIdentity) -> None:
+    log = EventLog.open(tmp_path / "s.jsonl", Service.SCANNER, identity, Clock().now)
+    log.append_or_note("device.clock_checked", {"ok": True, "offset_s": 0.25, "ntp_server": "pool"})
+    log.append_or_note("tamper.wire_cut", {"where": "lid"})
+    noted = [json.loads(r) for r in lines(tmp_path / "s.jsonl")][1:]
+    assert [(r["event"], r["detail"]["kind"]) for r in noted] == [
+        ("log.uncatalogued", "device.clock_checked"), ("log.uncatalogued", "tamper.wire_cut")]
+    assert "['ntp_server']" in noted[0]["detail"]["reason"]
+    assert verify_log(tmp_path / "s.jsonl").problems == []
+
+
+def test_the_scanner_store_mirrors_its_events_and_catches_up_after_a_cut(tmp_path: Path,
+                                                                         identity: DeviceIdentity) -> None:
+    from firmware.scanner.event_log import open_scanner_log
+    from firmware.scanner.store import ScannerStore
+
+    store = ScannerStore(tmp_path / "scanner.sqlite")
+    store.log_event("feeder_fault", START, {"fault": "paper_jam", "state": "jammed"})  # before any log: a cut
+    log = open_scanner_log(tmp_path, identity, Clock().now, store)
+    store.log_event("turnout", START, {"hour": "11:00", "ballots_cast": 3})
+    store.log_event("operator.sang", START, {"song": "la"})
+    log.close()
+    store.close()
+    events = [json.loads(r)["event"] for r in lines(tmp_path / "scanner-events.jsonl")]
+    assert [e for e in events if e != "log.head_signed"] == [
+        "log.opened", "feeder.fault", "polls.turnout", "log.uncatalogued", "log.closed"]
+    assert verify_log(tmp_path / "scanner-events.jsonl", identity.key.public_key()).problems == []

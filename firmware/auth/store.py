@@ -178,8 +178,8 @@ class AuthStore:
         if self.event_log is not None:
             payload = dict(detail)
             at = payload.pop("at", None)
-            self.event_log.append(AUTH_KINDS.get(kind, kind), payload,
-                                  datetime.fromisoformat(at) if isinstance(at, str) else None)
+            self.event_log.append_or_note(AUTH_KINDS.get(kind, kind), payload,
+                                          datetime.fromisoformat(at) if isinstance(at, str) else None)
             return
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"kind": kind, **detail}, sort_keys=True, ensure_ascii=False) + "\n")

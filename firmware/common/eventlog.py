@@ -39,6 +39,7 @@ import bisect
 import hashlib
 import itertools
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -73,6 +74,10 @@ _HEX = frozenset("0123456789abcdef")
 
 class EventLogError(RuntimeError):
     """The log cannot take this event, or cannot be written; the message says why and what to do."""
+
+
+class EventRefused(EventLogError):
+    """The event is not what the catalogue declares (unknown id, another service's, undeclared field)."""
 
 
 class Signer(Protocol):
@@ -157,6 +162,16 @@ class EventLog:
             self.sign_head(at)
         return record
 
+    def append_or_note(self, event_id: str, detail: Mapping[str, Any] | None = None,
+                       at: datetime | None = None) -> dict:
+        """append(), but an event the catalogue refuses is written as `log.uncatalogued` (its kind and why,
+        its detail dropped) instead of stopping the service: a service's log call must never stop a
+        ballot. tests/test_eventlog.py checks that every kind the services write is catalogued."""
+        try:
+            return self.append(event_id, detail, at)
+        except EventRefused as exc:
+            return self.append("log.uncatalogued", {"kind": str(event_id)[:64], "reason": str(exc)[:300]}, at)
+
     def sign_head(self, at: datetime | None = None) -> dict:
         """Sign the chain's head (the last line written) with the device key, as a line of the chain."""
         head_seq, head = self._seq - 1, self._prev
@@ -191,7 +206,7 @@ class EventLog:
         try:
             kind = event_type(event_id)
         except KeyError as exc:
-            raise EventLogError(str(exc.args[0])) from None
+            raise EventRefused(str(exc.args[0])) from None
         _check_detail(kind, self.service, detail)
         when = at or self._now()
         if not isinstance(when, datetime):
@@ -201,7 +216,7 @@ class EventLog:
         try:
             record["hash"] = line_hash(record)
         except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
-            raise EventLogError(f"{event_id}: the detail is not JSON data ({exc}); pass text, integers, "
+            raise EventRefused(f"{event_id}: the detail is not JSON data ({exc}); pass text, integers, "
                                 "booleans, None and lists of them") from None
         return record
 
@@ -236,14 +251,14 @@ def line_hash(record: Mapping[str, Any]) -> str:
 
 def _check_detail(kind: EventType, service: Service, detail: dict[str, Any]) -> None:
     if service not in kind.services:
-        raise EventLogError(f"{kind.id}: the catalogue gives this event to {sorted(s.value for s in kind.services)}, "
+        raise EventRefused(f"{kind.id}: the catalogue gives this event to {sorted(s.value for s in kind.services)}, "
                             f"not to the {service.value} log; log it in its own service")
     extra = sorted(set(detail) - kind.fields)
     if extra:
         forbidden = sorted(set(extra) & FORBIDDEN_FIELDS)
         why = (f"{forbidden} would put a vote or a voter in the log (VVSG 2.0 10.2.4-B)" if forbidden
                else f"the catalogue declares only {sorted(kind.fields)}")
-        raise EventLogError(f"{kind.id}: detail fields {extra} refused: {why}; drop them or declare the field "
+        raise EventRefused(f"{kind.id}: detail fields {extra} refused: {why}; drop them or declare the field "
                             "in firmware/common/events.py")
     for key, value in detail.items():
         _check_value(kind.id, key, value)
@@ -253,9 +268,10 @@ def _check_value(event_id: str, key: str, value: Any) -> None:
     if isinstance(value, (list, tuple)):
         for item in value:
             _check_value(event_id, key, item)
-    elif isinstance(value, float) or not (value is None or isinstance(value, (str, int, bool))):
-        raise EventLogError(f"{event_id}: detail {key}={value!r}: only text, integers, booleans, None and lists "
-                            "of them go into a log line (a float's digits would differ between readers)")
+    elif not (value is None or isinstance(value, (str, int, bool))) and not (
+            isinstance(value, float) and math.isfinite(value)):
+        raise EventRefused(f"{event_id}: detail {key}={value!r}: only text, numbers, booleans, None and lists of "
+                           "them go into a log line")
 
 
 def _last_whole_line(data: bytes) -> tuple[dict | None, tuple[int, bytes, bool] | None]:

@@ -80,8 +80,8 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
     _e("log.head_signed", _C.SECURITY, ALL, "the chain's head signed with the device key",
        "head", "head_seq", "signature", "key_fingerprint"),
     _e("log.closed", _C.SECURITY, ALL, "the log closed at the end of the day; nothing follows but its signed head"),
-    _e("log.uncatalogued", _C.ERROR, ALL, "a service asked to log a kind that is not in the catalogue "
-       "(its detail is dropped)", "kind"),
+    _e("log.uncatalogued", _C.ERROR, ALL, "a service asked to log a kind the catalogue does not have, or a "
+       "detail it does not declare (the detail is dropped)", "kind", "reason"),
     # -- power and status ------------------------------------------------------------------------------
     _e("power.recovered", _C.POWER, SCANNER, "after a power cut, what the box decided for an open intent "
        "and the polls", "decisions"),

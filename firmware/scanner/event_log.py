@@ -42,11 +42,13 @@ def event_id_of(kind: str) -> str:
 
 
 def write_event(log: EventLog, kind: str, at: datetime, detail: Mapping[str, Any]) -> None:
+    """One store event into the log under its catalogue id; a kind or field the catalogue does not have
+    becomes `log.uncatalogued` (never an exception in the middle of a ballot)."""
     event_id = event_id_of(kind)
     if event_id == "log.uncatalogued":
         log.append(event_id, {"kind": kind}, at)  # its detail is not checked against any declaration: dropped
         return
-    log.append(event_id, dict(detail), at)
+    log.append_or_note(event_id, dict(detail), at)
 
 
 def catch_up(log: EventLog, store: ScannerStore) -> int:
