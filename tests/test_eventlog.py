@@ -310,3 +310,13 @@ def test_the_scanner_store_mirrors_its_events_and_catches_up_after_a_cut(tmp_pat
     assert [e for e in events if e != "log.head_signed"] == [
         "log.opened", "feeder.fault", "polls.turnout", "log.uncatalogued", "log.closed"]
     assert verify_log(tmp_path / "scanner-events.jsonl", identity.key.public_key()).problems == []
+
+
+def test_a_quiet_half_hour_ends_with_a_signed_head(tmp_path: Path, identity: DeviceIdentity) -> None:
+    times = iter(START + timedelta(minutes=10 * i) for i in range(100))
+    log = EventLog.open(tmp_path / "s.jsonl", Service.SCANNER, identity, lambda: next(times))
+    for _ in range(4):  # 10, 20, 30 minutes after the first line: the third is followed by a signature
+        log.append("camera.capture_failed")
+    events = [json.loads(r)["event"] for r in lines(tmp_path / "s.jsonl")]
+    assert events == ["log.opened", "camera.capture_failed", "camera.capture_failed", "camera.capture_failed",
+                      "log.head_signed", "camera.capture_failed"]

@@ -15,7 +15,8 @@ share a chain or a sequence (ARCHITECTURE "the secrecy wall": one log per servic
 
 Signed heads: a `log.head_signed` line carries the hash and seq of the line before it and an Ed25519
 signature by the device key over `HEAD_CONTEXT | service | log_id | seq | hash`. The writer signs after
-every polls transition, every SIGN_EVERY lines, at every start on an existing log and at close. So an
+every polls, tamper and data event, every SIGN_EVERY lines, after the first event of a half hour without
+a signature (SIGN_EVERY_S), at every start on an existing log and at close. So an
 intact log never has more than SIGN_EVERY lines after its last signed head, and a verifier holding the
 device's public key finds a rewritten chain (the signature fails) or removed signatures (too long an
 unsigned run).
@@ -67,6 +68,9 @@ HEAD_CONTEXT = b"ballotbox-eventlog-head/1"  # domain separation: a head signatu
 # Sign at least every 16 lines: a day logs some 20-60 events, so a power cut leaves at most a few
 # minutes of events unsigned, and a verifier flags a longer unsigned run as removed signatures.
 SIGN_EVERY = 16
+# ... and at the first event after half an hour without a signature: a quiet afternoon's few events
+# are not left unsigned until the close.
+SIGN_EVERY_S = 1800.0
 SIGN_AFTER_CATEGORIES = frozenset({Category.POLLS, Category.TAMPER, Category.DATA})
 FIELDS = ("at", "category", "detail", "event", "hash", "prev", "seq", "service", "v")
 _HEX = frozenset("0123456789abcdef")
@@ -105,6 +109,7 @@ class EventLog:
         self.path, self.service, self._signer, self._now = path, service, signer, now
         self._fd, self._seq, self._prev, self.log_id = fd, seq, prev, log_id
         self._since_signed = 0
+        self._signed_at: datetime | None = None
         self.closed = False
 
     @classmethod
@@ -158,7 +163,11 @@ class EventLog:
             raise EventLogError("log.head_signed is written by sign_head(), never appended by a service")
         self._put(record)
         kind = event_type(event_id)
-        if kind.category in SIGN_AFTER_CATEGORIES or self._since_signed >= SIGN_EVERY:
+        when = datetime.fromisoformat(record["at"])
+        if self._signed_at is None:
+            self._signed_at = when  # the half hour runs from the log's first line
+        stale = abs((when - self._signed_at).total_seconds()) >= SIGN_EVERY_S
+        if kind.category in SIGN_AFTER_CATEGORIES or self._since_signed >= SIGN_EVERY or stale:
             self.sign_head(at)
         return record
 
@@ -181,6 +190,7 @@ class EventLog:
             "key_fingerprint": self._signer.fingerprint}, at)
         self._put(record)
         self._since_signed = 0
+        self._signed_at = datetime.fromisoformat(record["at"])
         return record
 
     def close(self, at: datetime | None = None) -> None:
