@@ -53,7 +53,7 @@ def _log_verify(args: argparse.Namespace) -> int:
         raise UserError(f"{path}: no such file; give a <service>-events.jsonl log") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
-    if check.service is None and check.lines == 0 or not check.events:
+    if not check.events:
         raise UserError(f"{path}: not an event log (no line of it is a ballotbox-eventlog/1 record); give a "
                         "<service>-events.jsonl file")
     if args.json:

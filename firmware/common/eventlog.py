@@ -550,8 +550,10 @@ def _out_of_order(chain: list[_Entry]) -> list[_Entry]:
 
 
 def _catalogue(check: LogCheck, chain: list[_Entry]) -> None:
+    if not chain:
+        return
     opened = [e for e in chain if e.record["event"] == "log.opened"]
-    service = opened[0].record["detail"].get("service") if opened else chain[0].record["service"] if chain else None
+    service = opened[0].record["detail"].get("service") if opened else chain[0].record["service"]
     check.service = service
     for e in chain:
         r = e.record
