@@ -299,6 +299,8 @@ class ScannerService:
             return
         b = self._ballot
         b.sheet_removed = sheet_removed
+        # a user action (VVSG 15.1), without what the operator found: that says where a ballot went
+        self.store.log_event("user.action", self.d.clock.now(), {"role": "operator", "action": "fault_cleared"})
         self._run(BallotEvent.CLEARED)
         if b.machine.state == BallotState.WAITING:
             self._ballot = None
