@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.transmission_cli import add_parsers as add_transmission_parsers
 
     add_transmission_parsers(sub, bench)
+    from ballotbox.log_cli import add_parsers as add_log_parsers
+
+    add_log_parsers(sub)  # log verify, export verify
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
@@ -291,6 +294,9 @@ def _simulate(args: argparse.Namespace) -> int:
     cdf = _write_cdf(out, result)
 
     desk = _authentication_desk(args, election, state_dir, messages, save_report, console)
+    # issue 12, item 7: the deletion record, then OUT/export with its signed index
+    from ballotbox.log_cli import export_day
+    export, export_problems = export_day(out, state_dir, election, result, desk)
 
     table = Table(title="Box tallies vs ground truth (the physical ballot box)")
     for col in ("contest", "ballots", "valid", "invalid", "ambiguous", "agree"):
@@ -310,6 +316,10 @@ def _simulate(args: argparse.Namespace) -> int:
                   f"{s['cycle_ms_median']} ms, p95 {s['cycle_ms_p95']} ms; whole run {elapsed:.1f} s")
     console.print(f"reports: {reports_dir}/  results: {out / 'results.json'}  NIST CDF: {cdf}/ "
                   f"(check: ballotbox cdf verify {cdf} --key {cdf / 'device-key.pub.pem'})")
+    console.print(f"export for the USB drive: {export}/ (check: ballotbox export verify {export})")
+    if export_problems:
+        console.print("[bold red]EXPORT PROBLEMS[/]: " + "; ".join(export_problems[:10]))
+        return EXIT_CHECK_FAILED
     if desk is not None and not desk.agree:
         console.print("[bold red]AUTHENTICATION REPORT DIFFERS[/] from the simulator's ground truth:")
         for d in desk.differences[:30]:

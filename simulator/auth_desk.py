@@ -47,6 +47,8 @@ from firmware.auth.register import (
 from firmware.auth.report import AuthReport, build_auth_report
 from firmware.auth.service import AuthService
 from firmware.auth.store import DB_FILE, DURATION_EDGES_S, LOG_FILE, AuthStore
+from firmware.common.eventlog import EventLog
+from firmware.common.events import Service
 from firmware.common.i18n import Messages
 from firmware.common.identity import (
     DeviceIdentity,
@@ -140,6 +142,9 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
 
     register = RegisterExtract(data_dir / REGISTER_FILE, election.station.code, key, key_file=data_dir / "auth.key")
     store = AuthStore.create(data_dir, pseudonym_key(key, election.station.code), (v.jmbg for v in register_voters))
+    identity = identity or load_or_provision(data_dir, SIM_DEVICE_ID)
+    # the auth service's own signed log (issue 12, item 5), on the desk's own clock: nothing joins it to the scanner's
+    store.event_log = EventLog.open(data_dir / LOG_FILE, Service.AUTH, identity, clock.now)
     sensor = SimulatedFingerprintSensor()
     service = AuthService(register, sensor, store, clock, messages, day)
     desk = _Desk(service, sensor, clock, gen)
@@ -158,8 +163,7 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     desk_s = time.perf_counter() - wall_desk
     clock.sleep(max(0.0, (station_time(election.date, election.polls.closing) - clock.now()).total_seconds()))
     deletion = service.close_polls()
-
-    identity = identity or load_or_provision(data_dir, SIM_DEVICE_ID)
+    store.event_log.close(clock.now())
     header = build_header(election, device_id=identity.device_id, software_version=software_version(),
                           software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,
                           printed_at=clock.now())

@@ -20,6 +20,7 @@ from config.election import ContestKind, Election
 from firmware.common.i18n import Messages
 from firmware.common.identity import load_or_provision
 from firmware.common.roles import AccessControl, Role
+from firmware.scanner.event_log import open_scanner_log
 from firmware.scanner.service import CycleResult, ScannerService
 from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
@@ -110,6 +111,8 @@ class _Day:
             self._restore_world()
         self.store = ScannerStore.for_election(device_dir / "scanner.sqlite", election)
         identity = load_or_provision(device_dir, SIM_DEVICE_ID)
+        # the signed event log beside the store (issue 12, item 5); resumed after a power cut
+        self.event_log = open_scanner_log(device_dir, identity, st.clock.now, self.store)
         # the simulated committee and technician act with the TEST PINs (simulator.credentials)
         access = AccessControl(provision_test_pins(device_dir), st.clock, self.store.log_event)
         self.op, self.tech = credential_for(Role.OPERATOR), credential_for(Role.TECHNICIAN)
@@ -278,6 +281,7 @@ class _Day:
         if self.uploader is not None:
             from firmware.common.transmission.uploader import committee_status
             transmission += committee_status(entries, self.svc.msg)
+        self.event_log.close()  # log.closed and its signed head: the log goes into the export as it is
         store.close()  # the day is over: the store is released (and its journal scrubbed once more)
         return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions,
                          documents, transmission)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from config.election import load_election
@@ -34,5 +35,7 @@ def test_the_desk_log_holds_polls_events_only_and_no_voter_name(tmp_path: Path) 
     names = {p.name for p in result.report.reidentifications}
     log = (tmp_path / "auth-events.jsonl").read_text(encoding="utf-8")
     assert names and not any(n in log for n in names)
-    kinds = [line.split('"kind": ')[1].split('"')[1] for line in log.splitlines()]
-    assert kinds == ["polls.opened", "polls.closed", "register.wiped"]
+    events = [json.loads(line)["event"] for line in log.splitlines()]
+    assert [e for e in events if not e.startswith("log.")] == ["polls.opened", "register.opened", "polls.closed",
+                                                               "register.wiped"]
+    assert events[0] == "log.opened" and events[-2:] == ["log.closed", "log.head_signed"]

@@ -159,6 +159,11 @@ def test_a_simulated_day_with_a_tamper_drill_alarms_resumes_and_prints_it(tmp_pa
         kinds = [k for (k,) in db.execute("SELECT kind FROM device_event ORDER BY seq")]
     assert kinds[kinds.index("tamper"):kinds.index("tamper") + 5] == [
         "tamper", "polls_pause", "tamper", "access_granted", "polls_resume"]
+    # the signed scanner log holds them under catalogue ids, none of them "uncatalogued"
+    lines = [json.loads(line) for line in (out / "state" / "device" / "scanner-events.jsonl").read_text().splitlines()]
+    events = [line["event"] for line in lines]
+    assert "log.uncatalogued" not in events
+    assert events.count("tamper.switch_changed") == 2 and "user.pin_accepted" in events
 
 
 def test_a_chattering_switch_is_logged_as_a_fault_not_guessed_open_or_closed(box: Box,

@@ -80,7 +80,8 @@ def test_the_auth_side_holds_no_vote_and_the_scanner_side_no_voter(day: Path) ->
 
 def test_the_auth_side_keeps_no_time_order_but_the_polls_and_the_legal_records_to_the_minute(day: Path) -> None:
     log = [json.loads(line) for line in _auth(day)["auth-events.jsonl"].decode().splitlines()]
-    assert [e["kind"] for e in log] == ["polls.opened", "polls.closed", "register.wiped"]
+    assert [e["event"] for e in log if not e["event"].startswith("log.")] == [
+        "polls.opened", "register.opened", "polls.closed", "register.wiped"]
     db = sqlite3.connect(day / "state" / "device" / "auth" / "auth.sqlite")
     legal = [bytes(row[0]) for row in db.execute("SELECT body FROM legal_record")]
     meta = [bytes(row[0]) for row in db.execute("SELECT value FROM meta")]
@@ -93,3 +94,15 @@ def test_the_auth_side_keeps_no_time_order_but_the_polls_and_the_legal_records_t
     # Beyond the legal records and the polls' two times, the store holds no time at all.
     stored = _auth(day)["auth.sqlite"]
     assert set(ISO_TIME.findall(stored)) <= set(legal_times) | polls_times
+
+
+def test_the_day_ends_with_a_signed_export_and_a_deletion_record_that_verify(day: Path) -> None:
+    """Issue 12, item 7: OUT/export verifies with the device's public key alone; the wipe is on record."""
+    export = day / "export"
+    assert main(["export", "verify", str(export), "--key", str(day / "state" / "device" / "device-key.pub.pem")]) == 0
+    listed = {f["path"] for f in json.loads((export / "index.json").read_bytes())["files"]}
+    assert {"logs/scanner-events.jsonl", "logs/auth-events.jsonl", "cdf/election-report.json",
+            "cdf/election-report.json.sig", "cdf/cvr-report.json", "reports/deletion-record.png",
+            "reports/deletion-record.escpos", "reports/deletion-record.json", "device-key.pub.pem"} <= listed
+    record = json.loads((export / "reports" / "deletion-record.json").read_text(encoding="utf-8"))
+    assert record["register_file_deleted"] and record["key_destroyed"] and record["sensor_templates_after"] == 0

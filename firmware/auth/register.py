@@ -92,6 +92,9 @@ class DeletionRecord:
     register_sha256: str  # of the encrypted file as provisioned: the CEC compares it with what it sent
     sensor_templates_after: int  # the sensor's own flash after clearing: must be 0
     key_destroyed: bool
+    # what the sensor's own flash held before it was cleared (the firmware never stores a template there;
+    # a module enrolled at the factory or by a technician's test may hold some)
+    sensor_templates_before: int = 0
 
 
 class SensorFlash(Protocol):
@@ -221,11 +224,12 @@ class RegisterExtract:
             _shred(self._key_file)
             key_destroyed = not self._key_file.exists()
         self._key = None
-        flash = 0
+        flash = before = 0
         if sensor is not None:
+            before = sensor.template_count()
             sensor.clear_templates()
             flash = sensor.template_count()
-        self.deletion = DeletionRecord(clock.now(), records, templates, sha, flash, key_destroyed)
+        self.deletion = DeletionRecord(clock.now(), records, templates, sha, flash, key_destroyed, before)
         return self.deletion
 
     # -- internals -----------------------------------------------------------------------------

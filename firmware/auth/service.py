@@ -105,6 +105,7 @@ class AuthService:
         self._gallery = Gallery(templates, ids) if templates else None
         self.polls_open = True
         self.store.set_polls("opened_at", self.clock.now())
+        self.store.log_event("register.opened", {"records": len(self.register), "at": self.clock.now().isoformat()})
 
     def close_polls(self) -> DeletionRecord:
         self.polls_open = False
@@ -112,7 +113,10 @@ class AuthService:
         self._enrolled, self._gallery = {}, None
         self.deletion = self.register.wipe(self.sensor, self.clock)
         self.store.log_event("register.wiped", {"records": self.deletion.records, "templates": self.deletion.templates,
+                                                "sensor_templates_before": self.deletion.sensor_templates_before,
                                                 "sensor_templates_after": self.deletion.sensor_templates_after,
+                                                "key_destroyed": self.deletion.key_destroyed,
+                                                "register_sha256": self.deletion.register_sha256,
                                                 "at": self.deletion.deleted_at.isoformat()})
         return self.deletion
 

@@ -40,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from firmware.common.eventlog import EventLog
+from firmware.common.events import AUTH_KINDS
 from firmware.common.sqlite_secrecy import pad, scrub_journal, unpad
 
 FORMAT_VERSION = "1"
@@ -100,6 +102,9 @@ class AuthStore:
         self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the exclusive lock now
         self._scrub_journal()
         self.created = exists
+        # The signed, chained log (firmware.common.eventlog.EventLog) once the device key is at hand;
+        # until then (and in tests that give none) the plain JSON lines of LOG_FILE.
+        self.event_log: EventLog | None = None
 
     @classmethod
     def create(cls, data_dir: Path, key: bytes, jmbgs: Iterable[str]) -> AuthStore:
@@ -170,6 +175,12 @@ class AuthStore:
         """Append a polls-level event; anything naming a voter is refused (nothing per voter is logged)."""
         if _VOTER_KEYS & set(detail):
             raise AuthStoreError(f"event {kind!r}: the auth log holds no voter data ({sorted(_VOTER_KEYS & set(detail))})")
+        if self.event_log is not None:
+            payload = dict(detail)
+            at = payload.pop("at", None)
+            self.event_log.append_or_note(AUTH_KINDS.get(kind, kind), payload,
+                                          datetime.fromisoformat(at) if isinstance(at, str) else None)
+            return
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"kind": kind, **detail}, sort_keys=True, ensure_ascii=False) + "\n")
             f.flush()

@@ -389,6 +389,8 @@ class ScannerService:
         self._authorize("clear_fault", credential)
         b = self._ballot
         b.sheet_removed = sheet_removed
+        # a user action (VVSG 15.1), without what the operator found: that says where a ballot went
+        self.store.log_event("user.action", self.d.clock.now(), {"role": "operator", "action": "fault_cleared"})
         self._run(BallotEvent.CLEARED)
         if b.machine.state == BallotState.WAITING:
             self._ballot = None

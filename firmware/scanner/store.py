@@ -242,6 +242,9 @@ class ScannerStore:
         self._empty: list[bytes] = []  # sorted ids of the EMPTY slots (the process is the store's only writer)
         self._pending: bytes | None = None
         self._capacity = 0
+        # Called with (kind, at, detail) after each event is committed: the signed event log's mirror
+        # (firmware.scanner.event_log); None = the table only.
+        self.on_event: Callable[[str, datetime, dict[str, Any]], None] | None = None
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: directory {self.path.parent} does not exist; create it or fix the "
                              "store path in the device settings")
@@ -552,6 +555,8 @@ class ScannerStore:
                              (at.isoformat(), kind, text))
             self._put_documents(documents, at.isoformat())
         self._scrub_journal()
+        if self.on_event is not None:
+            self.on_event(kind, at, payload)
 
     # -- outbox (firmware.common.transmission.outbox.Outbox) ---------------------------------------
     def entries(self) -> list[OutboxEntry]:
