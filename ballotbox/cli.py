@@ -7,6 +7,7 @@ The entry sits above firmware/ and simulator/ and may import both; firmware/ nev
     ballotbox omr interpret --election PATH IMAGE...
     ballotbox election check PATH
     ballotbox outbox send|status, ballotbox receiver [list], ballotbox bench receiver (ballotbox/transmission_cli.py)
+    ballotbox package build|sign|verify, provision, release build, install, boot-check, service run (trust_cli.py)
 
 Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
 2 bad input (a corrupt election package, a missing file): the message names it and what to do.
@@ -133,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.transmission_cli import add_parsers as add_transmission_parsers
 
     add_transmission_parsers(sub, bench)
+    from ballotbox.trust_cli import add_parsers as add_trust_parsers
+
+    add_trust_parsers(sub)  # package, provision, release, install, boot-check, service
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
