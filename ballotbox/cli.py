@@ -213,6 +213,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     state_dir: Path = args.state_dir or out / "state"
+    from ballotbox.trust_cli import use_installed_package
+
+    use_installed_package(args, state_dir)  # a provisioned box runs its package's election and receiver
     _day_parameters(args, out, state_dir)  # a new day over an old one is refused; a resumed one reads its own
     election = load_election(args.election)
     console = Console(stderr=False)
@@ -377,8 +380,7 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
         args.election = Path(day["election"])
         return
     for name, path in (("--state-dir", state_dir), ("--out", out)):
-        provisioned = path == state_dir and sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) == \
-            ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
+        provisioned = path == state_dir and _provisioned_only(path)
         if path.is_dir() and any(path.iterdir()) and not provisioned and not (
                 path == out and state_dir.parent == out and _only_provisioned(out, state_dir)):
             raise UserError(f"{name} {path} already holds a day (or other files) and simulate never deletes one: "
@@ -399,8 +401,17 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
 def _only_provisioned(out: Path, state_dir: Path) -> bool:
     """OUT holds nothing but a provisioned OUT/state (the default --state-dir)."""
     others = [p for p in out.iterdir() if p != state_dir]
-    inside = sorted(p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")) if state_dir.is_dir() else []
-    return not others and inside == ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
+    return not others and state_dir.is_dir() and _provisioned_only(state_dir)
+
+
+def _provisioned_only(state_dir: Path) -> bool:
+    """state_dir holds the device key and what `provision` installed (package, receipt), and no day."""
+    from ballotbox.trust_cli import PROVISIONED_EXTRA, PROVISIONED_TREES
+
+    inside = {p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")}
+    return {"device", *(f"device/{f}" for f in PROVISIONED)} <= inside and all(
+        rel in PROVISIONED_EXTRA or rel.startswith(PROVISIONED_TREES) or rel == "device"
+        or rel.removeprefix("device/") in PROVISIONED for rel in inside)
 
 
 def _desk_voters(args: argparse.Namespace) -> int:

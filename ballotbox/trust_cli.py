@@ -304,6 +304,31 @@ def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
     return devices.self_test, devices.close
 
 
+# -- simulate on a provisioned box -------------------------------------------------------------------
+# What `provision` adds to a state directory besides the device key: still "no day yet" for simulate.
+PROVISIONED_EXTRA = {"device/package", "device/packages", "device/provisioning-receipt.json"}
+PROVISIONED_TREES = ("device/packages/", "device/package/")
+
+
+def use_installed_package(args: argparse.Namespace, state_dir: Path) -> None:
+    """`simulate` on a provisioned state directory: the election and the receiver come from the installed
+    package (an --election that is not the package's is refused; --endpoint overrides the receiver)."""
+    from firmware.trust.package import installed_package
+
+    installed = installed_package(state_dir / "device") if (state_dir / "device").is_dir() else None
+    if installed is None:
+        return
+    if args.election is not None and args.election.resolve() != installed.election_path.resolve():
+        raise UserError(f"--election {args.election}: the box in {state_dir} is provisioned for election "
+                        f"{installed.election_id} (station {installed.station}); leave --election out, or give "
+                        "another --state-dir")
+    args.election = installed.election_path.resolve()
+    if args.endpoint is None:
+        args.endpoint, args.pin = installed.endpoint, installed.pin_sha256
+    print(f"provisioned box: station {installed.station}, election {installed.election_id}, package sha256 "
+          f"{installed.sha256[:16]}…, receiver {args.endpoint}")
+
+
 def _write_json(path: Path, data: Any) -> None:
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give a file name")
