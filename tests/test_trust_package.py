@@ -263,3 +263,38 @@ def test_a_bare_pem_beside_a_receipt_does_not_unbind_the_key(signed: Path, tmp_p
     (keys / "box.pem").write_bytes((tmp_path / "state" / "device" / "device-key.pub.pem").read_bytes())
     found = DeviceKeys(keys)
     assert [k.station for k in found._keys.values()] == [STATION]
+
+
+# -- every door: --help, and bad input as one line with exit 2 ---------------------------------------------
+@pytest.mark.parametrize("command", [["package", "build"], ["package", "sign"], ["package", "verify"], ["provision"],
+                                     ["release", "build"], ["install"], ["boot-check"], ["service", "run"]])
+def test_each_trust_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0 and "usage: ballotbox" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["package", "verify", "{tmp}/none.json"], "none.json: no such file"),
+    (["package", "verify", "{tmp}/dir"], "dir: cannot be read"),
+    (["package", "build", "--election", "{tmp}/none.json", "--endpoint", ENDPOINT, "--out", "{tmp}/p.json"],
+     "none.json: no such file"),
+    (["package", "build", "--election", str(SAMPLE_ELECTION), "--endpoint", "http://cec.example", "--out",
+      "{tmp}/p.json"], "plain http:// is accepted only on loopback"),
+    (["package", "sign", "{tmp}/none.json", "--out", "{tmp}/s.json"], "none.json: no such file"),
+    (["package", "sign", str(SAMPLE_ELECTION), "--out", "{tmp}/s.json"], "not a package to sign"),
+    (["provision", "--package", str(SAMPLE_ELECTION), "--station", STATION, "--state-dir", "{tmp}/s"],
+     "not a signed file"),
+    (["install", "{tmp}/none.tar.gz", "--root", "{tmp}/root"], "none.tar.gz: no such file"),
+    (["install", str(SAMPLE_ELECTION), "--root", "{tmp}/root"], "not a release bundle"),
+    (["install", "--root", "{tmp}/root"], "give a BUNDLE, or --rollback"),
+    (["install", "--rollback", "--root", "{tmp}/root"], "no previous release to go back to"),
+    (["release", "build", "--out", "{tmp}/r.tar.gz", "--source", "{tmp}/dir"], "no ballotbox/ package inside"),
+    (["release", "build", "--out", "{tmp}/r.tar.gz", "--key", "{tmp}/none.pem"], "none.pem: no such file"),
+])
+def test_bad_input_to_the_trust_commands_is_one_line_and_exit_2(argv: list[str], words: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "dir").mkdir()
+    err = _refused(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert words in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.json").exists()
