@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from firmware.trust.signing import (
 )
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
+DEVICE_ID = r"[A-Z0-9-]{4,32}"  # as config/device.py allows: it goes into every header and report
 TEST_KEY_NOTE = "signed with a TEST ONLY key (config/keys): for tests and training, never for an election"
 
 
@@ -156,8 +158,11 @@ def _provision(args: argparse.Namespace) -> int:
     if args.receipt is not None and args.receipt.is_dir():
         raise UserError(f"--receipt {args.receipt}: is a folder; give a file name, e.g. "
                         f"{args.receipt}/{args.station}.receipt.json")
+    device_id = args.device_id or _device_id(args.settings)
+    if not re.fullmatch(DEVICE_ID, device_id):
+        raise UserError(f"--device-id {device_id!r}: give 4 to 32 capitals, digits or '-', e.g. BB-PI-0001")
     verified = verify_package(args.package, station=args.station, election_id=args.election, trust=args.trust)
-    done = provision(verified, args.state_dir / "device", args.device_id or _device_id(args.settings))
+    done = provision(verified, args.state_dir / "device", device_id)
     if args.receipt is not None:
         _write_json(args.receipt, done.receipt)
     if args.json:
