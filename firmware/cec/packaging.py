@@ -26,7 +26,7 @@ from firmware.trust.release import (
 )
 from firmware.trust.signing import TEST_ONLY_MARK, load_private_key, sign_envelope
 
-# A tar member's mode and time are fixed, so the same code gives the same bundle bytes.
+# A tar member carries a fixed mode and time, not the build machine's owners, modes or times.
 MEMBER_MODE, MEMBER_MTIME = 0o644, 0
 
 

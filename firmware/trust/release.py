@@ -148,10 +148,13 @@ def install_release(bundle: Path, root: Path, *, trust: Path = TRUSTED_RELEASE_K
                     python: str = sys.executable) -> InstallResult:
     """Verify, write into the slot not running, switch `current`, health-check, roll back on failure."""
     release, files = read_bundle(bundle, trust)
+    root = root.resolve()  # the units and the health check need absolute paths
     running = _slot_of(root / "current")
     slot = next(s for s in SLOTS if s != running)
     slots = root / "slots"
     slots.mkdir(parents=True, exist_ok=True)
+    for stale in slots.glob(".staging-*"):  # an install cut short by a power cut
+        shutil.rmtree(stale, ignore_errors=True)
     staging = slots / f".staging-{secrets.token_hex(4)}"
     for rel, data in files.items():
         _write(staging / rel, data)
@@ -175,6 +178,7 @@ def install_release(bundle: Path, root: Path, *, trust: Path = TRUSTED_RELEASE_K
 
 def rollback(root: Path, *, trust: Path = TRUSTED_RELEASE_KEYS, python: str = sys.executable) -> InstallResult:
     """Go back to the previous release (the technician's choice), health-checked like an install."""
+    root = root.resolve()
     running, previous = _slot_of(root / "current"), _slot_of(root / "previous")
     if previous is None or running is None:
         raise TrustError("no_previous", f"{root}: no previous release to go back to (ROOT/previous)")
@@ -191,7 +195,7 @@ def rollback(root: Path, *, trust: Path = TRUSTED_RELEASE_KEYS, python: str = sy
 
 def health_check(root: Path, *, trust: Path = TRUSTED_RELEASE_KEYS, python: str = sys.executable) -> tuple[bool, str]:
     """Run the installed code's own check (`ballotbox boot-check --health`, from ROOT/current): ok and its words."""
-    current = root / "current"
+    current = root.resolve() / "current"
     env = {**os.environ, "PYTHONPATH": str(current), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [python, "-m", "ballotbox", "boot-check", "--root", str(root), "--health", "--trust", str(trust)]
     try:
