@@ -298,3 +298,12 @@ def test_bad_input_to_the_trust_commands_is_one_line_and_exit_2(argv: list[str],
     err = _refused(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "s").exists() and not (tmp_path / "s.json").exists()
+
+
+def test_a_state_dir_made_by_device_provision_alone_is_still_no_day_yet(tmp_path: Path) -> None:
+    from ballotbox.cli import _provisioned_only
+
+    assert main(["device", "provision", "--state-dir", str(tmp_path / "state")]) == 0
+    assert _provisioned_only(tmp_path / "state")
+    (tmp_path / "state" / "world").mkdir()
+    assert not _provisioned_only(tmp_path / "state")
