@@ -7,6 +7,7 @@ The entry sits above firmware/ and simulator/ and may import both; firmware/ nev
     ballotbox omr interpret --election PATH IMAGE...
     ballotbox election check PATH
     ballotbox outbox send|status, ballotbox receiver [list], ballotbox bench receiver (ballotbox/transmission_cli.py)
+    ballotbox package build|sign|verify, provision, release build, install, boot-check, service run (trust_cli.py)
 
 Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
 2 bad input (a corrupt election package, a missing file): the message names it and what to do.
@@ -165,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.log_cli import add_parsers as add_log_parsers
 
     add_log_parsers(sub)  # log verify, export verify
+    from ballotbox.trust_cli import add_parsers as add_trust_parsers
+
+    add_trust_parsers(sub)  # package, provision, release, install, boot-check, service
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
@@ -250,6 +254,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     state_dir: Path = args.state_dir or out / "state"
+    from ballotbox.trust_cli import use_installed_package
+
+    use_installed_package(args, state_dir)  # a provisioned box runs its package's election and receiver
     endpoint = _endpoint(args) if args.endpoint else None  # refused before the day writes anything
     _day_parameters(args, out, state_dir)  # a new day over an old one is refused; a resumed one reads its own
     election = load_election(args.election)
@@ -445,8 +452,7 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
         args.election = Path(day["election"])
         return
     for name, path in (("--state-dir", state_dir), ("--out", out)):
-        provisioned = path == state_dir and sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) == \
-            ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
+        provisioned = path == state_dir and _provisioned_only(path)
         if path.is_dir() and any(path.iterdir()) and not provisioned and not (
                 path == out and state_dir.parent == out and _only_provisioned(out, state_dir)):
             raise UserError(f"{name} {path} already holds a day (or other files) and simulate never deletes one: "
@@ -472,8 +478,17 @@ def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> Non
 def _only_provisioned(out: Path, state_dir: Path) -> bool:
     """OUT holds nothing but a provisioned OUT/state (the default --state-dir)."""
     others = [p for p in out.iterdir() if p != state_dir]
-    inside = sorted(p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")) if state_dir.is_dir() else []
-    return not others and inside == ["device", *(f"device/{f}" for f in sorted(PROVISIONED))]
+    return not others and state_dir.is_dir() and _provisioned_only(state_dir)
+
+
+def _provisioned_only(state_dir: Path) -> bool:
+    """state_dir holds the device key and what `provision` installed (package, receipt), and no day."""
+    from ballotbox.trust_cli import PROVISIONED_EXTRA, PROVISIONED_TREES
+
+    inside = {p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")}
+    return {"device", *(f"device/{f}" for f in PROVISIONED)} <= inside and all(
+        rel in PROVISIONED_EXTRA or rel.startswith(PROVISIONED_TREES) or rel == "device"
+        or rel.removeprefix("device/") in PROVISIONED for rel in inside)
 
 
 def _desk_voters(args: argparse.Namespace) -> int:

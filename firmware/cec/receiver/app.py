@@ -3,7 +3,8 @@
 
 Checks, cheapest first, each refusal with ``{"error": code, "detail": words}``: 413 a body over the
 limit; 400 a missing or wrong Idempotency-Key (not the body's SHA-256), an unknown kind, a missing
-header; 403 an unknown device key or a signature that does not verify; 400 a body that is not a
+header; 403 an unknown device key, a signature that does not verify, or a key provisioned (by its
+receipt) for another station than the one in the headers; 400 a body that is not a
 canonical JSON object, or whose own kind or station is not the one in the headers. Then the document
 is stored once and the first receipt is answered: 201 for the delivery that stored it, 200 for every
 other.
@@ -154,6 +155,10 @@ class Receiver:
         if signature is None or not verify_signature(trusted.key, body, signature):
             raise Refusal(403, "bad_signature", f"the signature does not verify with the key of {trusted.source}: "
                                                 "the document was altered or signed by another key")
+        if trusted.station is not None and trusted.station != station:
+            raise Refusal(403, "wrong_station_for_key", f"device key of {trusted.source} is provisioned for "
+                                                        f"station {trusted.station}, not {station[:40]!r}: a box "
+                                                        "posts for its own station only")
         if len(body) > PARSE_IN_THREAD_ABOVE:
             content = await run_in_threadpool(_canonical_content, body)
         else:

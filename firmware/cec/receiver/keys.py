@@ -1,13 +1,25 @@
-"""The device keys the receiver trusts: Ed25519 public keys (PEM) in one folder, found by key_id."""
+"""The device keys the receiver trusts, found by key_id, from one folder: Ed25519 public keys (``*.pem``)
+and provisioning receipts (``*.receipt.json``, firmware/trust/provisioning.py).
+
+A receipt binds its key to one station: documents signed by that key are taken for that station only. A
+bare PEM binds nothing (any station), as before receipts existed; a key that has a receipt is bound even
+if its PEM lies beside it. A receipt is trusted only if its own signature verifies with the key it
+carries (the box proved it holds the private half); who handed it over is the CEC's procedure.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import rfc8785
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -19,6 +31,8 @@ from firmware.common.transmission.documents import key_id
 RESCAN_AFTER_S = 5.0  # an unknown key rescans the folder (a box provisioned late), at most this often
 RECEIVER_KEY = "receiver-key.pem"
 RECEIVER_PUBLIC_KEY = "receiver-key.pub.pem"
+RECEIPT_SUFFIX = ".receipt.json"
+RECEIPT_SCHEMA = "ballotbox.provisioning-receipt/1"  # firmware/trust/provisioning.py writes it
 
 
 class KeysError(ValueError):
@@ -28,7 +42,8 @@ class KeysError(ValueError):
 @dataclass(frozen=True)
 class DeviceKey:
     key: Ed25519PublicKey
-    source: str  # the PEM file's name, for the CEC's operators
+    source: str  # the PEM or receipt file's name, for the CEC's operators
+    station: str | None = None  # from a receipt: the one station this key may post for
 
 
 class DeviceKeys:
@@ -59,6 +74,9 @@ class DeviceKeys:
                 continue
             key = _load_public(path)
             keys[key_id(key)] = DeviceKey(key, path.name)
+        for path in sorted(self.folder.glob(f"*{RECEIPT_SUFFIX}")):
+            bound = _load_receipt(path)
+            keys[key_id(bound.key)] = bound
         with self._lock:
             self._keys = keys
             self._scanned = time.monotonic()
@@ -85,6 +103,31 @@ def load_or_make_receiver_key(store: Path) -> Ed25519PrivateKey:
     (store / RECEIVER_PUBLIC_KEY).write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return key
+
+
+def _load_receipt(path: Path) -> DeviceKey:
+    """A provisioning receipt's key, bound to its station, or KeysError naming the file and the fault."""
+    try:
+        receipt = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(receipt, dict) or receipt.get("schema") != RECEIPT_SCHEMA:
+            raise ValueError(f"not a provisioning receipt of schema {RECEIPT_SCHEMA!r}")
+        body = {k: v for k, v in receipt.items() if k != "signature"}
+        key = serialization.load_pem_public_key(str(receipt["public_key_pem"]).encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise TypeError("its public_key_pem is not an Ed25519 key")
+        if receipt.get("key_id") != key_id(key):
+            raise ValueError("its key_id is not the SHA-256 of its public key")
+        station = receipt["station"]
+        if not isinstance(station, str) or not station:
+            raise ValueError("it names no station")
+        key.verify(base64.b64decode(str(receipt["signature"]), validate=True), rfc8785.dumps(body))
+    except InvalidSignature:
+        raise KeysError(f"{path}: the receipt's signature does not verify with the key it carries: it was "
+                        "altered; ask the technician for the receipt the box printed") from None
+    except (ValueError, KeyError, TypeError, OSError, binascii.Error, rfc8785.CanonicalizationError) as exc:
+        raise KeysError(f"{path}: not a usable provisioning receipt ({exc}); remove it or replace it with the "
+                        "box's provisioning-receipt.json") from None
+    return DeviceKey(key, path.name, station)
 
 
 def _load_public(path: Path) -> Ed25519PublicKey:

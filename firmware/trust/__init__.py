@@ -1,0 +1,1 @@
+"""The box's trust chain: signed election packages, provisioning, signed releases, the watchdog."""
