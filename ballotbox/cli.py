@@ -7,6 +7,7 @@ The entry sits above firmware/ and simulator/ and may import both; firmware/ nev
     ballotbox omr interpret --election PATH IMAGE...
     ballotbox election check PATH
     ballotbox outbox send|status, ballotbox receiver [list], ballotbox bench receiver (ballotbox/transmission_cli.py)
+    ballotbox video verify|record-sim, ballotbox bench video (ballotbox/video_cli.py)
 
 Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
 2 bad input (a corrupt election package, a missing file): the message names it and what to do.
@@ -133,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.transmission_cli import add_parsers as add_transmission_parsers
 
     add_transmission_parsers(sub, bench)
+    from ballotbox.video_cli import add_parsers as add_video_parsers
+
+    add_video_parsers(sub, bench)
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")

@@ -53,6 +53,7 @@ class Verification:
     frames_decoded: int | None = None
     masked_pixels_checked: int | None = None
     worst_masked_deviation: int | None = None
+    open_segment: str | None = None  # a recording cut off (not closed): the segment it left open, not yet signed
 
     @property
     def intact(self) -> bool:
@@ -67,8 +68,8 @@ def verify_recording(directory: Path, public_key_raw: bytes | None = None, *, de
     problems: list[Problem] = []
     key_raw = _signature_problems(manifest, signature, public_key_raw, directory, problems)
     _chain_problems(manifest, problems)
-    _file_problems(directory, manifest, problems)
-    result = Verification(manifest, fingerprint_of(key_raw) if key_raw else "?", problems)
+    open_segment = _file_problems(directory, manifest, problems)
+    result = Verification(manifest, fingerprint_of(key_raw) if key_raw else "?", problems, open_segment=open_segment)
     if decode:
         result = _decode_check(directory, result)
     return result
@@ -122,7 +123,10 @@ def _chain_problems(manifest: Manifest, problems: list[Problem]) -> None:
         problems.append(Problem("chain", None, "the head is not the last entry's hash"))
 
 
-def _file_problems(directory: Path, manifest: Manifest, problems: list[Problem]) -> None:
+def _file_problems(directory: Path, manifest: Manifest, problems: list[Problem]) -> str | None:
+    """Problems of the segment files; returns the note on the open segment of a cut-off recording: the
+    one file after the last listed segment, while the manifest is not closed, is the segment being
+    written when the box went off (the recorder adopts and signs it when it starts again)."""
     segments = manifest.segments()
     by_hash = {e["sha256"]: e["segment"] for e in segments}
     listed = {e["file"] for e in segments}
@@ -144,13 +148,21 @@ def _file_problems(directory: Path, manifest: Manifest, problems: list[Problem])
             problems.append(Problem("altered", number, f"{entry['file']}: SHA-256 {digest[:16]}... is not the "
                                     f"manifest's {entry['sha256'][:16]}... ({path.stat().st_size} bytes, manifest "
                                     f"{entry['bytes']})"))
+    note = None
     for path in sorted(directory.iterdir()):
         if path.name in listed or path.name in (MANIFEST, PUBLIC_KEY):
             continue
         number = segment_number(path.name)
+        if not manifest.closed and note is None and number == manifest.last_number() + 1 and path.is_file():
+            from video.segments import probe_segment
+            seg = probe_segment(path)
+            note = (f"{path.name}: the segment open when the recording was cut off; it plays {seg.frames} "
+                    "frames up to the cut and is signed when the recorder starts again")
+            continue
         digest = file_sha256(path) if path.is_file() else ""
         copy = f" (a copy of segment {by_hash[digest]})" if digest in by_hash else ""
         problems.append(Problem("inserted", number, f"{path.name} is not in the manifest{copy}"))
+    return note
 
 
 def _decode_check(directory: Path, result: Verification) -> Verification:
@@ -164,7 +176,7 @@ def _decode_check(directory: Path, result: Verification) -> Verification:
         mask = PrivacyMask.from_settings(m.masks, m.width, m.height)
     except ValueError as exc:
         problems.append(Problem("mask", None, f"the manifest's masks cannot be drawn: {exc}"))
-        return Verification(m, result.key_fingerprint, problems)
+        return Verification(m, result.key_fingerprint, problems, open_segment=result.open_segment)
     luma, chroma = mask.luma_blank, mask.chroma_blank
     frames = worst = 0
     for entry in m.segments():
@@ -195,4 +207,5 @@ def _decode_check(directory: Path, result: Verification) -> Verification:
         if count != entry["frames"]:
             problems.append(Problem("frames", entry["segment"], f"{entry['file']} plays {count} frames, the "
                                     f"manifest says {entry['frames']}"))
-    return Verification(m, result.key_fingerprint, problems, frames, int(luma.sum()) * frames, worst)
+    return Verification(m, result.key_fingerprint, problems, frames, int(luma.sum()) * frames, worst,
+                        result.open_segment)
