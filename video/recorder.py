@@ -186,11 +186,15 @@ class Recorder:
             self.step()
             if self._last_time is None and self.clock.now() >= end:
                 break
+        if self._stopped is not None:
+            raise self._stopped
 
     def record_until(self, when: datetime) -> None:
         while self._stopped is None and (self._last_time is None or self._last_time < when) \
                 and self.clock.now() < when:
             self.step()
+        if self._stopped is not None:
+            raise self._stopped
 
     def step(self) -> None:
         """One frame through every stage. Raises RecordingStopped when the recording had to stop."""
