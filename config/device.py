@@ -121,6 +121,7 @@ class VideoSettings(_Strict):
     enabled: bool = True
     source: Literal["picamera2", "opencv", "synthetic"] = "synthetic"
     device: str = "/dev/video0"  # the USB camera's node (source "opencv")
+    camera_num: Annotated[int, Field(ge=0, le=1)] = 1  # source "picamera2": CSI port (0 is the ballot camera's)
     width: Annotated[int, Field(ge=16, le=1920, multiple_of=2)] = 1280
     height: Annotated[int, Field(ge=16, le=1080, multiple_of=2)] = 720
     fps: Annotated[float, Field(gt=0, le=30)] = 15.0
