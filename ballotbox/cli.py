@@ -262,6 +262,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
     cdf = _write_cdf(out, result)
+    from ballotbox.video_cli import write_day_video
+
+    write_day_video(out, result, save_report, console)
 
     desk = _authentication_desk(args, election, state_dir, messages, save_report, console)
 

@@ -221,3 +221,25 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 __all__ = ["EXIT_BAD_INPUT", "add_parsers"]
+
+
+def write_day_video(out: Path, result: Any, save_report: Any, console: Any) -> Path | None:
+    """`simulate`: OUT/video (the recording, exported as to the USB stick at close: segments, manifest.json,
+    device-key.pub.pem) and the video record (Art. 40) beside the other reports."""
+    from firmware.common.identity import software_hash, software_version
+    from firmware.common.reports import build_header
+
+    video = getattr(result, "video", None)
+    if video is None or not video.opened and video.closed_hash() is None:
+        return None
+    target = video.service.export(out / "video")
+    svc = result.service
+    header = build_header(svc.election, device_id=svc.identity.device_id, software_version=software_version(),
+                          software_hash=software_hash(), device_key_fingerprint=svc.identity.fingerprint,
+                          printed_at=svc.d.clock.now())
+    record = video.service.record(header)
+    save_report("video", record)
+    console.print(f"video: {record.segments} segments, {record.frames} frames (320x180, a frame every 30 s of "
+                  f"station time), {len(record.gaps)} gaps; manifest sha256 {record.manifest_sha256} (on the results "
+                  f"report); check: ballotbox video verify {target}")
+    return target

@@ -24,6 +24,7 @@ from firmware.scanner.states import BallotState, PollsState
 from firmware.scanner.store import ScannerStore
 from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
+from simulator.day_video import DayVideo
 from simulator.devices import AcceleratedClock, SimStation, build_sim_station
 from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
 from simulator.world import JOURNAL, Journal, World, replay
@@ -55,6 +56,7 @@ class DayResult:
     recovery: list[tuple[str, str]] = field(default_factory=list)  # what the box decided at this boot
     documents: list[Any] = field(default_factory=list)  # the outbox's signed documents (SignedDocument)
     transmission: list[str] = field(default_factory=list)  # the committee's status lines, with --endpoint
+    video: DayVideo | None = field(default=None, repr=False)  # the video service's day (simulator.day_video)
 
 
 DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory (the issue's contract)
@@ -104,6 +106,7 @@ class _Day:
         identity = load_or_provision(device_dir, SIM_DEVICE_ID)
         self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report)
         self.svc.test_type = "simulation"  # a simulated day's results can never pass for a station's
+        self.video = DayVideo(device_dir, st.clock, identity, election.station.code, seed, self.boot)
         # `simulate --endpoint`: the box's uploader sends the outbox live, on station time
         self.uploader = uploader_for(self.store, st.clock) if uploader_for is not None else None
         self.upload_log: list[str] = []
@@ -178,6 +181,8 @@ class _Day:
             svc.resume()
             self._log({"e": "committee", "step": "resumed"})
 
+        if svc.polls.state in (PollsState.OPEN, PollsState.PAUSED):  # the room is recorded while polls are open
+            self.video.open(self._at(self.e.polls.closing))
         wall = time.perf_counter()
         if svc.polls.state == PollsState.OPEN:
             opening = self._at(self.e.polls.opening)
@@ -190,9 +195,11 @@ class _Day:
                 if self.progress:
                     self.progress(i + 1, len(self.population))
             self._advance_to(self._at(self.e.polls.closing))
+            svc.video_manifest_sha256 = self.video.close()  # the final manifest hash goes on the results report
             svc.close_polls()
             self._log({"e": "committee", "step": "closed"})
         elif svc.polls.state in (PollsState.CLOSED_FINAL, PollsState.TRANSMITTED) and "closed" not in w.committee:
+            svc.video_manifest_sha256 = self.video.closed_hash()
             svc.reprint_results()  # the box was cut off while printing the results: the committee asks again
             self._log({"e": "committee", "step": "closed"})
         wall_s = time.perf_counter() - wall
@@ -217,6 +224,7 @@ class _Day:
                 clock.advance_to(due)
                 self.svc.report_due_turnout()
         clock.advance_to(when)
+        self.video.catch_up(when)
 
     def _result(self, wall_s: float) -> DayResult:
         svc, store, st = self.svc, self.store, self.st
@@ -247,7 +255,7 @@ class _Day:
             transmission += committee_status(entries, self.svc.msg)
         store.close()  # the day is over: the store is released (and its journal scrubbed once more)
         return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions,
-                         documents, transmission)
+                         documents, transmission, video=self.video)
 
     def _intentions_kept(self) -> list[str]:
         """Each voter's each ballot: cast (its last sheet in the box, once) or handed to the committee;

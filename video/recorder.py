@@ -190,8 +190,12 @@ class Recorder:
             raise self._stopped
 
     def record_until(self, when: datetime) -> None:
-        while self._stopped is None and (self._last_time is None or self._last_time < when) \
-                and self.clock.now() < when:
+        """Record every frame due up to `when` (the next frame is one period after the last)."""
+        period = timedelta(seconds=1 / self.profile.fps)
+        while self._stopped is None:
+            due = self._last_time + period if self._last_time is not None else self.clock.now()
+            if due > when:
+                break
             self.step()
         if self._stopped is not None:
             raise self._stopped
