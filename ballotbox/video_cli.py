@@ -239,7 +239,7 @@ def write_day_video(out: Path, result: Any, save_report: Any, console: Any) -> P
                           printed_at=svc.d.clock.now())
     record = video.service.record(header)
     save_report("video", record)
-    console.print(f"video: {record.segments} segments, {record.frames} frames (320x180, a frame every 30 s of "
+    console.print(f"video: {record.segments} segments, {record.frames} frames (320x180, a frame every 60 s of "
                   f"station time), {len(record.gaps)} gaps; manifest sha256 {record.manifest_sha256} (on the results "
                   f"report); check: ballotbox video verify {target}")
     return target

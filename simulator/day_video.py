@@ -2,7 +2,7 @@
 day's simulated clock, from the opening of the polls to their close.
 
 To keep a 300-voter day fast, the day records the scene at a reduced size and frame count: 320 x 180,
-one frame every 30 s of station time, segments of 30 minutes (1,440 frames and 24 segments for a
+one frame every 60 s of station time, segments of an hour (720 frames and 12 segments for a
 12-hour day, about a second of CPU), with the device settings' masks scaled to that size. Everything
 else is the box's own: mask, overlay, libx264, MPEG-TS segments, the chained signed manifest, the
 storage guard, the recovery after a power cut (`simulate --resume` restarts the recorder, which adopts
@@ -24,8 +24,8 @@ from video.manifest import MANIFEST, read_manifest
 from video.recorder import RecordingProfile
 
 DAY_WIDTH, DAY_HEIGHT = 320, 180  # a quarter of the configured 1280 x 720 in each direction
-DAY_FPS = 1 / 30  # a frame every 30 s of station time
-DAY_SEGMENT_S = 1800.0
+DAY_FPS = 1 / 60  # a frame every 60 s of station time
+DAY_SEGMENT_S = 3600.0
 DAY_BITRATE_KBPS = 200
 VIDEO_DIR = "video"  # under the device's state directory: the service's store and log
 

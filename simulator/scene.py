@@ -13,6 +13,7 @@ injected: a disconnect (read() raises CameraDisconnected until reopen() after th
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class SyntheticRoomCamera:
         self._noise = [nrng.integers(-NOISE_LEVEL, NOISE_LEVEL + 1, (height, width), dtype=np.int16)
                        for _ in range(NOISE_TILES)]
         self._walkers = self._plan_walkers()
+        self._starts = [w.start_s for w in self._walkers]
+        self._longest_s = max(self._duration(w) for w in self._walkers)
 
     # -- RoomCamera ------------------------------------------------------------------------------
     def read(self) -> RoomFrame:
@@ -145,7 +148,8 @@ class SyntheticRoomCamera:
         y = i420[:h]
         span = 3600.0 * 14  # walkers repeat over the day
         tt = t % span
-        for walker in self._walkers:
+        first = bisect.bisect_left(self._starts, tt - self._longest_s)
+        for walker in self._walkers[first: bisect.bisect_right(self._starts, tt)]:  # those in the room now
             pos = self._position(walker, tt)
             if pos is None:
                 continue
@@ -163,6 +167,11 @@ class SyntheticRoomCamera:
         noise = self._noise[int(t * self.fps) % NOISE_TILES]
         np.add(y, noise, out=y, casting="unsafe")  # +-2 around mid-greys: no wrap on this scene's levels
         return i420
+
+    @staticmethod
+    def _duration(walker: _Walker) -> float:
+        return sum(40.0 if a == b else math.hypot(b[0] - a[0], b[1] - a[1]) / walker.speed
+                   for a, b in zip(walker.path, walker.path[1:]))
 
     def _position(self, walker: _Walker, t: float) -> tuple[tuple[float, float], bool] | None:
         dt = t - walker.start_s

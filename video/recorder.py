@@ -337,6 +337,7 @@ class Recorder:
             self._stop("storage_full", f"free {free / 1e6:.0f} MB, below the reserve of "
                        f"{STOP_RESERVE_BYTES / 1e6:.0f} MB; footage is never deleted", at)
             return
+        changed = False
         while self.rung < len(LADDER) - 1 and free - STOP_RESERVE_BYTES < \
                 bytes_per_hour(self.profile.bitrate_kbps, self.rung) * hours_left:
             self.rung += 1
@@ -345,6 +346,7 @@ class Recorder:
                      f"{share:.0%} of the bitrate ({bytes_per_hour(self.profile.bitrate_kbps, self.rung) / 1e9:.2f}"
                      " GB/h)")
             self.manifest.add_event(at, "storage_degraded", words)
+            changed = True
             self.log({"e": "storage_degraded", "rung": self.rung, "free": free})
         if not self.alarmed and free - STOP_RESERVE_BYTES < bytes_per_hour(self.profile.bitrate_kbps, self.rung) \
                 * hours_left:
@@ -352,9 +354,11 @@ class Recorder:
             words = (f"free {free / 1e9:.2f} GB will not hold the {hours_left:.1f} h left even at the lowest rate; "
                      "recording goes on until the reserve is reached, then stops")
             self.manifest.add_event(at, "storage_alarm", words)
+            changed = True
             self.log({"e": "storage_alarm", "free": free})
             self.on_alarm(words)
-        self._save()
+        if changed:  # (the segment's own entry was saved when it closed)
+            self._save()
 
     def _stop(self, cause: str, detail: str, at: datetime) -> None:
         assert self.manifest is not None

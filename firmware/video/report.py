@@ -63,7 +63,7 @@ class VideoRecord:
         for label, at in (("video.record.label.started", self.started_at),
                           ("video.record.label.stopped", self.stopped_at)):
             page.field(t(label), msgs.format_datetime(at) if at else "–")
-        page.field(t("video.record.label.format"), f"{self.width} × {self.height}, {msgs.format_decimal(self.fps)} "
+        page.field(t("video.record.label.format"), f"{self.width} × {self.height}, {msgs.format_decimal(self.fps, 1 if self.fps >= 1 else 3)} "
                    f"fps, H.264 / MPEG-TS")
         page.rule()
         page.heading(t("video.record.section.recording"))
