@@ -56,6 +56,7 @@ class DayVideo:
         if not self.opened:
             self.service.open(day_end)
             self.opened = True
+            self.service.record_until(self.clock.now())  # the first frame now: the recording starts with the polls
 
     def catch_up(self, when: datetime) -> None:
         if self.opened:
