@@ -127,8 +127,9 @@ class VideoSettings(_Strict):
     fps: Annotated[float, Field(gt=0, le=30)] = 15.0
     # a power cut loses at most the open segment: the issue's bar is 10 s
     segment_s: Annotated[float, Field(gt=0, le=10)] = 10.0
-    # 1.4 Mbit/s peak = 0.63 GB per hour at most, under the 0.7 GB/hour bar with room for the TS overhead
-    bitrate_kbps: Annotated[int, Field(ge=100, le=8000)] = 1400
+    # 1.2 Mbit/s peak = 0.57 GB per hour with the TS overhead: under the 0.7 GB/hour bar with room for the
+    # encoder's overshoot of its VBV (measured 0.60 GB/hour on a scene drowned in noise, README "Video")
+    bitrate_kbps: Annotated[int, Field(ge=100, le=8000)] = 1200
     crf: Annotated[int, Field(ge=0, le=51)] = 28  # quality when the scene is quiet (below the peak rate)
     encoder: Literal["auto", "libx264", "hardware"] = "auto"  # hardware: the Pi 4's V4L2 H.264 through picamera2
     station_overlay: bool = True

@@ -111,6 +111,9 @@ def test_mask_burns_black_luma_and_neutral_chroma_into_the_frame() -> None:
     assert set(np.unique(frame.u[mask.chroma_blank])) == {128}
     assert set(np.unique(frame.v[mask.chroma_blank])) == {128}
     assert mask.masked_pixels == int(mask.luma_blank.sum()) > 0
+    # what is burnt covers the polygons with whole 16 x 16 macroblocks, at least 4 pixels beyond them
+    assert (mask.luma_burn | ~mask.luma_blank).all() and mask.burnt_pixels % 256 in (0, 64, 128, 192)
+    assert set(np.unique(frame.y[mask.luma_burn])) == {16}
 
 
 @pytest.mark.parametrize(("masks", "words"), [
@@ -287,7 +290,7 @@ def test_under_pressure_the_recorder_lowers_the_rate_then_alarms_then_stops_clea
     rec.on_alarm = alarms.append
     rec.start()
     rec.record_for(2.5)
-    free[0] = STOP_RESERVE_BYTES + bytes_per_hour(1400, 2) * 14  # fits only at rung 2 (half the frame rate)
+    free[0] = STOP_RESERVE_BYTES + bytes_per_hour(1200, 2) * 14  # fits only at rung 2 (half the frame rate)
     rec.record_for(2)
     free[0] = STOP_RESERVE_BYTES + 10**6  # fits nowhere: alarm
     rec.record_for(2)

@@ -37,7 +37,7 @@ class EncoderSettings:
     width: int
     height: int
     fps: float
-    bitrate_kbps: int  # the VBV peak: what bounds bytes per hour
+    bitrate_kbps: int  # the VBV peak (a one-second buffer): what bounds bytes per hour
     crf: int = 28
     threads: int = 1  # one core of the Pi's four: the scanner's OMR keeps the others
 
@@ -54,7 +54,7 @@ class H264Encoder:
         cc.framerate = Fraction(settings.fps).limit_denominator(1000)
         cc.thread_count = settings.threads
         rate = settings.bitrate_kbps
-        cc.options = {**X264_OPTIONS, "crf": str(settings.crf), "maxrate": f"{rate}k", "bufsize": f"{2 * rate}k"}
+        cc.options = {**X264_OPTIONS, "crf": str(settings.crf), "maxrate": f"{rate}k", "bufsize": f"{rate}k"}
         self._cc = cc
         self._first = True
 

@@ -24,6 +24,11 @@ from hal.room_camera import RoomFrame
 
 BLACK_Y, NEUTRAL_C = 16, 128  # video-range black: what a decoder turns into RGB (0, 0, 0)
 MIN_AREA_PX = 16  # a polygon smaller than a 4 x 4 block hides nothing: it is a mistake in the settings
+# What is burnt is wider than the polygons: each polygon grown by BURN_MARGIN_PX, then out to whole 16 x 16
+# macroblocks. H.264 then codes the polygons inside flat macroblocks, out of reach of the deblocking filter
+# (it moves at most 3 pixels either side of a block edge), so they decode blank, not just dark.
+MACROBLOCK_PX = 16
+BURN_MARGIN_PX = 4
 
 
 class MaskError(ValueError):
@@ -51,11 +56,12 @@ class PrivacyMask:
             _check_polygon(polygon, width, height)
             cv2.fillPoly(blank, [np.array(polygon.points, np.int32)], 1)
         # a chroma sample covers a 2 x 2 block of luma: blank it if any of the four is masked
-        chroma = blank.reshape(height // 2, 2, width // 2, 2).max(axis=(1, 3))
-        self.luma_blank = blank.astype(bool)
-        self.chroma_blank = chroma.astype(bool)
-        self._luma_boxes = _boxes(blank)
-        self._chroma_boxes = _boxes(chroma)
+        self.luma_blank = blank.astype(bool)  # the polygons: what must decode blank
+        self.chroma_blank = _chroma(blank).astype(bool)
+        burn = _burn_area(blank)
+        self.luma_burn = burn.astype(bool)  # what is burnt: the polygons widened to whole macroblocks
+        self._luma_boxes = _boxes(burn)
+        self._chroma_boxes = _boxes(_chroma(burn))
 
     @classmethod
     def from_settings(cls, masks: Sequence[Any], width: int, height: int) -> PrivacyMask:
@@ -85,6 +91,10 @@ class PrivacyMask:
 
     def sha256(self) -> str:
         return polygons_sha256(self.polygons, self.width, self.height)
+
+    @property
+    def burnt_pixels(self) -> int:
+        return int(self.luma_burn.sum())
 
     def to_json(self) -> list[dict[str, Any]]:
         return [{"name": p.name, "polygon": [list(pt) for pt in p.points]} for p in self.polygons]
@@ -123,6 +133,22 @@ def _check_polygon(polygon: MaskPolygon, width: int, height: int) -> None:
     if area < MIN_AREA_PX:
         raise MaskError(f"video.masks '{name}': area {area:g} px² (points {list(points)}): the polygon is "
                         "degenerate; draw it over the booth or the slot")
+
+
+def _chroma(luma: np.ndarray) -> np.ndarray:
+    h, w = luma.shape
+    return luma.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+
+
+def _burn_area(blank: np.ndarray) -> np.ndarray:
+    grown = cv2.dilate(blank, np.ones((2 * BURN_MARGIN_PX + 1, 2 * BURN_MARGIN_PX + 1), np.uint8))
+    h, w = blank.shape
+    mb = MACROBLOCK_PX
+    ph, pw = -(-h // mb) * mb, -(-w // mb) * mb
+    padded = np.zeros((ph, pw), np.uint8)
+    padded[:h, :w] = grown
+    blocks = padded.reshape(ph // mb, mb, pw // mb, mb).max(axis=(1, 3))
+    return np.kron(blocks, np.ones((mb, mb), np.uint8))[:h, :w]
 
 
 def _boxes(blank: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

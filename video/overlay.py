@@ -33,7 +33,7 @@ class StationOverlay:
         outline, text = self._bitmaps
         h, w = text.shape
         band = frame.y[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
-        keep = ~self.mask.luma_blank[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
+        keep = ~self.mask.luma_burn[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
         band[outline & keep] = OUTLINE_Y
         band[text & keep] = TEXT_Y
 

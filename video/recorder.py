@@ -68,7 +68,7 @@ class RecordingProfile:
     height: int
     fps: float
     segment_s: float = 10.0
-    bitrate_kbps: int = 1400
+    bitrate_kbps: int = 1200
     crf: int = 28
     overlay: bool = True
     hours: float = 14.0  # the day the storage guard checks for
