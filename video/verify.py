@@ -152,6 +152,8 @@ def _file_problems(directory: Path, manifest: Manifest, problems: list[Problem])
     for path in sorted(directory.iterdir()):
         if path.name in listed or path.name in (MANIFEST, PUBLIC_KEY):
             continue
+        if not manifest.closed and path.name == MANIFEST + ".tmp":
+            continue  # the next manifest, being written when the box went off: replaced at the restart
         number = segment_number(path.name)
         if not manifest.closed and note is None and number == manifest.last_number() + 1 and path.is_file():
             from video.segments import probe_segment
