@@ -177,3 +177,14 @@ class PiHardwareH264:
     def stop(self) -> None:
         self._cam.stop_recording()
         self._cam.close()
+
+
+def open_room_camera(video: Any) -> OpenCvRoomCamera | PiRoomCamera:
+    """The room camera the device settings' `video` section names ("picamera2" or "opencv"; the
+    "synthetic" scene is the simulator's, simulator.scene.SyntheticRoomCamera)."""
+    if video.source == "opencv":
+        return OpenCvRoomCamera(video.device, video.width, video.height, video.fps)
+    if video.source == "picamera2":
+        return PiRoomCamera(video.camera_num, video.width, video.height, video.fps)
+    raise HardwareUnavailable(f"video.source {video.source!r} is not a camera of the box",
+                              "set video.source to \"picamera2\" or \"opencv\" in the device settings")
