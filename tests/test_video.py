@@ -213,6 +213,14 @@ def test_verify_catches_an_entry_removed_from_the_manifest(recording: Path, tmp_
     assert ("manifest", None) in whats and ("chain", 3) in whats and ("inserted", 2) in whats
 
 
+def test_verify_catches_an_edited_head(recording: Path, tmp_path: Path) -> None:
+    d = _copy(recording, tmp_path)
+    doc = json.loads((d / MANIFEST).read_text())
+    doc["body"]["head"] = "0" * 64
+    (d / MANIFEST).write_text(json.dumps(doc))
+    assert [p.what for p in verify_recording(d).problems] == ["manifest"]
+
+
 def test_verify_catches_a_manifest_re_signed_with_another_key(recording: Path, tmp_path: Path) -> None:
     from video.manifest import write_signed
 

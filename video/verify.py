@@ -9,6 +9,7 @@ checks that every masked pixel is blank in every frame.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def verify_recording(directory: Path, public_key_raw: bytes | None = None, *, de
     """Check DIR. `public_key_raw`: the device's key to hold the signature to (default: the key the
     manifest names, which only proves the recording is whole, not whose it is: compare the fingerprint).
     Raises video.manifest.ManifestError when DIR holds no readable manifest (bad input)."""
-    manifest, signature, _ = read_manifest(directory)
+    manifest, signature, data = read_manifest(directory)
     problems: list[Problem] = []
+    if canonical(json.loads(data)["body"]) != canonical(manifest.body()):
+        problems.append(Problem("manifest", None, f"{MANIFEST}: its head, genesis or other fields are not what its "
+                                "entries give: the manifest was edited"))
     key_raw = _signature_problems(manifest, signature, public_key_raw, directory, problems)
     _chain_problems(manifest, problems)
     open_segment = _file_problems(directory, manifest, problems)
