@@ -99,6 +99,11 @@ def test_video_record_lays_out_in_the_five_languages(tmp_path: Path) -> None:
     assert (record.segments, record.frames, record.restarts) == (3, 45, 0)
     assert [g.cause for g in record.gaps] == ["camera_disconnected"] and record.gaps[0].seconds >= 30
     assert report_to_json(record)["manifest_sha256"] == sha
+    from firmware.common.reports import render_raster
+    from hal.drivers.escpos_printer import raster_commands
+
+    printed = b"".join(raster_commands(render_raster(record, election, 576)))
+    assert printed.startswith(b"\x1dv0") and len(printed) > 576 // 8 * 1000  # ESC/POS raster, > 1000 dot rows
     for language in ("bs", "hr", "sr-Latn", "sr-Cyrl", "en"):
         h = dataclasses.replace(header, language=language)
         lines = layout_report(dataclasses.replace(record, header=h), election, 576)  # in the header's language

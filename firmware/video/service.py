@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.identity import DeviceIdentity
-from firmware.common.reports import ReportHeader
+from firmware.common.reports import ReportHeader, render_raster
 from firmware.video.report import VideoRecord, build_video_record
 from hal.room_camera import RoomCamera
 from video.manifest import MANIFEST, PUBLIC_KEY, read_manifest
@@ -99,6 +99,12 @@ class VideoService:
             raise ExportError(f"{target}: the exported copy does not verify: "
                               + "; ".join(str(p) for p in result.problems[:5]))
         return target
+
+    def print_record(self, printer: Any, election: Any, header: ReportHeader, remarks: tuple[str, ...] = ()) -> VideoRecord:
+        """Print the video record on the box's thermal printer (hal.printer, ESC/POS raster) and return it."""
+        record = self.record(header, remarks)
+        printer.print_image(render_raster(record, election, printer.width_px))
+        return record
 
     def record(self, header: ReportHeader, remarks: tuple[str, ...] = ()) -> VideoRecord:
         manifest, _, _ = read_manifest(self.directory)
