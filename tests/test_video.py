@@ -312,3 +312,31 @@ def test_under_pressure_the_recorder_lowers_the_rate_then_alarms_then_stops_clea
     assert [s["frames"] for s in m.segments()][:4] == [20, 20, 10, 7]
     assert len(list((tmp_path / "video").glob("seg-*.ts"))) == len(m.segments())  # nothing deleted
     assert verify_recording(tmp_path / "video", decode=True).intact
+
+
+def test_packets_of_a_hardware_encoder_make_keyframe_aligned_segments_that_verify(tmp_path: Path) -> None:
+    """The Pi 4 path: frames masked in place (picamera2's pre_callback), encoded outside Python (here
+    libx264 with the SoC's settings: a keyframe every segment, no forced ones), packets to the recorder."""
+    from fractions import Fraction
+
+    clock = AcceleratedClock(START)
+    rec = _recorder(tmp_path / "video", clock=clock)
+    rec.start()
+    cam = SyntheticRoomCamera(W, H, FPS, seed=2)
+    soc = av.CodecContext.create("libx264", "w")
+    soc.width, soc.height, soc.pix_fmt = W, H, "yuv420p"
+    soc.time_base, soc.framerate, soc.gop_size = Fraction(1, FPS), Fraction(FPS), 20  # intra period 2 s
+    soc.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    for i in range(65):
+        frame = cam.read()
+        rec.mask.apply_planes(frame.y, frame.u, frame.v)
+        vf = av.VideoFrame.from_ndarray(frame.i420, format="yuv420p")
+        vf.pts = i
+        for p in soc.encode(vf):
+            rec.accept_packet(bytes(p), frame.sensor_ns, bool(p.is_keyframe))
+    rec.stop()
+    check = verify_recording(tmp_path / "video", decode=True)
+    assert check.intact and check.worst_masked_deviation == 0
+    assert [s["frames"] for s in check.manifest.segments()] == [20, 20, 20, 5]
+    with pytest.raises(MaskError, match="not the 320 x 180 frame"):
+        rec.mask.apply_planes(np.zeros((H, W + 2), np.uint8), frame.u, frame.v)

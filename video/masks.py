@@ -106,7 +106,15 @@ class PrivacyMask:
             raise MaskError(f"the camera gives {frame.width} x {frame.height} frames, the masks are drawn for "
                             f"video.width x video.height = {self.width} x {self.height}: set the camera to that "
                             "size or redraw the masks; recording stopped rather than record unmasked")
-        y, u, v = frame.y, frame.u, frame.v
+        self.apply_planes(frame.y, frame.u, frame.v)
+
+    def apply_planes(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        """Burn the mask into the three planes of an I420 buffer (picamera2's pre_callback on a Pi 4, where
+        the frame goes from the camera to the hardware encoder without coming up to Python)."""
+        chroma = (self.height // 2, self.width // 2)
+        if y.shape != (self.height, self.width) or u.shape != chroma or v.shape != chroma:
+            raise MaskError(f"planes {y.shape} / {u.shape} / {v.shape} are not the {self.width} x {self.height} "
+                            "frame the masks are drawn for; recording stopped rather than record unmasked")
         for (y0, y1, x0, x1), sub in self._luma_boxes:
             y[y0:y1, x0:x1][sub] = BLACK_Y
         for (y0, y1, x0, x1), sub in self._chroma_boxes:

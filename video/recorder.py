@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hal.room_camera import CameraDisconnected, RoomCamera, RoomFrame
-from video.encoder import EncoderError, EncoderSettings, H264Encoder
+from video.encoder import EncodedPacket, EncoderError, EncoderSettings, H264Encoder
 from video.manifest import MANIFEST, PUBLIC_KEY, Manifest, read_manifest, write_signed
 from video.masks import MaskError, PrivacyMask
 from video.overlay import StationOverlay
@@ -238,6 +238,39 @@ class Recorder:
             self.manifest.add_gap(at, at + timedelta(seconds=1 / self.profile.fps), "encoder_error", str(exc))
             self._save()
 
+    def accept_packet(self, data: bytes, sensor_ns: int, keyframe: bool) -> None:
+        """The Pi 4 path (hal.drivers.room_camera.PiHardwareH264): a packet of the SoC's H.264 encoder, whose
+        frames were masked in picamera2's pre_callback. The segment switches at the first keyframe once
+        segment_s has passed (the encoder's intra period is set to the segment length)."""
+        if self._stopped is not None:
+            raise self._stopped
+        assert self.manifest is not None, "start() first"
+        if self._anchor is None:
+            self._anchor = (self.clock.now(), sensor_ns)
+        t0, ns0 = self._anchor
+        at = t0 + timedelta(microseconds=(sensor_ns - ns0) // 1000)
+        last_t = self._last_time
+        self._last_time = at
+        if last_t is not None and (at - last_t).total_seconds() >= max(STALL_MIN_S, STALL_PERIODS / self.profile.fps):
+            self._close_segment()
+            self.manifest.add_gap(last_t + timedelta(seconds=1 / self.profile.fps), at, "frame_stall",
+                                  f"no packet for {(at - last_t).total_seconds():.1f} s")
+            self._save()
+        due = self._segment_start is not None and \
+            (at - self._segment_start).total_seconds() >= self.profile.segment_s - 0.5 / self.profile.fps
+        if self.writer.is_open and keyframe and due:
+            self._close_segment()
+            self._guard_storage(at)
+            if self._stopped is not None:
+                raise self._stopped
+        if not self.writer.is_open:
+            if not keyframe:
+                return  # a segment starts with a keyframe: what comes before the next one cannot decode alone
+            self.writer.fps = self.profile.fps
+            self.writer.open(max(self.manifest.last_number(), self.writer.number) + 1)
+            self._segment_start = at
+        self.writer.write(EncodedPacket(data, self.manifest.pts_of(at), keyframe))
+
     def stop(self, cause: str | None = None, detail: str = "") -> str:
         """Close the open segment, close the manifest, sign it; returns its SHA-256."""
         assert self.manifest is not None
@@ -318,9 +351,9 @@ class Recorder:
     def _close_segment(self) -> None:
         if not self.writer.is_open:
             return
-        assert self._encoder is not None and self.manifest is not None
+        assert self.manifest is not None
         try:
-            for packet in self._encoder.flush():
+            for packet in self._encoder.flush() if self._encoder is not None else ():
                 self.writer.write(packet)
         except EncoderError:
             pass  # what the encoder still held is lost; the segment closes with what it has

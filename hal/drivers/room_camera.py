@@ -134,7 +134,8 @@ class PiRoomCamera:
 
 class PiHardwareH264:
     """The Pi 4 path: picamera2 -> mask (pre_callback, on the encoder's own buffer) -> H264Encoder (SoC)
-    -> `on_packet(data, sensor_ns, keyframe)`, which the recorder gives to video.segments.SegmentWriter.
+    -> `on_packet(data, sensor_ns, keyframe)`: wire it as PiHardwareH264(..., burn_mask=recorder.mask.apply_planes,
+    on_packet=recorder.accept_packet) with intra_period = fps x segment_s (video.recorder.Recorder).
 
     `burn_mask(y, u, v)` is video.masks.PrivacyMask's work on the planes of the mapped buffer. Not run
     in CI (no V4L2 M2M encoder here); the software path shares every stage after the packets."""
