@@ -122,6 +122,7 @@ def test_mask_burns_black_luma_and_neutral_chroma_into_the_frame() -> None:
     ([{"name": "booth", "polygon": [[5, 5], [6, 6], [7, 7]]}], "degenerate"),
     ([{"name": "booth", "polygon": "left half"}], "list of [x, y] points"),
     ([{"polygon": [[0, 0], [10, 0], [10, 10]]}], "needs a \"name\""),
+    ([], "video.masks is empty"),
 ])
 def test_unusable_mask_is_refused_before_recording(tmp_path: Path, masks: list, words: str) -> None:
     with pytest.raises(MaskError, match=words.replace("[", r"\[").replace("]", r"\]")):

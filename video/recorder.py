@@ -94,6 +94,10 @@ class Recorder:
                  on_alarm: Callable[[str], None] | None = None) -> None:
         self.camera, self.profile, self.directory = camera, profile, directory
         self.clock, self.signer, self.station, self.device_id = clock, signer, station, device_id
+        if not masks:  # Art. 7(1): the secrecy of the vote is never compromised: no booth may go unmasked
+            raise MaskError("video.masks is empty: draw the masks over every booth and the ballot box's slot at "
+                            "installation (device settings, pixels of video.width x video.height); nothing is "
+                            "recorded without them")
         self.mask = PrivacyMask.from_settings(masks, profile.width, profile.height)  # MaskError: refused
         self.overlay = StationOverlay(station, device_id, self.mask) if profile.overlay else None
         self.free_bytes = free_bytes or disk_free(directory if directory.exists() else directory.parent)
