@@ -341,3 +341,14 @@ def test_packets_of_a_hardware_encoder_make_keyframe_aligned_segments_that_verif
     assert [s["frames"] for s in check.manifest.segments()] == [20, 20, 20, 5]
     with pytest.raises(MaskError, match="not the 320 x 180 frame"):
         rec.mask.apply_planes(np.zeros((H, W + 2), np.uint8), frame.u, frame.v)
+
+
+def test_verify_json_names_the_problem_for_a_machine(recording: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    d = _copy(recording, tmp_path)
+    (d / "seg-000001.ts").unlink()
+    assert main(["video", "verify", str(d), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert (out["intact"], out["segments"], out["frames"], out["closed"]) == (False, 3, 60, True)
+    assert [(p["what"], p["segment"]) for p in out["problems"]] == [("missing", 1)]
+    assert out["key_fingerprint"] == KEY.fingerprint
