@@ -8,6 +8,7 @@ The entry sits above firmware/ and simulator/ and may import both; firmware/ nev
     ballotbox election check PATH
     ballotbox outbox send|status, ballotbox receiver [list], ballotbox bench receiver (ballotbox/transmission_cli.py)
     ballotbox package build|sign|verify, provision, release build, install, boot-check, service run (trust_cli.py)
+    ballotbox video verify|record-sim, ballotbox bench video (ballotbox/video_cli.py)
 
 Exit codes: 0 success; 1 the job ran but its check failed (tallies differ, an image unreadable...);
 2 bad input (a corrupt election package, a missing file): the message names it and what to do.
@@ -169,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.trust_cli import add_parsers as add_trust_parsers
 
     add_trust_parsers(sub)  # package, provision, release, install, boot-check, service
+    from ballotbox.video_cli import add_parsers as add_video_parsers
+
+    add_video_parsers(sub, bench)
 
     omr = sub.add_parser("omr", help="optical mark recognition").add_subparsers(metavar="ACTION")
     interp = omr.add_parser("interpret", help="interpret ballot images; one JSON object per image per line")
@@ -299,6 +303,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from simulator.results import write_results
     write_results(out / "results.json", election, result)
     cdf = _write_cdf(out, result)
+    from ballotbox.video_cli import write_day_video
+
+    write_day_video(out, result, save_report, console)
 
     desk = _authentication_desk(args, election, state_dir, messages, save_report, console)
     # issue 12, item 7: the deletion record, then OUT/export with its signed index

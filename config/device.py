@@ -115,6 +115,38 @@ class SelfTestSettings(_Strict):
     endpoint: str | None = None
 
 
+class VideoMask(_Strict):
+    """A privacy mask over a booth or the box's slot: a polygon in pixels of the configured frame size.
+    Its geometry is checked by video.masks.PrivacyMask, which refuses to record with a mask it cannot apply."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    polygon: list[tuple[int, int]]
+
+
+class VideoSettings(_Strict):
+    """The room camera's recording (CEC pilot 4). Sizes for a Pi 4 (hardware H.264) and a Pi 5 (software
+    H.264 on the CPU) are in README "Video"; 1280 x 720 at 15 fps is what both sustain."""
+
+    enabled: bool = True
+    source: Literal["picamera2", "opencv", "synthetic"] = "synthetic"
+    device: str = "/dev/video0"  # the USB camera's node (source "opencv")
+    camera_num: Annotated[int, Field(ge=0, le=1)] = 1  # source "picamera2": CSI port (0 is the ballot camera's)
+    width: Annotated[int, Field(ge=16, le=1920, multiple_of=2)] = 1280
+    height: Annotated[int, Field(ge=16, le=1080, multiple_of=2)] = 720
+    fps: Annotated[float, Field(gt=0, le=30)] = 15.0
+    # a power cut loses at most the open segment: the issue's bar is 10 s
+    segment_s: Annotated[float, Field(gt=0, le=10)] = 10.0
+    # 1.2 Mbit/s peak = 0.57 GB per hour with the TS overhead: under the 0.7 GB/hour bar with room for the
+    # encoder's overshoot of its VBV (measured 0.60 GB/hour on a scene drowned in noise, README "Video")
+    bitrate_kbps: Annotated[int, Field(ge=100, le=8000)] = 1200
+    crf: Annotated[int, Field(ge=0, le=51)] = 28  # quality when the scene is quiet (below the peak rate)
+    encoder: Literal["auto", "libx264", "hardware"] = "auto"  # hardware: the Pi 4's V4L2 H.264 through picamera2
+    station_overlay: bool = True
+    masks: list[VideoMask] = []
+    directory: str = "video"  # under data_dir: the segments, manifest.json and its signature
+    hours: Annotated[float, Field(gt=0, le=48)] = 14.0  # the day the storage guard checks for: 06:00-20:00
+
+
 class DeviceSettings(_Strict):
     kind: Literal["pi", "sim"] = "sim"
     device_id: Annotated[str, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = "BB-SIM-0001"
@@ -127,6 +159,7 @@ class DeviceSettings(_Strict):
     # The authentication desk's devices (pilots 1 and 3): the auth service's, not the scanner's.
     fingerprint: FingerprintSensorSettings = FingerprintSensorSettings()
     document_reader: DocumentReaderSettings = DocumentReaderSettings()
+    video: VideoSettings = VideoSettings()  # the video service's (pilot 4)
     data_dir: str = "/var/lib/ballotbox"
     self_test: SelfTestSettings = SelfTestSettings()
 

@@ -28,6 +28,7 @@ from hal.clock import station_time
 from hal.panel import PanelVerdict, VoterChoice
 from hal.switches import SealState
 from simulator.credentials import credential_for, provision_test_pins
+from simulator.day_video import DayVideo
 from simulator.devices import AcceleratedClock, SimStation, build_sim_station
 from simulator.voters import BallotPlan, Sheet, make_population, new_sheet
 from simulator.world import JOURNAL, Journal, World, replay
@@ -60,6 +61,7 @@ class DayResult:
     recovery: list[tuple[str, str]] = field(default_factory=list)  # what the box decided at this boot
     documents: list[Any] = field(default_factory=list)  # the outbox's signed documents (SignedDocument)
     transmission: list[str] = field(default_factory=list)  # the committee's status lines, with --endpoint
+    video: DayVideo | None = field(default=None, repr=False)  # the video service's day (simulator.day_video)
 
 
 DEVICE_DIR, WORLD_DIR = "device", "world"  # the two parts of a state directory (the issue's contract)
@@ -120,6 +122,7 @@ class _Day:
         self.svc = ScannerService(election, st.devices, self.store, messages, identity, on_report=on_report,
                                   access=access)
         self.svc.test_type = "simulation"  # a simulated day's results can never pass for a station's
+        self.video = DayVideo(device_dir, st.clock, identity, election.station.code, seed, self.boot)
         # `simulate --endpoint`: the box's uploader sends the outbox live, on station time
         self.uploader = uploader_for(self.store, st.clock) if uploader_for is not None else None
         self.upload_log: list[str] = []
@@ -195,6 +198,8 @@ class _Day:
             svc.resume(credential=self.president)
             self._log({"e": "committee", "step": "resumed"})
 
+        if svc.polls.state in (PollsState.OPEN, PollsState.PAUSED):  # the room is recorded while polls are open
+            self.video.open(self._at(self.e.polls.closing))
         wall = time.perf_counter()
         if svc.polls.state == PollsState.OPEN:
             opening = self._at(self.e.polls.opening)
@@ -207,9 +212,11 @@ class _Day:
                 if self.progress:
                     self.progress(i + 1, len(self.population))
             self._advance_to(self._at(self.e.polls.closing))
+            svc.video_manifest_sha256 = self.video.close()  # the final manifest hash goes on the results report
             svc.close_polls(credential=self.president)
             self._log({"e": "committee", "step": "closed"})
         elif svc.polls.state in (PollsState.CLOSED_FINAL, PollsState.TRANSMITTED) and "closed" not in w.committee:
+            svc.video_manifest_sha256 = self.video.closed_hash()
             svc.reprint_results(credential=self.op)  # the box was cut off while printing the results: the committee asks again
             self._log({"e": "committee", "step": "closed"})
         wall_s = time.perf_counter() - wall
@@ -238,6 +245,7 @@ class _Day:
                 else:
                     self._lid_opened()
         clock.advance_to(when)
+        self.video.catch_up(when)
 
     def _lid_opened(self) -> None:
         """A tamper drill: the lid is lifted; the box's idle loop reads the switches, alarms and suspends
@@ -284,7 +292,7 @@ class _Day:
         self.event_log.close()  # log.closed and its signed head: the log goes into the export as it is
         store.close()  # the day is over: the store is released (and its journal scrubbed once more)
         return DayResult(not differences, differences, box_json, truth, cast_counts, stats, svc, st, self.decisions,
-                         documents, transmission)
+                         documents, transmission, video=self.video)
 
     def _intentions_kept(self) -> list[str]:
         """Each voter's each ballot: cast (its last sheet in the box, once) or handed to the committee;

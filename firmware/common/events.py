@@ -147,13 +147,26 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
     _e("reader.fault", _C.DEVICE_FAULT, AUTH, "the document reader failed", "problem"),
     _e("sensor.fault", _C.DEVICE_FAULT, AUTH, "the fingerprint sensor failed", "problem"),
     # -- video service (issue 11) ----------------------------------------------------------------------
-    _e("video.recording_started", _C.STATUS, VIDEO, "the room camera's recording started", "segment"),
-    _e("video.recording_stopped", _C.STATUS, VIDEO, "the recording stopped", "segment", "reason"),
-    _e("video.gap", _C.DEVICE_FAULT, VIDEO, "a gap in the recording and its cause", "seconds", "cause"),
-    _e("video.camera_fault", _C.DEVICE_FAULT, VIDEO, "the room camera failed", "problem"),
-    _e("video.storage_low", _C.DEVICE_FAULT, VIDEO, "video storage running low", "free_bytes", "hours_left"),
-    _e("video.manifest_signed", _C.SECURITY, VIDEO, "the segment manifest's head signed",
-       "manifest_sha256", "segments"),
+    # the recorder's events (video/recorder.py, firmware/video/service.py): a day's, never a ballot's
+    _e("video.storage_checked", _C.STATUS, VIDEO, "free space against the whole day at the configured bitrate, "
+       "before opening (ok / warn / refuse)", "decision", "free", "needed", "message"),
+    _e("video.cut_segment_adopted", _C.POWER, VIDEO, "after a power cut, the segment cut off was hashed into "
+       "the manifest as far as it plays", "segment", "frames", "end"),
+    _e("video.recovered", _C.POWER, VIDEO, "the recorder started again after a power cut: the time off is a gap",
+       "cause", "gap_from", "gap_to"),
+    _e("video.frame_stall", _C.DEVICE_FAULT, VIDEO, "frames stopped coming (the encoder's or the camera's "
+       "stall): a gap", "seconds"),
+    _e("video.camera_disconnected", _C.DEVICE_FAULT, VIDEO, "the room camera was lost: a gap until it is back",
+       "detail"),
+    _e("video.camera_reconnected", _C.DEVICE_FAULT, VIDEO, "the room camera answered again"),
+    _e("video.storage_degraded", _C.DEVICE_FAULT, VIDEO, "storage running low: frame rate or bitrate lowered "
+       "one rung", "rung", "free"),
+    _e("video.storage_alarm", _C.DEVICE_FAULT, VIDEO, "storage will not last the day even at the lowest rung: "
+       "the committee is alarmed", "free"),
+    _e("video.stopped", _C.DEVICE_FAULT, VIDEO, "the recording stopped before the close, with its cause",
+       "cause", "detail"),
+    _e("video.closed", _C.SECURITY, VIDEO, "at the close: the manifest closed and signed; its hash goes on "
+       "the results report", "manifest_sha256"),
 )}
 
 
@@ -189,6 +202,11 @@ SCANNER_KINDS: dict[str, str] = {
     "access_granted": "user.pin_accepted",
     "access_locked": "user.locked_out",
 }
+
+# The video recorder's kinds (its log's "e") and their ids.
+VIDEO_KINDS: dict[str, str] = {kind: f"video.{kind}" for kind in (
+    "cut_segment_adopted", "recovered", "frame_stall", "camera_disconnected", "camera_reconnected",
+    "storage_degraded", "storage_alarm", "stopped", "closed")} | {"storage_check": "video.storage_checked"}
 
 # The auth store's kinds (firmware/auth/store.py log_event) and their ids.
 AUTH_KINDS: dict[str, str] = {

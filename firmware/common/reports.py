@@ -221,6 +221,7 @@ class ResultsReport:
     remarks: tuple[str, ...]
     results_digest: str  # results_digest() of the counts: compare with the transmitted results
     signed_results: SignedResults | None = None  # the signed NIST results document, printed as a QR code
+    video_manifest_sha256: str | None = None  # the video service's final manifest (firmware.video), if it recorded
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ def build_results_report(
     internet_problems: Iterable[str] = (),
     remarks: Iterable[str] = (),
     signed_results: SignedResults | None = None,
+    video_manifest_sha256: str | None = None,
 ) -> ResultsReport:
     """The closing report. `tallies`: ContestTally (or objects with its attributes, e.g.
     firmware.scanner.tally.tally()'s values), as a sequence or {contest_id: tally}.
@@ -395,6 +397,7 @@ def build_results_report(
         remarks=_texts("remarks", remarks),
         results_digest=results_digest(header.package_hash, header.station_code, style_counts, contest_tallies),
         signed_results=signed_results,
+        video_manifest_sha256=video_manifest_sha256,
     )
 
 
@@ -749,6 +752,8 @@ class ReceiptPage:
         self.hash(t("report.label.results_digest"), r.results_digest, bold=True)
         if r.signed_results is not None:
             self.signed_results(r.signed_results)
+        if r.video_manifest_sha256 is not None:
+            self.hash(t("report.label.video_manifest"), r.video_manifest_sha256)
         self.rule("double")
         self.signatures(members=True)
         self.footer(t("report.results.footer"))

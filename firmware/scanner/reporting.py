@@ -88,7 +88,8 @@ def results_report(svc: ReportSource, signed_results: SignedResults | None = Non
     return build_results_report(
         svc.election, header(svc), opened_at=svc.opened_at, closed_at=svc.closed_at, styles=style_counts(svc),
         tallies=svc.tallies(), seconds_per_ballot=(usage.seconds / usage.cycles) if usage.cycles else None,
-        device_problems=problems, internet_problems=network_problem_lines(svc), signed_results=signed_results)
+        device_problems=problems, internet_problems=network_problem_lines(svc), signed_results=signed_results,
+        video_manifest_sha256=getattr(svc, "video_manifest_sha256", None))  # set by the video service at close
 
 
 def power_cut_lines(svc: ReportSource) -> list[str]:

@@ -126,6 +126,8 @@ class ScannerService:
         self._turnouts_all_sent = False
         # "simulation", "training", ...: the results it signs are marked as a test (NIST IsTest/TestType)
         self.test_type: str | None = None
+        # the video service's final manifest hash, set before the close: printed on the results report
+        self.video_manifest_sha256: str | None = None
         record = store.polls_record()
         self.opened_at: datetime | None = record.opened_at
         self.closed_at: datetime | None = record.closed_at

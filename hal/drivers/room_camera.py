@@ -1,0 +1,191 @@
+"""Room camera drivers: a USB camera through OpenCV (V4L2) and a CSI camera through picamera2.
+
+Both give I420 frames (hal.room_camera.RoomFrame) with the sensor's timestamp. Their libraries are
+imported when the camera is opened, so nothing off a Pi needs picamera2.
+
+On a Pi 4 the H.264 encoder can be the SoC's (V4L2 M2M, through picamera2's H264Encoder): then the
+frames never come up to Python, and the mask is burnt in by picamera2's `pre_callback` on the same
+buffer the encoder reads (PiHardwareH264 below), before the encoder sees it. A Pi 5 has no H.264 block:
+frames come up through PiRoomCamera and are encoded by libx264 (video.encoder) on one core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hal.errors import DeviceStatus, HardwareUnavailable
+from hal.room_camera import CameraDisconnected, RoomFrame
+
+READ_TIMEOUT_PERIODS = 3  # a frame later than 3 periods is a lost camera, not jitter
+
+
+class OpenCvRoomCamera:
+    """hal.room_camera.RoomCamera on a UVC (USB) camera through OpenCV's V4L2 backend."""
+
+    def __init__(self, device: str, width: int, height: int, fps: float) -> None:
+        self.device, self.width, self.height, self.fps = device, width, height, fps
+        self._cap: Any = None
+        self._cv2: Any = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            import cv2
+        except ImportError as exc:
+            raise HardwareUnavailable(f"OpenCV cannot be imported ({exc})", "pip install opencv-python-headless")
+        self._cv2 = cv2
+        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            raise CameraDisconnected(f"room camera {self.device}: cannot be opened", "check the USB cable")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 2)
+        self._cap = cap
+
+    def read(self) -> RoomFrame:
+        cv2 = self._cv2
+        ok, bgr = self._cap.read() if self._cap is not None else (False, None)
+        if not ok or bgr is None:
+            raise CameraDisconnected(f"room camera {self.device}: no frame", "check the USB cable")
+        stamp_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)  # V4L2 buffer time (monotonic), 0 if unknown
+        ns = round(stamp_ms * 1e6) if stamp_ms > 0 else time.monotonic_ns()
+        h, w = bgr.shape[:2]
+        return RoomFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), w, h, ns)  # a size mismatch: the mask refuses
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def self_test(self) -> DeviceStatus:
+        try:
+            frame = self.read()
+        except CameraDisconnected as exc:
+            return DeviceStatus("room_camera", False, exc.message)
+        return DeviceStatus("room_camera", True, f"{self.device} {frame.width}x{frame.height}")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class PiRoomCamera:
+    """hal.room_camera.RoomCamera on a CSI camera through picamera2 (YUV420 main stream; the Pi 5 path)."""
+
+    def __init__(self, camera_num: int, width: int, height: int, fps: float) -> None:
+        self.camera_num, self.width, self.height, self.fps = camera_num, width, height, fps
+        self._cam: Any = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise HardwareUnavailable(f"picamera2 cannot be imported ({exc})",
+                                      "install python3-picamera2 with apt (venv with --system-site-packages)")
+        try:
+            cam = Picamera2(self.camera_num)
+            config = cam.create_video_configuration(
+                main={"size": (self.width, self.height), "format": "YUV420"},
+                controls={"FrameDurationLimits": (round(1e6 / self.fps),) * 2}, buffer_count=4)
+            cam.configure(config)
+            cam.start()
+        except Exception as exc:  # noqa: BLE001 - picamera2 raises IndexError / RuntimeError: no camera
+            raise CameraDisconnected(f"room camera {self.camera_num}: {type(exc).__name__}: {exc}",
+                                     "check the camera ribbon cable") from None
+        self._cam = cam
+
+    def read(self) -> RoomFrame:
+        try:
+            request = self._cam.capture_request(wait=READ_TIMEOUT_PERIODS / self.fps)
+        except Exception as exc:  # noqa: BLE001 - a timeout or a camera reset
+            raise CameraDisconnected(f"room camera {self.camera_num}: no frame ({exc})", "check the cable") from None
+        try:
+            yuv = request.make_array("main")  # (height * 3 / 2, stride) uint8: the I420 planes
+            ns = int(request.get_metadata()["SensorTimestamp"])
+        finally:
+            request.release()
+        return RoomFrame(np.ascontiguousarray(yuv[:, : self.width]), self.width, self.height, ns)
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def self_test(self) -> DeviceStatus:
+        try:
+            frame = self.read()
+        except CameraDisconnected as exc:
+            return DeviceStatus("room_camera", False, exc.message)
+        return DeviceStatus("room_camera", True, f"CSI {self.camera_num} {frame.width}x{frame.height}")
+
+    def close(self) -> None:
+        if self._cam is not None:
+            try:
+                self._cam.stop()
+                self._cam.close()
+            finally:
+                self._cam = None
+
+
+class PiHardwareH264:
+    """The Pi 4 path: picamera2 -> mask (pre_callback, on the encoder's own buffer) -> H264Encoder (SoC)
+    -> `on_packet(data, sensor_ns, keyframe)`: wire it as PiHardwareH264(..., burn_mask=recorder.mask.apply_planes,
+    on_packet=recorder.accept_packet) with intra_period = fps x segment_s (video.recorder.Recorder).
+
+    `burn_mask(y, u, v)` is video.masks.PrivacyMask's work on the planes of the mapped buffer. Not run
+    in CI (no V4L2 M2M encoder here); the software path shares every stage after the packets."""
+
+    def __init__(self, camera_num: int, width: int, height: int, fps: float, bitrate_kbps: int, intra_period: int,
+                 burn_mask: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+                 on_packet: Callable[[bytes, int, bool], None]) -> None:
+        try:
+            from picamera2 import MappedArray, Picamera2
+            from picamera2.encoders import H264Encoder
+            from picamera2.outputs import Output
+        except ImportError as exc:
+            raise HardwareUnavailable(f"picamera2 cannot be imported ({exc})", "install python3-picamera2 with apt")
+        cam = Picamera2(camera_num)
+        cam.configure(cam.create_video_configuration(main={"size": (width, height), "format": "YUV420"},
+                                                     controls={"FrameDurationLimits": (round(1e6 / fps),) * 2}))
+
+        def mask(request: Any) -> None:
+            with MappedArray(request, "main") as m:
+                planes = m.array
+                y = planes[:height, :width]
+                u = planes[height: height * 5 // 4].reshape(height // 2, -1)[:, : width // 2]
+                v = planes[height * 5 // 4: height * 3 // 2].reshape(height // 2, -1)[:, : width // 2]
+                burn_mask(y, u, v)
+
+        class _Packets(Output):  # type: ignore[misc]
+            def outputframe(self, frame: bytes, keyframe: bool = True, timestamp: int | None = None,
+                            packet: Any = None, audio: bool = False) -> None:
+                if not audio:
+                    on_packet(bytes(frame), int(timestamp or 0) * 1000, keyframe)  # picamera2 gives µs
+
+        cam.pre_callback = mask  # runs on every buffer before the encoder reads it
+        self._cam = cam
+        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
+        self._output = _Packets()
+
+    def start(self) -> None:
+        self._cam.start_recording(self._encoder, self._output)
+
+    def stop(self) -> None:
+        self._cam.stop_recording()
+        self._cam.close()
+
+
+def open_room_camera(video: Any) -> OpenCvRoomCamera | PiRoomCamera:
+    """The room camera the device settings' `video` section names ("picamera2" or "opencv"; the
+    "synthetic" scene is the simulator's, simulator.scene.SyntheticRoomCamera)."""
+    if video.source == "opencv":
+        return OpenCvRoomCamera(video.device, video.width, video.height, video.fps)
+    if video.source == "picamera2":
+        return PiRoomCamera(video.camera_num, video.width, video.height, video.fps)
+    raise HardwareUnavailable(f"video.source {video.source!r} is not a camera of the box",
+                              "set video.source to \"picamera2\" or \"opencv\" in the device settings")
