@@ -717,6 +717,7 @@ def _self_test(args: argparse.Namespace) -> int:
         else:
             checks += [DeviceStatus("document_reader", False, f"not opened: {auth_failure.message}"),
                        DeviceStatus("fingerprint_sensor", False, f"not opened: {auth_failure.message}")]
+        checks += [_room_camera_check(settings)] if settings.video.enabled else []  # pilot 4's camera
         checks += _day_checks(devices.clock, election, settings)  # clock, the day's video storage, network
         seal = devices.switches.read()
         identity = load_or_provision(Path(settings.data_dir), settings.device_id)
@@ -743,6 +744,27 @@ def _self_test(args: argparse.Namespace) -> int:
         devices.close()
         if auth_devices is not None:
             auth_devices.close()
+
+
+def _room_camera_check(settings: Any) -> Any:
+    """The room camera (pilot 4) answers with a frame of the configured size; a camera that cannot be opened
+    is a failed check, not a refusal to check the rest."""
+    from hal.errors import DeviceStatus, HalError
+
+    video = settings.video
+    try:
+        if settings.kind == "pi":
+            from hal.drivers.room_camera import open_room_camera
+            camera = open_room_camera(video)
+        else:
+            from simulator.scene import SyntheticRoomCamera
+            camera = SyntheticRoomCamera(video.width, video.height, video.fps)
+    except HalError as exc:
+        return DeviceStatus("room_camera", False, f"not opened: {exc.message}")
+    try:
+        return camera.self_test()
+    finally:
+        camera.close()
 
 
 def _day_checks(clock: Any, election: Any, settings: Any) -> list[Any]:
