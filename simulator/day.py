@@ -245,6 +245,9 @@ class _Day:
                 else:
                     self._lid_opened()
         clock.advance_to(when)
+        # the time passed is journaled before the room camera records it: a power cut then never brings the
+        # clock back to before frames already in the recording
+        self._log({"e": "clock"})
         self.video.catch_up(when)
 
     def _lid_opened(self) -> None:

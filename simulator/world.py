@@ -122,6 +122,8 @@ def _apply(w: World, ev: dict[str, Any]) -> None:
         w.printed.append(ev["what"])
     elif kind == "boot":
         w.boots += 1
+    elif kind == "clock":
+        pass  # station time passed (its "t"): the room camera records only time the journal holds
     else:
         raise WorldError(f"journal event {kind!r} is unknown to this simulator version; resume the day with the "
                          "version that started it")
