@@ -35,6 +35,7 @@ STAGES = (
 
 REFERENCE_DPI = 500.0  # the scale every length below is measured in
 RETRY_BELOW_QUALITY = 35  # capture loop: fewer than ~15 reliable minutiae or half a finger on the glass
+GABOR_STRIP = 48  # rows per strip of the Gabor bank: 24-64 all cost ~0.42-0.45 of the whole-finger passes
 
 
 @dataclass(frozen=True)
@@ -268,15 +269,18 @@ def _enhance(
     local_period: np.ndarray,
     p: ExtractionParams,
 ) -> np.ndarray:
-    """Oriented Gabor: each pixel takes the response of the bank member closest to its ridge orientation.
+    """Oriented Gabor: each finger pixel takes the response of the bank member closest to its ridge orientation.
 
     An isotropic Gabor is separable as a complex filter: g(x)g(y)cos(kx x + ky y) = cx*cy - sx*sy with 1-D
     cosine and sine kernels, so each member costs two cv2.sepFilter2D passes; and the members at theta and
     pi - theta share the same four 1-D kernels up to the sine's sign, so 16 orientations need 9 pairs.
+    The bank is run strip by strip, each pair only over the columns of the strip whose finger pixels need
+    it (and the filter's reach around them): ~40 % of the work of filtering the whole finger with every
+    pair, the same values (a pixel's response reads only its 17 x 17 neighbourhood). Pixels off the finger
+    are left at 0.
     """
     n = p.orientation_bins
     r = p.gabor_radius
-    taps = np.arange(-r, r + 1, dtype=np.float64)
     out = np.zeros_like(normalised)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     if len(rows) == 0:
@@ -287,38 +291,61 @@ def _enhance(
     region = normalised[y0:y1, x0:x1]
     bin_of = np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n
     periods = np.array(p.period_bins) * period
-    single = len(periods) == 1
+    pairs = n // 2 + 1  # orientation k and its mirror n - k share a pair of passes
     period_of = (
         np.zeros(region.shape, np.intp)
-        if single
+        if len(periods) == 1
         else np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
     )
+    # each finger pixel's bank member (period, orientation bin); pairs share the passes of orientation
+    # k <= n / 2, so a pass is needed where a strip holds a pixel of either member of its pair
+    off = len(periods) * pairs
+    code = np.where(mask[y0:y1, x0:x1], period_of * n + bin_of, 255).astype(np.uint8)
+    pair_of = np.where(mask[y0:y1, x0:x1], period_of * pairs + np.minimum(bin_of, n - bin_of), off)
+    height, width = region.shape
+    strips = -(-height // GABOR_STRIP)
+    strip_of = (np.arange(height) // GABOR_STRIP)[:, None]
+    key = (strip_of * (off + 1) + pair_of) * width + np.arange(width)[None, :]
+    needs = np.bincount(key.ravel(), minlength=strips * (off + 1) * width).reshape(strips, off + 1, width)[:, :off] > 0
+    first = needs.argmax(axis=2)
+    last = width - needs[:, :, ::-1].argmax(axis=2)
+    kernels = [_gabor_pair(member_period, k, p) for member_period in periods for k in range(pairs)]
     picked = np.zeros_like(region)
-    for j, member_period in enumerate(periods):
-        sigma = p.gabor_sigma_share * member_period
-        envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
-        wavenumber = 2 * math.pi / member_period
-        this_period = np.ones(region.shape, bool) if single else period_of == j
-        if not single and not this_period.any():
+    for strip, m in zip(*np.nonzero(needs.any(axis=2)), strict=True):
+        top, bottom = int(strip) * GABOR_STRIP, min(height, (int(strip) + 1) * GABOR_STRIP)
+        left, right = int(first[strip, m]), int(last[strip, m])
+        ry0, ry1, rx0, rx1 = max(0, top - r), min(height, bottom + r), max(0, left - r), min(width, right + r)
+        window = region[ry0:ry1, rx0:rx1]
+        cos_x, sin_x, cos_y, sin_y = kernels[m]
+        inner = (slice(top - ry0, bottom - ry0), slice(left - rx0, right - rx0))
+        even = cv2.sepFilter2D(window, cv2.CV_32F, cos_x, cos_y)[inner]
+        j, k = divmod(int(m), pairs)
+        codes = code[top:bottom, left:right]
+        target = picked[top:bottom, left:right]
+        if k == 0:  # theta = 0: the sine across rows is 0, so is the odd part
+            np.copyto(target, even, where=codes == j * n)
             continue
-        for k in range(n // 2 + 1):
-            theta = math.pi * k / n
-            kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
-            cos_x = (envelope * np.cos(kx * taps)).astype(np.float32)
-            sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
-            cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
-            sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
-            even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
-            odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
-            # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
-            here = bin_of == k if single else this_period & (bin_of == k)
-            cv2.copyTo(cv2.subtract(even, odd), here.view(np.uint8), picked)
-            mirror = (n - k) % n
-            if mirror != k:
-                there = bin_of == mirror if single else this_period & (bin_of == mirror)
-                cv2.copyTo(cv2.add(even, odd), there.view(np.uint8), picked)
+        odd = cv2.sepFilter2D(window, cv2.CV_32F, sin_x, sin_y)[inner]
+        # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
+        np.copyto(target, even - odd, where=codes == j * n + k)
+        if k != n - k:
+            np.copyto(target, even + odd, where=codes == j * n + n - k)
     out[y0:y1, x0:x1] = picked
     return out
+
+
+def _gabor_pair(member_period: float, k: int, p: ExtractionParams) -> tuple[np.ndarray, ...]:
+    """The 1-D kernels (cos x, sin x, cos y, sin y) of the bank member at orientation pi k / n."""
+    taps = np.arange(-p.gabor_radius, p.gabor_radius + 1, dtype=np.float64)
+    sigma = p.gabor_sigma_share * member_period
+    envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
+    wavenumber = 2 * math.pi / member_period
+    theta = math.pi * k / p.orientation_bins
+    kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
+    return tuple(
+        (envelope * wave(kq * taps)).astype(np.float32)
+        for wave, kq in ((np.cos, kx), (np.sin, kx), (np.cos, ky), (np.sin, ky))
+    )
 
 
 def _dump(dump: Callable[[str, np.ndarray], None] | None, stage: str, render: Callable[[], np.ndarray]) -> None:
