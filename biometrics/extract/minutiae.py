@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from biometrics.extract.orientation import OrientationField
 from biometrics.template import MinutiaKind
 
 # 8-neighbourhood in circular order (dy, dx), starting east and turning clockwise on screen
@@ -81,8 +82,7 @@ def filter_false(
     found: Candidates,
     skeleton: np.ndarray,
     mask: np.ndarray,
-    normal: np.ndarray,
-    coherence: np.ndarray,
+    field: OrientationField,
     f: MinutiaFilters,
 ) -> Candidates:
     """Directions for every candidate, then drop the false ones; quality from coherence and distance to the edge."""
@@ -96,7 +96,7 @@ def filter_false(
     # edge of the print, weak orientation: decided first, so only the rest is traced
     distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     edge = distance[yi, xi]
-    local_coherence = coherence[yi, xi]
+    local_coherence = field.coherence[yi, xi]
     inside = (edge >= f.border) & (local_coherence >= f.min_coherence)
 
     # walkers: one per ending, three per fork (one per branch leaving the fork)
@@ -138,7 +138,7 @@ def filter_false(
     # the traced direction is quantised by the skeleton's pixels; the smoothed orientation field is not:
     # take the field's ridge direction, turned to the traced side (normal is the ridge normal, image axes)
     if f.refine_with_field:
-        ridge = np.mod(-(normal[yi, xi] + np.pi / 2), np.pi)  # on screen, modulo pi
+        ridge = np.mod(-(field.normal_at(yi, xi) + np.pi / 2), np.pi)  # on screen, modulo pi
         flip = np.abs(np.angle(np.exp(1j * (angle - ridge)))) > np.pi / 2
         field = ridge + np.pi * flip
         agree = np.abs(np.angle(np.exp(1j * (angle - field)))) < f.refine_within

@@ -16,6 +16,7 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from biometrics.extract import minutiae as minutiae_stage
+from biometrics.extract.orientation import OrientationField
 from biometrics.extract.quality import image_quality
 from biometrics.template import FingerprintTemplate, Minutia, MinutiaKind
 
@@ -103,13 +104,13 @@ def extract(
     _dump(dump, "normalisation", lambda: _to_byte(normalised, -2.5, 2.5))
     mask = _segment(grey32, p)
     _dump(dump, "segmentation", lambda: mask.astype(np.uint8) * 255)
-    normal, coherence = _orientation(normalised, p)
-    _dump(dump, "orientation", lambda: (((normal + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
-    _dump(dump, "coherence", lambda: _to_byte(coherence, 0.0, 1.0))
+    field = _orientation(normalised, p)
+    _dump(dump, "orientation", lambda: (((field.normal() + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
+    _dump(dump, "coherence", lambda: _to_byte(field.coherence, 0.0, 1.0))
     period = _ridge_period(normalised, mask, p)
     local_period = _local_period(normalised, mask, period, p)
     _dump(dump, "frequency", lambda: _to_byte(local_period, 0.0, 25.5))
-    enhanced = _enhance(normalised, normal, mask, period, local_period, p)
+    enhanced = _enhance(normalised, field, mask, period, local_period, p)
     _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
     ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
     _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
@@ -118,10 +119,10 @@ def extract(
 
     candidates = minutiae_stage.detect(skeleton, mask)
     _dump(dump, "minutiae", lambda: _draw(skeleton, candidates))
-    found = minutiae_stage.filter_false(candidates, skeleton, mask, normal, coherence, p.filters)
+    found = minutiae_stage.filter_false(candidates, skeleton, mask, field, p.filters)
     _dump(dump, "filtered_minutiae", lambda: _draw(skeleton, found))
 
-    quality, remarks = image_quality(mask, coherence, enhanced, len(found.x))
+    quality, remarks = image_quality(mask, field.coherence, enhanced, len(found.x))
     minutiae = tuple(
         Minutia(
             x=float(x / scale),
@@ -184,17 +185,14 @@ def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     return full.astype(bool)
 
 
-def _orientation(normalised: np.ndarray, p: ExtractionParams) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge-normal angle (radians, image axes, [-pi/2, pi/2)) and coherence 0..1 from the smoothed gradient tensor."""
+def _orientation(normalised: np.ndarray, p: ExtractionParams) -> OrientationField:
+    """Ridge-normal orientation and its coherence from the smoothed gradient tensor."""
     gx = cv2.Sobel(normalised, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(normalised, cv2.CV_32F, 0, 1, ksize=3)
     gxx = _smooth(gx * gx, p.orientation_sigma)
     gyy = _smooth(gy * gy, p.orientation_sigma)
     gxy = _smooth(gx * gy, p.orientation_sigma)
-    diff = gxx - gyy
-    normal = 0.5 * np.arctan2(2 * gxy, diff)
-    coherence = np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6)
-    return normal, coherence
+    return OrientationField.from_tensor(gxx, gyy, gxy)
 
 
 def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams) -> float:
@@ -263,7 +261,7 @@ def _local_period(normalised: np.ndarray, mask: np.ndarray, period: float, p: Ex
 
 def _enhance(
     normalised: np.ndarray,
-    normal: np.ndarray,
+    field: OrientationField,
     mask: np.ndarray,
     period: float,
     local_period: np.ndarray,
@@ -289,7 +287,7 @@ def _enhance(
     y0, y1 = max(0, rows[0] - r), min(mask.shape[0], rows[-1] + r + 1)
     x0, x1 = max(0, cols[0] - r), min(mask.shape[1], cols[-1] + r + 1)
     region = normalised[y0:y1, x0:x1]
-    bin_of = np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n
+    bin_of = field.bins(slice(y0, y1), slice(x0, x1), n)
     periods = np.array(p.period_bins) * period
     pairs = n // 2 + 1  # orientation k and its mirror n - k share a pair of passes
     period_of = (
