@@ -24,6 +24,13 @@ from biometrics.template import MinutiaKind
 # 8-neighbourhood in circular order (dy, dx), starting east and turning clockwise on screen
 RING = np.array([(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)], dtype=np.int32)
 
+# neighbour_code's 3 x 3 correlation kernel: 2**i at RING[i]
+NEIGHBOUR_WEIGHTS = np.zeros((3, 3), np.float32)
+NEIGHBOUR_WEIGHTS[RING[:, 0] + 1, RING[:, 1] + 1] = 2.0 ** np.arange(8)
+# crossing number (half the 0/1 changes around the ring) of each neighbour code: 1 ending, 3 bifurcation
+_BITS = (np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1
+CROSSING_NUMBER = (np.abs(_BITS - np.roll(_BITS, -1, axis=1)).sum(axis=1) // 2).astype(np.uint8)
+
 
 @dataclass(frozen=True)
 class MinutiaFilters:
@@ -64,11 +71,10 @@ class Candidates:
 
 def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
     """Every skeleton pixel with crossing number 1 (ending) or 3 (bifurcation) inside the mask."""
-    sy, sx = np.nonzero(skeleton & mask)
-    ring = _ring_at(skeleton, sx, sy)  # N x 8
-    crossing = np.abs(np.diff(ring, axis=1, append=ring[:, :1])).sum(axis=1) // 2
-    ey, ex = sy[crossing == 1], sx[crossing == 1]
-    fy, fx = sy[crossing == 3], sx[crossing == 3]
+    crossing = cv2.LUT(neighbour_code(skeleton), CROSSING_NUMBER)
+    inside = skeleton & mask
+    ey, ex = np.nonzero(inside & (crossing == 1))
+    fy, fx = np.nonzero(inside & (crossing == 3))
     x = np.concatenate([ex, fx]).astype(np.float64)
     y = np.concatenate([ey, fy]).astype(np.float64)
     kind = np.concatenate(
@@ -257,6 +263,11 @@ def _trace(
     xs = np.where(taken, xs, xs[np.arange(count), last][:, None])
     ys = np.where(taken, ys, ys[np.arange(count), last][:, None])
     return _Walk(xs, ys, length.clip(max=steps), met, dead)
+
+
+def neighbour_code(skeleton: np.ndarray) -> np.ndarray:
+    """uint8 image: bit i set where the pixel's neighbour RING[i] is on the skeleton (0 outside the image)."""
+    return cv2.filter2D(skeleton.view(np.uint8), cv2.CV_8U, NEIGHBOUR_WEIGHTS, borderType=cv2.BORDER_CONSTANT)
 
 
 def _ring_at(skeleton: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

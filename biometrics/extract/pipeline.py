@@ -114,7 +114,7 @@ def extract(
     _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
     ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
     _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
-    skeleton = skeletonize(ridges)
+    skeleton = _thin(ridges)
     _dump(dump, "thinning", lambda: skeleton.astype(np.uint8) * 255)
 
     candidates = minutiae_stage.detect(skeleton, mask)
@@ -200,12 +200,14 @@ def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams)
     if mask.sum() < 64 * 64:
         return p.default_period
     size = 256
-    ys, xs = np.nonzero(mask)
-    cy, cx = int(ys.mean()), int(xs.mean())
+    # the foreground's centroid (exact: integer sums over the rows and columns)
+    count = int(mask.sum())
+    cy = int(int(np.arange(mask.shape[0]) @ mask.sum(axis=1)) / count)
+    cx = int(int(np.arange(mask.shape[1]) @ mask.sum(axis=0)) / count)
     y0 = min(max(0, cy - size // 2), max(0, normalised.shape[0] - size))
     x0 = min(max(0, cx - size // 2), max(0, normalised.shape[1] - size))
     patch = np.zeros((size, size), np.float32)
-    window = (normalised * mask)[y0 : y0 + size, x0 : x0 + size]
+    window = normalised[y0 : y0 + size, x0 : x0 + size] * mask[y0 : y0 + size, x0 : x0 + size]
     patch[: window.shape[0], : window.shape[1]] = window
     power = np.abs(np.fft.rfft2(patch)) ** 2
     fy = np.fft.fftfreq(size)[:, None]
@@ -344,6 +346,15 @@ def _gabor_pair(member_period: float, k: int, p: ExtractionParams) -> tuple[np.n
         (envelope * wave(kq * taps)).astype(np.float32)
         for wave, kq in ((np.cos, kx), (np.sin, kx), (np.cos, ky), (np.sin, ky))
     )
+
+
+def _thin(ridges: np.ndarray) -> np.ndarray:
+    """One-pixel skeleton (Zhang-Suen, skimage), thinned over the ridges' bounding box only: the same pixels."""
+    x, y, w, h = cv2.boundingRect(ridges.view(np.uint8))
+    skeleton = np.zeros_like(ridges)
+    if w and h:
+        skeleton[y : y + h, x : x + w] = skeletonize(ridges[y : y + h, x : x + w])
+    return skeleton
 
 
 def _dump(dump: Callable[[str, np.ndarray], None] | None, stage: str, render: Callable[[], np.ndarray]) -> None:
