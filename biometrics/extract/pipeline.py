@@ -7,6 +7,7 @@ input's resolution (ppcm = round(dpi / 2.54): 197 at 500 dpi, 224 at 569 dpi).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -292,24 +293,29 @@ def _enhance(
     bin_of = field.bins(slice(y0, y1), slice(x0, x1), n)
     periods = np.array(p.period_bins) * period
     pairs = n // 2 + 1  # orientation k and its mirror n - k share a pair of passes
-    period_of = (
-        np.zeros(region.shape, np.intp)
-        if len(periods) == 1
-        else np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
-    )
-    # each finger pixel's bank member (period, orientation bin); pairs share the passes of orientation
-    # k <= n / 2, so a pass is needed where a strip holds a pixel of either member of its pair
+    # each finger pixel's bank member: code = period index * n + orientation bin (255 off the finger); the
+    # pair of passes it needs: period index * pairs + the orientation k <= n / 2 of its pair
+    inside = mask[y0:y1, x0:x1]
+    if len(periods) == 1:
+        code = np.where(inside, bin_of, np.uint8(255))
+    else:
+        period_of = np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
+        code = np.where(inside, period_of.astype(np.uint8) * n + bin_of, np.uint8(255))
     off = len(periods) * pairs
-    code = np.where(mask[y0:y1, x0:x1], period_of * n + bin_of, 255).astype(np.uint8)
-    pair_of = np.where(mask[y0:y1, x0:x1], period_of * pairs + np.minimum(bin_of, n - bin_of), off)
+    pair_table = np.full(256, off, np.uint8)
+    members = np.arange(len(periods) * n)
+    pair_table[members] = members // n * pairs + np.minimum(members % n, n - members % n)
+    pair_of = cv2.LUT(code, pair_table)
+    # which pairs each strip of rows needs, and over which columns
     height, width = region.shape
     strips = -(-height // GABOR_STRIP)
-    strip_of = (np.arange(height) // GABOR_STRIP)[:, None]
-    key = (strip_of * (off + 1) + pair_of) * width + np.arange(width)[None, :]
-    needs = np.bincount(key.ravel(), minlength=strips * (off + 1) * width).reshape(strips, off + 1, width)[:, :off] > 0
+    padded = np.full((strips * GABOR_STRIP, width), off, np.uint8)
+    padded[:height] = pair_of
+    by_strip = padded.reshape(strips, GABOR_STRIP, width)
+    needs = np.stack([(by_strip == m).any(axis=1) for m in range(off)], axis=1)  # strips x pairs x columns
     first = needs.argmax(axis=2)
     last = width - needs[:, :, ::-1].argmax(axis=2)
-    kernels = [_gabor_pair(member_period, k, p) for member_period in periods for k in range(pairs)]
+    kernels = [_gabor_pair(float(member_period), k, p) for member_period in periods for k in range(pairs)]
     picked = np.zeros_like(region)
     for strip, m in zip(*np.nonzero(needs.any(axis=2)), strict=True):
         top, bottom = int(strip) * GABOR_STRIP, min(height, (int(strip) + 1) * GABOR_STRIP)
@@ -336,11 +342,16 @@ def _enhance(
 
 def _gabor_pair(member_period: float, k: int, p: ExtractionParams) -> tuple[np.ndarray, ...]:
     """The 1-D kernels (cos x, sin x, cos y, sin y) of the bank member at orientation pi k / n."""
-    taps = np.arange(-p.gabor_radius, p.gabor_radius + 1, dtype=np.float64)
-    sigma = p.gabor_sigma_share * member_period
+    return _gabor_kernels(member_period, k, p.gabor_sigma_share, p.gabor_radius, p.orientation_bins)
+
+
+@functools.lru_cache(maxsize=1024)  # the image's period takes few values (256 / an integer peak)
+def _gabor_kernels(member_period: float, k: int, sigma_share: float, radius: int, bins: int) -> tuple[np.ndarray, ...]:
+    taps = np.arange(-radius, radius + 1, dtype=np.float64)
+    sigma = sigma_share * member_period
     envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
     wavenumber = 2 * math.pi / member_period
-    theta = math.pi * k / p.orientation_bins
+    theta = math.pi * k / bins
     kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
     return tuple(
         (envelope * wave(kq * taps)).astype(np.float32)
