@@ -18,7 +18,7 @@ from skimage.morphology import skeletonize
 
 from biometrics.extract import minutiae as minutiae_stage
 from biometrics.extract.orientation import OrientationField
-from biometrics.extract.quality import image_quality
+from biometrics.extract.quality import image_quality, percentile
 from biometrics.template import FingerprintTemplate, Minutia, MinutiaKind
 
 # The stages in the order they run: the names `dump` receives.
@@ -163,7 +163,7 @@ def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     mean = cv2.boxFilter(grey, -1, (b, b))
     spread = np.sqrt(np.maximum(cv2.boxFilter(grey * grey, -1, (b, b)) - mean * mean, 0.0))
     coarse = cv2.resize(spread, (max(1, grey.shape[1] // 4), max(1, grey.shape[0] // 4)), interpolation=cv2.INTER_AREA)
-    strong = float(np.percentile(coarse, 95))
+    strong = float(percentile(coarse.ravel(), 95))
     threshold = max(p.segmentation_floor, p.segmentation_share * strong)
     fore = (coarse > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
