@@ -201,10 +201,13 @@ def _trace(
     owner: np.ndarray,
     steps: int,
 ) -> _Walk:
-    """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end."""
+    """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end.
+
+    Each step's choice is a lookup (`_STEP`) on the walker's neighbour code, where its previous two pixels
+    lie, and whether it has walked 0, 1 or more steps.
+    """
     count = len(x0)
-    height, width = skeleton.shape
-    padded = np.pad(skeleton, 1)
+    codes = neighbour_code(skeleton)
     xs = np.zeros((count, steps + 1), np.int32)
     ys = np.zeros((count, steps + 1), np.int32)
     xs[:, 0], ys[:, 0] = x0, y0
@@ -223,25 +226,17 @@ def _trace(
     before_x, before_y = prev_x.copy(), prev_y.copy()  # the pixel before the previous one
     rows = np.arange(count)
     for _ in range(steps):
-        # a walker standing on another candidate has met it
-        here = point_id[np.clip(cur_y, 0, height - 1), np.clip(cur_x, 0, width - 1)]
+        # a walker standing on another candidate has met it (walkers only ever stand on skeleton pixels)
+        here = point_id[cur_y, cur_x]
         arrived = active & (length > 0) & (here >= 0) & (here != owner)
         met[arrived] = here[arrived]
         active &= ~arrived
-        ny = cur_y[:, None] + RING[None, :, 0]
-        nx = cur_x[:, None] + RING[None, :, 1]
-        on = padded[ny + 1, nx + 1]
-        # never back to the previous pixel nor to one touching it (the skeleton is 8-connected); an
-        # ending's first step may go anywhere, a branch's first step never onto the fork's other branches
-        touches_prev = (np.abs(ny - prev_y[:, None]) <= 1) & (np.abs(nx - prev_x[:, None]) <= 1)
-        ahead = on & (~touches_prev | (length == 0)[:, None])
-        back = ((ny == prev_y[:, None]) & (nx == prev_x[:, None])) | (
-            (ny == before_y[:, None]) & (nx == before_x[:, None])
-        )
-        fallback = on & ~back & (length > 1)[:, None]
-        has_ahead = ahead.any(axis=1)
-        choice = np.where(has_ahead, ahead.argmax(axis=1), fallback.argmax(axis=1))
-        can = has_ahead | fallback.any(axis=1)
+        state = (
+            (codes[cur_y, cur_x].astype(np.int32) * 9 + (prev_y - cur_y) * 3 + (prev_x - cur_x) + 4) * 25
+            + (before_y - cur_y) * 5 + (before_x - cur_x) + 12
+        ) * 3 + np.minimum(length, 2)
+        choice = _STEP[state]
+        can = choice >= 0
         dead |= active & ~can
         active &= can
         if not active.any():
@@ -263,6 +258,32 @@ def _trace(
     xs = np.where(taken, xs, xs[np.arange(count), last][:, None])
     ys = np.where(taken, ys, ys[np.arange(count), last][:, None])
     return _Walk(xs, ys, length.clip(max=steps), met, dead)
+
+
+def _step_table() -> np.ndarray:
+    """The walk's next ring direction (-1: none) for every (neighbour code, previous pixel's offset 3 x 3,
+    the one before's offset 5 x 5, steps walked 0 / 1 / more), flattened in that order.
+
+    Never back to the previous pixel nor to one touching it (the skeleton is 8-connected); an ending's first
+    step may go anywhere, a branch's first step never onto the fork's other branches; failing that (after
+    the first two steps), any pixel on but the last two.
+    """
+    on = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(bool)[:, None, None, None, :]
+    offsets3 = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    offsets5 = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)])
+    prev = offsets3[None, :, None, None, None, :]
+    before = offsets5[None, None, :, None, None, :]
+    ring = RING[None, None, None, None, :, :]
+    walked = np.arange(3)[None, None, None, :, None]  # 0, 1, 2 = more than one
+    touches_prev = (np.abs(ring - prev) <= 1).all(axis=-1)
+    ahead = on & (~touches_prev | (walked == 0))
+    back = (ring == prev).all(axis=-1) | (ring == before).all(axis=-1)
+    fallback = on & ~back & (walked == 2)
+    choice = np.where(ahead.any(axis=-1), ahead.argmax(axis=-1), np.where(fallback.any(axis=-1), fallback.argmax(axis=-1), -1))
+    return choice.astype(np.int8).ravel()
+
+
+_STEP = _step_table()
 
 
 def neighbour_code(skeleton: np.ndarray) -> np.ndarray:
