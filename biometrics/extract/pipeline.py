@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import scipy.fft
 from skimage.morphology import skeletonize
 
 from biometrics.extract import minutiae as minutiae_stage
@@ -210,7 +211,8 @@ def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams)
     patch = np.zeros((size, size), np.float32)
     window = normalised[y0 : y0 + size, x0 : x0 + size] * mask[y0 : y0 + size, x0 : x0 + size]
     patch[: window.shape[0], : window.shape[1]] = window
-    power = np.abs(np.fft.rfft2(patch)) ** 2
+    spectrum = scipy.fft.rfft2(patch, workers=1)  # pocketfft as numpy's, ~4x faster here on float32
+    power = spectrum.real**2 + spectrum.imag**2
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.rfftfreq(size)[None, :]
     radius = np.sqrt(fx * fx + fy * fy) * size  # cycles per patch
