@@ -330,8 +330,10 @@ def _enhance(
         j, k = divmod(int(m), pairs)
         codes = code[top:bottom, left:right]
         target = picked[top:bottom, left:right]
-        if k == 0:  # theta = 0: the sine across rows is 0, so is the odd part
-            np.copyto(target, even, where=codes == j * n)
+        # theta = 0: the sine across rows is 0, so is the odd part; theta = pi / 2: the sine along the row is
+        # below 1e-15, the odd part below float32's resolution of the even one (same records on all 320 images)
+        if 2 * k in (0, n):
+            np.copyto(target, even, where=codes == j * n + k)
             continue
         odd = cv2.sepFilter2D(window, cv2.CV_32F, sin_x, sin_y)[inner]
         # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
