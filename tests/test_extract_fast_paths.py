@@ -120,3 +120,14 @@ def test_the_gabor_bank_run_strip_by_strip_gives_the_whole_region_response_on_th
     whole = _whole_region_gabor(normalised, field, mask, period, p)
     assert mask.sum() > 10_000
     assert np.array_equal(strips * mask, whole)
+
+
+def test_the_coherence_in_cv2_arithmetic_is_numpys_formula_to_the_bit() -> None:
+    rng = np.random.default_rng(4)
+    gxx, gyy, gxy = (rng.exponential(5.0, (60, 80)).astype(np.float32) for _ in range(3))
+    gxy -= 5.0
+    gxx[:3], gyy[:3], gxy[:3] = 0.0, 0.0, 0.0  # flat background: the 1e-6 floor
+    field = OrientationField.from_tensor(gxx, gyy, gxy)
+    diff = gxx - gyy
+    assert np.array_equal(field.coherence, np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6))
+    assert np.array_equal(field.normal(), 0.5 * np.arctan2(2 * gxy, diff))

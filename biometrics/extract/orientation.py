@@ -31,9 +31,13 @@ class OrientationField:
 
     @classmethod
     def from_tensor(cls, gxx: np.ndarray, gyy: np.ndarray, gxy: np.ndarray) -> OrientationField:
-        diff = gxx - gyy
-        coherence = np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6)
-        return cls(cos2=diff, sin2=2 * gxy, coherence=coherence)
+        # sqrt(diff^2 + 4 gxy^2) / max(gxx + gyy, 1e-6) in cv2's float32 arithmetic (numpy's, to the bit:
+        # (2 gxy)^2 is 4 gxy^2 exactly), about twice as fast as numpy's on these sizes
+        diff = cv2.subtract(gxx, gyy)
+        sin2 = cv2.add(gxy, gxy)
+        anisotropy = cv2.sqrt(cv2.add(cv2.multiply(diff, diff), cv2.multiply(sin2, sin2)))
+        coherence = cv2.divide(anisotropy, cv2.max(cv2.add(gxx, gyy), 1e-6))
+        return cls(cos2=diff, sin2=sin2, coherence=coherence)
 
     @property
     def shape(self) -> tuple[int, ...]:
