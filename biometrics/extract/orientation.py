@@ -54,12 +54,17 @@ class OrientationField:
     def bins(self, rows: slice, cols: slice, count: int) -> np.ndarray:
         """uint8 orientation bin 0..count-1 of each pixel of the window: round((normal mod pi) / (pi / count))."""
         cos2, sin2 = self.cos2[rows, cols], self.sin2[rows, cols]
-        position = cv2.phase(cos2, sin2) * np.float32(count / (2 * math.pi))  # doubled angle in [0, 2 pi)
-        found = np.rint(position).astype(np.int32) % count
-        doubt = np.abs(position - np.floor(position) - 0.5) < DOUBT
+        position = cv2.multiply(cv2.phase(cos2, sin2), count / (2 * math.pi))  # doubled angle in [0, 2 pi) -> bins
+        nearest = cv2.convertScaleAbs(position)  # rounded to 0..count (uint8)
+        found = cv2.LUT(nearest, _wrap_table(count))  # count is bin 0
+        doubt = cv2.absdiff(position, nearest.astype(np.float32)) > 0.5 - DOUBT
         if doubt.any():
             found[doubt] = _exact_bins(_normal(sin2[doubt], cos2[doubt]), count)
-        return found.astype(np.uint8)
+        return found
+
+
+def _wrap_table(count: int) -> np.ndarray:
+    return (np.arange(256) % count).astype(np.uint8)
 
 
 def _normal(sin2: np.ndarray, cos2: np.ndarray) -> np.ndarray:
