@@ -71,10 +71,11 @@ class Candidates:
 
 def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
     """Every skeleton pixel with crossing number 1 (ending) or 3 (bifurcation) inside the mask."""
-    crossing = cv2.LUT(neighbour_code(skeleton), CROSSING_NUMBER)
-    inside = skeleton & mask
-    ey, ex = np.nonzero(inside & (crossing == 1))
-    fy, fx = np.nonzero(inside & (crossing == 3))
+    crossing = cv2.LUT(neighbour_code(skeleton), CROSSING_NUMBER)  # 0..4: odd is 1 or 3
+    sy, sx = np.nonzero((crossing & 1).view(bool) & skeleton & mask)
+    ending = crossing[sy, sx] == 1
+    ey, ex = sy[ending], sx[ending]
+    fy, fx = sy[~ending], sx[~ending]
     x = np.concatenate([ex, fx]).astype(np.float64)
     y = np.concatenate([ey, fy]).astype(np.float64)
     kind = np.concatenate(
@@ -100,7 +101,8 @@ def filter_false(
     point_id[yi, xi] = np.arange(len(xi))
 
     # edge of the print, weak orientation: decided first, so only the rest is traced
-    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    framed = cv2.copyMakeBorder(mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    distance = cv2.distanceTransform(framed, cv2.DIST_L2, 3)[1:-1, 1:-1]
     edge = distance[yi, xi]
     local_coherence = field.coherence[yi, xi]
     inside = (edge >= f.border) & (local_coherence >= f.min_coherence)
