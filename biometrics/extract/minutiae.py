@@ -205,61 +205,52 @@ def _trace(
 ) -> _Walk:
     """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end.
 
-    Each step's choice is a lookup (`_STEP`) on the walker's neighbour code, where its previous two pixels
-    lie, and whether it has walked 0, 1 or more steps.
+    Each step's choice is a lookup (`_MOVE`) on the walker's neighbour code, its last two moves (ring
+    directions, NO_MOVE before the first) and whether it has walked 0, 1 or more steps. Positions are
+    flat pixel indices: a walker only ever stands on skeleton pixels, so it never leaves the image.
     """
     count = len(x0)
-    codes = neighbour_code(skeleton)
-    xs = np.zeros((count, steps + 1), np.int32)
-    ys = np.zeros((count, steps + 1), np.int32)
-    xs[:, 0], ys[:, 0] = x0, y0
-    prev_x, prev_y = x0.copy(), y0.copy()
-    cur_x, cur_y = x0.copy(), y0.copy()
+    width = skeleton.shape[1]
+    codes = neighbour_code(skeleton).ravel()
+    ids = point_id.ravel()
+    ring_step = (RING[:, 0] * width + RING[:, 1]).astype(np.int64)
+    start = y0.astype(np.int64) * width + x0
+    path = np.zeros((count, steps + 1), np.int64)
+    path[:, 0] = start
     # forks' walkers take their first step onto their branch's first pixel
     forced = first_dir >= 0
-    cur_x[forced] = x0[forced] + RING[first_dir[forced], 1]
-    cur_y[forced] = y0[forced] + RING[first_dir[forced], 0]
-    length = np.zeros(count, np.int32)
-    length[forced] = 1
-    xs[:, 1], ys[:, 1] = cur_x, cur_y
+    last = np.where(forced, first_dir, NO_MOVE).astype(np.int32)
+    here_at = start + np.where(forced, ring_step[np.maximum(first_dir, 0)], 0)
+    earlier = np.full(count, NO_MOVE, np.int32)
+    length = forced.astype(np.int32)
+    path[:, 1] = here_at
     met = np.full(count, -1, np.int32)
     dead = np.zeros(count, bool)
     active = np.ones(count, bool)
-    before_x, before_y = prev_x.copy(), prev_y.copy()  # the pixel before the previous one
     rows = np.arange(count)
     for _ in range(steps):
-        # a walker standing on another candidate has met it (walkers only ever stand on skeleton pixels)
-        here = point_id[cur_y, cur_x]
+        # a walker standing on another candidate has met it
+        here = ids[here_at]
         arrived = active & (length > 0) & (here >= 0) & (here != owner)
         met[arrived] = here[arrived]
         active &= ~arrived
-        state = (
-            (codes[cur_y, cur_x].astype(np.int32) * 9 + (prev_y - cur_y) * 3 + (prev_x - cur_x) + 4) * 25
-            + (before_y - cur_y) * 5 + (before_x - cur_x) + 12
-        ) * 3 + np.minimum(length, 2)
-        choice = _STEP[state]
+        choice = _MOVE[((codes[here_at].astype(np.int32) * 9 + last) * 9 + earlier) * 3 + np.minimum(length, 2)]
         can = choice >= 0
         dead |= active & ~can
         active &= can
         if not active.any():
             break
-        step_x = np.where(active, cur_x + RING[choice, 1], cur_x)
-        step_y = np.where(active, cur_y + RING[choice, 0], cur_y)
-        before_x = np.where(active, prev_x, before_x)
-        before_y = np.where(active, prev_y, before_y)
-        prev_x = np.where(active, cur_x, prev_x)
-        prev_y = np.where(active, cur_y, prev_y)
-        cur_x, cur_y = step_x, step_y
+        here_at = np.where(active, here_at + ring_step[choice], here_at)
+        earlier = np.where(active, last, earlier)
+        last = np.where(active, choice, last)
         length = length + active
-        idx = np.minimum(length, steps)
-        xs[rows, idx] = cur_x
-        ys[rows, idx] = cur_y
+        path[rows, np.minimum(length, steps)] = here_at
     # positions after the stop repeat the last one
     taken = np.arange(steps + 1)[None, :] <= length[:, None]
-    last = length.clip(max=steps)
-    xs = np.where(taken, xs, xs[np.arange(count), last][:, None])
-    ys = np.where(taken, ys, ys[np.arange(count), last][:, None])
-    return _Walk(xs, ys, length.clip(max=steps), met, dead)
+    stop = length.clip(max=steps)
+    path = np.where(taken, path, path[rows, stop][:, None])
+    ys, xs = np.divmod(path, width)
+    return _Walk(xs.astype(np.int32), ys.astype(np.int32), stop, met, dead)
 
 
 def _step_table() -> np.ndarray:
@@ -286,6 +277,23 @@ def _step_table() -> np.ndarray:
 
 
 _STEP = _step_table()
+NO_MOVE = 8  # a walker's last move before it has moved
+
+
+def _move_table() -> np.ndarray:
+    """_STEP re-indexed by (neighbour code, last move, the move before, steps walked 0 / 1 / more): the
+    previous pixel lies a last move back, the one before that the two moves back."""
+    moves = np.vstack([RING, [0, 0]])  # NO_MOVE: no offset
+    last, earlier = np.meshgrid(np.arange(9), np.arange(9), indexing="ij")
+    prev = -moves[last]
+    before = -(moves[last] + moves[earlier])
+    prev_index = (prev[..., 0] + 1) * 3 + prev[..., 1] + 1
+    before_index = (before[..., 0] + 2) * 5 + before[..., 1] + 2
+    table = _STEP.reshape(256, 9, 25, 3)
+    return table[:, prev_index, before_index, :].ravel()
+
+
+_MOVE = _move_table()
 
 
 def neighbour_code(skeleton: np.ndarray) -> np.ndarray:
