@@ -62,7 +62,7 @@ def main(data_dir: str) -> None:
 if __name__ == "__main__":
     from threadpoolctl import threadpool_limits
 
-    from simulator.bench_fingerprints import MATCH_BLAS_THREADS
+    from biometrics.threads import MATCH_BLAS_THREADS
 
     with threadpool_limits(limits=MATCH_BLAS_THREADS, user_api="blas"):  # as the bench and the device run it
         main(sys.argv[1])

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from biometrics.iso19794 import write_record
@@ -98,3 +99,43 @@ def test_closing_wipes_the_register_and_empties_the_sensor(tmp_path: Path) -> No
     deletion = service.close_polls()
     assert (deletion.records, deletion.templates, deletion.sensor_templates_after) == (2, 2, 0)
     assert not (tmp_path / "r.bbr").exists()
+
+
+def test_the_service_runs_the_matcher_on_one_blas_thread_as_the_bench_measures_it(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):  # what OpenBLAS takes on its own on this 2-core machine
+        _desk(tmp_path)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+
+
+def test_the_capture_extracts_on_one_opencv_thread_and_gives_the_others_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from firmware.auth import service as service_module
+
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    def spy(pixels: object, dpi: float) -> None:
+        seen.append(cv2.getNumThreads())
+        raise Seen
+
+    monkeypatch.setattr(service_module, "extract", spy)
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    assert service.read_document(id_card(people[0]).text).state == VoterState.CAPTURING
+    service.sensor.present(np.full((288, 256), 200, np.uint8))
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        with pytest.raises(Seen):
+            service.capture()
+        seen.append(cv2.getNumThreads())
+    finally:
+        cv2.setNumThreads(before)
+    assert seen == [1, 2]

@@ -18,10 +18,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from biometrics.extract.orientation import OrientationField
 from biometrics.template import MinutiaKind
 
 # 8-neighbourhood in circular order (dy, dx), starting east and turning clockwise on screen
 RING = np.array([(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)], dtype=np.int32)
+
+# neighbour_code's 3 x 3 correlation kernel: 2**i at RING[i]
+NEIGHBOUR_WEIGHTS = np.zeros((3, 3), np.float32)
+NEIGHBOUR_WEIGHTS[RING[:, 0] + 1, RING[:, 1] + 1] = 2.0 ** np.arange(8)
+# crossing number (half the 0/1 changes around the ring) of each neighbour code: 1 ending, 3 bifurcation
+_BITS = (np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1
+CROSSING_NUMBER = (np.abs(_BITS - np.roll(_BITS, -1, axis=1)).sum(axis=1) // 2).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -63,11 +71,11 @@ class Candidates:
 
 def detect(skeleton: np.ndarray, mask: np.ndarray) -> Candidates:
     """Every skeleton pixel with crossing number 1 (ending) or 3 (bifurcation) inside the mask."""
-    sy, sx = np.nonzero(skeleton & mask)
-    ring = _ring_at(skeleton, sx, sy)  # N x 8
-    crossing = np.abs(np.diff(ring, axis=1, append=ring[:, :1])).sum(axis=1) // 2
-    ey, ex = sy[crossing == 1], sx[crossing == 1]
-    fy, fx = sy[crossing == 3], sx[crossing == 3]
+    crossing = cv2.LUT(neighbour_code(skeleton), CROSSING_NUMBER)  # 0..4: odd is 1 or 3
+    sy, sx = np.nonzero((crossing & 1).view(bool) & skeleton & mask)
+    ending = crossing[sy, sx] == 1
+    ey, ex = sy[ending], sx[ending]
+    fy, fx = sy[~ending], sx[~ending]
     x = np.concatenate([ex, fx]).astype(np.float64)
     y = np.concatenate([ey, fy]).astype(np.float64)
     kind = np.concatenate(
@@ -81,8 +89,7 @@ def filter_false(
     found: Candidates,
     skeleton: np.ndarray,
     mask: np.ndarray,
-    normal: np.ndarray,
-    coherence: np.ndarray,
+    field: OrientationField,
     f: MinutiaFilters,
 ) -> Candidates:
     """Directions for every candidate, then drop the false ones; quality from coherence and distance to the edge."""
@@ -94,9 +101,10 @@ def filter_false(
     point_id[yi, xi] = np.arange(len(xi))
 
     # edge of the print, weak orientation: decided first, so only the rest is traced
-    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    framed = cv2.copyMakeBorder(mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    distance = cv2.distanceTransform(framed, cv2.DIST_L2, 3)[1:-1, 1:-1]
     edge = distance[yi, xi]
-    local_coherence = coherence[yi, xi]
+    local_coherence = field.coherence[yi, xi]
     inside = (edge >= f.border) & (local_coherence >= f.min_coherence)
 
     # walkers: one per ending, three per fork (one per branch leaving the fork)
@@ -138,7 +146,7 @@ def filter_false(
     # the traced direction is quantised by the skeleton's pixels; the smoothed orientation field is not:
     # take the field's ridge direction, turned to the traced side (normal is the ridge normal, image axes)
     if f.refine_with_field:
-        ridge = np.mod(-(normal[yi, xi] + np.pi / 2), np.pi)  # on screen, modulo pi
+        ridge = np.mod(-(field.normal_at(yi, xi) + np.pi / 2), np.pi)  # on screen, modulo pi
         flip = np.abs(np.angle(np.exp(1j * (angle - ridge)))) > np.pi / 2
         field = ridge + np.pi * flip
         agree = np.abs(np.angle(np.exp(1j * (angle - field)))) < f.refine_within
@@ -195,68 +203,102 @@ def _trace(
     owner: np.ndarray,
     steps: int,
 ) -> _Walk:
-    """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end."""
+    """Walk all walkers along the skeleton at once; stop on reaching another candidate or a dead end.
+
+    Each step's choice is a lookup (`_MOVE`) on the walker's neighbour code, its last two moves (ring
+    directions, NO_MOVE before the first) and whether it has walked 0, 1 or more steps. Positions are
+    flat pixel indices: a walker only ever stands on skeleton pixels, so it never leaves the image.
+    """
     count = len(x0)
-    height, width = skeleton.shape
-    padded = np.pad(skeleton, 1)
-    xs = np.zeros((count, steps + 1), np.int32)
-    ys = np.zeros((count, steps + 1), np.int32)
-    xs[:, 0], ys[:, 0] = x0, y0
-    prev_x, prev_y = x0.copy(), y0.copy()
-    cur_x, cur_y = x0.copy(), y0.copy()
+    width = skeleton.shape[1]
+    codes = neighbour_code(skeleton).ravel()
+    ids = point_id.ravel()
+    ring_step = (RING[:, 0] * width + RING[:, 1]).astype(np.int64)
+    start = y0.astype(np.int64) * width + x0
+    path = np.zeros((count, steps + 1), np.int64)
+    path[:, 0] = start
     # forks' walkers take their first step onto their branch's first pixel
     forced = first_dir >= 0
-    cur_x[forced] = x0[forced] + RING[first_dir[forced], 1]
-    cur_y[forced] = y0[forced] + RING[first_dir[forced], 0]
-    length = np.zeros(count, np.int32)
-    length[forced] = 1
-    xs[:, 1], ys[:, 1] = cur_x, cur_y
+    last = np.where(forced, first_dir, NO_MOVE).astype(np.int32)
+    here_at = start + np.where(forced, ring_step[np.maximum(first_dir, 0)], 0)
+    earlier = np.full(count, NO_MOVE, np.int32)
+    length = forced.astype(np.int32)
+    path[:, 1] = here_at
     met = np.full(count, -1, np.int32)
     dead = np.zeros(count, bool)
     active = np.ones(count, bool)
-    before_x, before_y = prev_x.copy(), prev_y.copy()  # the pixel before the previous one
     rows = np.arange(count)
     for _ in range(steps):
         # a walker standing on another candidate has met it
-        here = point_id[np.clip(cur_y, 0, height - 1), np.clip(cur_x, 0, width - 1)]
+        here = ids[here_at]
         arrived = active & (length > 0) & (here >= 0) & (here != owner)
         met[arrived] = here[arrived]
         active &= ~arrived
-        ny = cur_y[:, None] + RING[None, :, 0]
-        nx = cur_x[:, None] + RING[None, :, 1]
-        on = padded[ny + 1, nx + 1]
-        # never back to the previous pixel nor to one touching it (the skeleton is 8-connected); an
-        # ending's first step may go anywhere, a branch's first step never onto the fork's other branches
-        touches_prev = (np.abs(ny - prev_y[:, None]) <= 1) & (np.abs(nx - prev_x[:, None]) <= 1)
-        ahead = on & (~touches_prev | (length == 0)[:, None])
-        back = ((ny == prev_y[:, None]) & (nx == prev_x[:, None])) | (
-            (ny == before_y[:, None]) & (nx == before_x[:, None])
-        )
-        fallback = on & ~back & (length > 1)[:, None]
-        has_ahead = ahead.any(axis=1)
-        choice = np.where(has_ahead, ahead.argmax(axis=1), fallback.argmax(axis=1))
-        can = has_ahead | fallback.any(axis=1)
+        choice = _MOVE[((codes[here_at].astype(np.int32) * 9 + last) * 9 + earlier) * 3 + np.minimum(length, 2)]
+        can = choice >= 0
         dead |= active & ~can
         active &= can
         if not active.any():
             break
-        step_x = np.where(active, cur_x + RING[choice, 1], cur_x)
-        step_y = np.where(active, cur_y + RING[choice, 0], cur_y)
-        before_x = np.where(active, prev_x, before_x)
-        before_y = np.where(active, prev_y, before_y)
-        prev_x = np.where(active, cur_x, prev_x)
-        prev_y = np.where(active, cur_y, prev_y)
-        cur_x, cur_y = step_x, step_y
+        here_at = np.where(active, here_at + ring_step[choice], here_at)
+        earlier = np.where(active, last, earlier)
+        last = np.where(active, choice, last)
         length = length + active
-        idx = np.minimum(length, steps)
-        xs[rows, idx] = cur_x
-        ys[rows, idx] = cur_y
+        path[rows, np.minimum(length, steps)] = here_at
     # positions after the stop repeat the last one
     taken = np.arange(steps + 1)[None, :] <= length[:, None]
-    last = length.clip(max=steps)
-    xs = np.where(taken, xs, xs[np.arange(count), last][:, None])
-    ys = np.where(taken, ys, ys[np.arange(count), last][:, None])
-    return _Walk(xs, ys, length.clip(max=steps), met, dead)
+    stop = length.clip(max=steps)
+    path = np.where(taken, path, path[rows, stop][:, None])
+    ys, xs = np.divmod(path, width)
+    return _Walk(xs.astype(np.int32), ys.astype(np.int32), stop, met, dead)
+
+
+def _step_table() -> np.ndarray:
+    """The walk's next ring direction (-1: none) for every (neighbour code, previous pixel's offset 3 x 3,
+    the one before's offset 5 x 5, steps walked 0 / 1 / more), flattened in that order.
+
+    Never back to the previous pixel nor to one touching it (the skeleton is 8-connected); an ending's first
+    step may go anywhere, a branch's first step never onto the fork's other branches; failing that (after
+    the first two steps), any pixel on but the last two.
+    """
+    on = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(bool)[:, None, None, None, :]
+    offsets3 = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    offsets5 = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)])
+    prev = offsets3[None, :, None, None, None, :]
+    before = offsets5[None, None, :, None, None, :]
+    ring = RING[None, None, None, None, :, :]
+    walked = np.arange(3)[None, None, None, :, None]  # 0, 1, 2 = more than one
+    touches_prev = (np.abs(ring - prev) <= 1).all(axis=-1)
+    ahead = on & (~touches_prev | (walked == 0))
+    back = (ring == prev).all(axis=-1) | (ring == before).all(axis=-1)
+    fallback = on & ~back & (walked == 2)
+    choice = np.where(ahead.any(axis=-1), ahead.argmax(axis=-1), np.where(fallback.any(axis=-1), fallback.argmax(axis=-1), -1))
+    return choice.astype(np.int8).ravel()
+
+
+_STEP = _step_table()
+NO_MOVE = 8  # a walker's last move before it has moved
+
+
+def _move_table() -> np.ndarray:
+    """_STEP re-indexed by (neighbour code, last move, the move before, steps walked 0 / 1 / more): the
+    previous pixel lies a last move back, the one before that the two moves back."""
+    moves = np.vstack([RING, [0, 0]])  # NO_MOVE: no offset
+    last, earlier = np.meshgrid(np.arange(9), np.arange(9), indexing="ij")
+    prev = -moves[last]
+    before = -(moves[last] + moves[earlier])
+    prev_index = (prev[..., 0] + 1) * 3 + prev[..., 1] + 1
+    before_index = (before[..., 0] + 2) * 5 + before[..., 1] + 2
+    table = _STEP.reshape(256, 9, 25, 3)
+    return table[:, prev_index, before_index, :].ravel()
+
+
+_MOVE = _move_table()
+
+
+def neighbour_code(skeleton: np.ndarray) -> np.ndarray:
+    """uint8 image: bit i set where the pixel's neighbour RING[i] is on the skeleton (0 outside the image)."""
+    return cv2.filter2D(skeleton.view(np.uint8), cv2.CV_8U, NEIGHBOUR_WEIGHTS, borderType=cv2.BORDER_CONSTANT)
 
 
 def _ring_at(skeleton: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

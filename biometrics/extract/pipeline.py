@@ -7,16 +7,19 @@ input's resolution (ppcm = round(dpi / 2.54): 197 at 500 dpi, 224 at 569 dpi).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import scipy.fft
 from skimage.morphology import skeletonize
 
 from biometrics.extract import minutiae as minutiae_stage
-from biometrics.extract.quality import image_quality
+from biometrics.extract.orientation import OrientationField
+from biometrics.extract.quality import image_quality, percentile
 from biometrics.template import FingerprintTemplate, Minutia, MinutiaKind
 
 # The stages in the order they run: the names `dump` receives.
@@ -35,6 +38,7 @@ STAGES = (
 
 REFERENCE_DPI = 500.0  # the scale every length below is measured in
 RETRY_BELOW_QUALITY = 35  # capture loop: fewer than ~15 reliable minutiae or half a finger on the glass
+GABOR_STRIP = 48  # rows per strip of the Gabor bank: 24-64 all cost ~0.42-0.45 of the whole-finger passes
 
 
 @dataclass(frozen=True)
@@ -102,25 +106,25 @@ def extract(
     _dump(dump, "normalisation", lambda: _to_byte(normalised, -2.5, 2.5))
     mask = _segment(grey32, p)
     _dump(dump, "segmentation", lambda: mask.astype(np.uint8) * 255)
-    normal, coherence = _orientation(normalised, p)
-    _dump(dump, "orientation", lambda: (((normal + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
-    _dump(dump, "coherence", lambda: _to_byte(coherence, 0.0, 1.0))
+    field = _orientation(normalised, p)
+    _dump(dump, "orientation", lambda: (((field.normal() + math.pi / 2) % math.pi) * (255 / math.pi)).astype(np.uint8) * mask)
+    _dump(dump, "coherence", lambda: _to_byte(field.coherence, 0.0, 1.0))
     period = _ridge_period(normalised, mask, p)
     local_period = _local_period(normalised, mask, period, p)
     _dump(dump, "frequency", lambda: _to_byte(local_period, 0.0, 25.5))
-    enhanced = _enhance(normalised, normal, mask, period, local_period, p)
+    enhanced = _enhance(normalised, field, mask, period, local_period, p)
     _dump(dump, "enhancement", lambda: _to_byte(enhanced, -enhanced.std() * 2.5, enhanced.std() * 2.5))
     ridges = (enhanced < 0) & mask  # ridges are dark: the Gabor response is negative on them
     _dump(dump, "binarisation", lambda: ridges.astype(np.uint8) * 255)
-    skeleton = skeletonize(ridges)
+    skeleton = _thin(ridges)
     _dump(dump, "thinning", lambda: skeleton.astype(np.uint8) * 255)
 
     candidates = minutiae_stage.detect(skeleton, mask)
     _dump(dump, "minutiae", lambda: _draw(skeleton, candidates))
-    found = minutiae_stage.filter_false(candidates, skeleton, mask, normal, coherence, p.filters)
+    found = minutiae_stage.filter_false(candidates, skeleton, mask, field, p.filters)
     _dump(dump, "filtered_minutiae", lambda: _draw(skeleton, found))
 
-    quality, remarks = image_quality(mask, coherence, enhanced, len(found.x))
+    quality, remarks = image_quality(mask, field.coherence, enhanced, len(found.x))
     minutiae = tuple(
         Minutia(
             x=float(x / scale),
@@ -140,10 +144,11 @@ def extract(
 
 def _normalise(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     """Zero local mean, unit local spread: the Gabor bank then sees the same contrast everywhere."""
+    # (cv2's float32 arithmetic: the same IEEE operations as numpy's, about twice as fast on these sizes)
     mean = _smooth(grey, p.normalisation_sigma)
-    centred = grey - mean
-    spread = np.sqrt(_smooth(centred * centred, p.normalisation_sigma))
-    return centred / np.maximum(spread, 4.0)  # 4 grey levels: flat background stays flat, not amplified noise
+    centred = cv2.subtract(grey, mean)
+    spread = cv2.sqrt(_smooth(cv2.multiply(centred, centred), p.normalisation_sigma))
+    return cv2.divide(centred, cv2.max(spread, 4.0))  # 4 grey levels: flat background stays flat, not amplified noise
 
 
 def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
@@ -158,9 +163,9 @@ def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     """Foreground: blocks with ridge contrast, closed, the largest piece kept, holes filled, edge eroded."""
     b = p.block
     mean = cv2.boxFilter(grey, -1, (b, b))
-    spread = np.sqrt(np.maximum(cv2.boxFilter(grey * grey, -1, (b, b)) - mean * mean, 0.0))
+    spread = cv2.sqrt(cv2.max(cv2.subtract(cv2.boxFilter(cv2.multiply(grey, grey), -1, (b, b)), cv2.multiply(mean, mean)), 0.0))
     coarse = cv2.resize(spread, (max(1, grey.shape[1] // 4), max(1, grey.shape[0] // 4)), interpolation=cv2.INTER_AREA)
-    strong = float(np.percentile(coarse, 95))
+    strong = float(percentile(coarse.ravel(), 95))
     threshold = max(p.segmentation_floor, p.segmentation_share * strong)
     fore = (coarse > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
@@ -183,17 +188,14 @@ def _segment(grey: np.ndarray, p: ExtractionParams) -> np.ndarray:
     return full.astype(bool)
 
 
-def _orientation(normalised: np.ndarray, p: ExtractionParams) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge-normal angle (radians, image axes, [-pi/2, pi/2)) and coherence 0..1 from the smoothed gradient tensor."""
+def _orientation(normalised: np.ndarray, p: ExtractionParams) -> OrientationField:
+    """Ridge-normal orientation and its coherence from the smoothed gradient tensor."""
     gx = cv2.Sobel(normalised, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(normalised, cv2.CV_32F, 0, 1, ksize=3)
-    gxx = _smooth(gx * gx, p.orientation_sigma)
-    gyy = _smooth(gy * gy, p.orientation_sigma)
-    gxy = _smooth(gx * gy, p.orientation_sigma)
-    diff = gxx - gyy
-    normal = 0.5 * np.arctan2(2 * gxy, diff)
-    coherence = np.sqrt(diff * diff + 4 * gxy * gxy) / np.maximum(gxx + gyy, 1e-6)
-    return normal, coherence
+    gxx = _smooth(cv2.multiply(gx, gx), p.orientation_sigma)
+    gyy = _smooth(cv2.multiply(gy, gy), p.orientation_sigma)
+    gxy = _smooth(cv2.multiply(gx, gy), p.orientation_sigma)
+    return OrientationField.from_tensor(gxx, gyy, gxy)
 
 
 def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams) -> float:
@@ -201,14 +203,17 @@ def _ridge_period(normalised: np.ndarray, mask: np.ndarray, p: ExtractionParams)
     if mask.sum() < 64 * 64:
         return p.default_period
     size = 256
-    ys, xs = np.nonzero(mask)
-    cy, cx = int(ys.mean()), int(xs.mean())
+    # the foreground's centroid (exact: integer sums over the rows and columns)
+    count = int(mask.sum())
+    cy = int(int(np.arange(mask.shape[0]) @ mask.sum(axis=1)) / count)
+    cx = int(int(np.arange(mask.shape[1]) @ mask.sum(axis=0)) / count)
     y0 = min(max(0, cy - size // 2), max(0, normalised.shape[0] - size))
     x0 = min(max(0, cx - size // 2), max(0, normalised.shape[1] - size))
     patch = np.zeros((size, size), np.float32)
-    window = (normalised * mask)[y0 : y0 + size, x0 : x0 + size]
+    window = normalised[y0 : y0 + size, x0 : x0 + size] * mask[y0 : y0 + size, x0 : x0 + size]
     patch[: window.shape[0], : window.shape[1]] = window
-    power = np.abs(np.fft.rfft2(patch)) ** 2
+    spectrum = scipy.fft.rfft2(patch, workers=1)  # pocketfft as numpy's, ~4x faster here on float32
+    power = spectrum.real**2 + spectrum.imag**2
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.rfftfreq(size)[None, :]
     radius = np.sqrt(fx * fx + fy * fy) * size  # cycles per patch
@@ -262,21 +267,24 @@ def _local_period(normalised: np.ndarray, mask: np.ndarray, period: float, p: Ex
 
 def _enhance(
     normalised: np.ndarray,
-    normal: np.ndarray,
+    field: OrientationField,
     mask: np.ndarray,
     period: float,
     local_period: np.ndarray,
     p: ExtractionParams,
 ) -> np.ndarray:
-    """Oriented Gabor: each pixel takes the response of the bank member closest to its ridge orientation.
+    """Oriented Gabor: each finger pixel takes the response of the bank member closest to its ridge orientation.
 
     An isotropic Gabor is separable as a complex filter: g(x)g(y)cos(kx x + ky y) = cx*cy - sx*sy with 1-D
     cosine and sine kernels, so each member costs two cv2.sepFilter2D passes; and the members at theta and
     pi - theta share the same four 1-D kernels up to the sine's sign, so 16 orientations need 9 pairs.
+    The bank is run strip by strip, each pair only over the columns of the strip whose finger pixels need
+    it (and the filter's reach around them): ~40 % of the work of filtering the whole finger with every
+    pair, the same values (a pixel's response reads only its 17 x 17 neighbourhood). Pixels off the finger
+    are left at 0.
     """
     n = p.orientation_bins
     r = p.gabor_radius
-    taps = np.arange(-r, r + 1, dtype=np.float64)
     out = np.zeros_like(normalised)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     if len(rows) == 0:
@@ -285,40 +293,84 @@ def _enhance(
     y0, y1 = max(0, rows[0] - r), min(mask.shape[0], rows[-1] + r + 1)
     x0, x1 = max(0, cols[0] - r), min(mask.shape[1], cols[-1] + r + 1)
     region = normalised[y0:y1, x0:x1]
-    bin_of = np.round((normal[y0:y1, x0:x1] % math.pi) / (math.pi / n)).astype(np.uint8) % n
+    bin_of = field.bins(slice(y0, y1), slice(x0, x1), n)
     periods = np.array(p.period_bins) * period
-    single = len(periods) == 1
-    period_of = (
-        np.zeros(region.shape, np.intp)
-        if single
-        else np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
-    )
+    pairs = n // 2 + 1  # orientation k and its mirror n - k share a pair of passes
+    # each finger pixel's bank member: code = period index * n + orientation bin (255 off the finger); the
+    # pair of passes it needs: period index * pairs + the orientation k <= n / 2 of its pair
+    inside = mask[y0:y1, x0:x1]
+    if len(periods) == 1:
+        code = np.where(inside, bin_of, np.uint8(255))
+    else:
+        period_of = np.argmin(np.abs(local_period[y0:y1, x0:x1, None] - periods[None, None, :]), axis=2)
+        code = np.where(inside, period_of.astype(np.uint8) * n + bin_of, np.uint8(255))
+    off = len(periods) * pairs
+    pair_table = np.full(256, off, np.uint8)
+    members = np.arange(len(periods) * n)
+    pair_table[members] = members // n * pairs + np.minimum(members % n, n - members % n)
+    pair_of = cv2.LUT(code, pair_table)
+    # which pairs each strip of rows needs, and over which columns
+    height, width = region.shape
+    strips = -(-height // GABOR_STRIP)
+    padded = np.full((strips * GABOR_STRIP, width), off, np.uint8)
+    padded[:height] = pair_of
+    by_strip = padded.reshape(strips, GABOR_STRIP, width)
+    needs = np.stack([(by_strip == m).any(axis=1) for m in range(off)], axis=1)  # strips x pairs x columns
+    first = needs.argmax(axis=2)
+    last = width - needs[:, :, ::-1].argmax(axis=2)
+    kernels = [_gabor_pair(float(member_period), k, p) for member_period in periods for k in range(pairs)]
     picked = np.zeros_like(region)
-    for j, member_period in enumerate(periods):
-        sigma = p.gabor_sigma_share * member_period
-        envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
-        wavenumber = 2 * math.pi / member_period
-        this_period = np.ones(region.shape, bool) if single else period_of == j
-        if not single and not this_period.any():
+    for strip, m in zip(*np.nonzero(needs.any(axis=2)), strict=True):
+        top, bottom = int(strip) * GABOR_STRIP, min(height, (int(strip) + 1) * GABOR_STRIP)
+        left, right = int(first[strip, m]), int(last[strip, m])
+        ry0, ry1, rx0, rx1 = max(0, top - r), min(height, bottom + r), max(0, left - r), min(width, right + r)
+        window = region[ry0:ry1, rx0:rx1]
+        cos_x, sin_x, cos_y, sin_y = kernels[m]
+        inner = (slice(top - ry0, bottom - ry0), slice(left - rx0, right - rx0))
+        even = cv2.sepFilter2D(window, cv2.CV_32F, cos_x, cos_y)[inner]
+        j, k = divmod(int(m), pairs)
+        codes = code[top:bottom, left:right]
+        target = picked[top:bottom, left:right]
+        # theta = 0: the sine across rows is 0, so is the odd part; theta = pi / 2: the sine along the row is
+        # below 1e-15, the odd part below float32's resolution of the even one (same records on all 320 images)
+        if 2 * k in (0, n):
+            np.copyto(target, even, where=codes == j * n + k)
             continue
-        for k in range(n // 2 + 1):
-            theta = math.pi * k / n
-            kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
-            cos_x = (envelope * np.cos(kx * taps)).astype(np.float32)
-            sin_x = (envelope * np.sin(kx * taps)).astype(np.float32)
-            cos_y = (envelope * np.cos(ky * taps)).astype(np.float32)
-            sin_y = (envelope * np.sin(ky * taps)).astype(np.float32)
-            even = cv2.sepFilter2D(region, cv2.CV_32F, cos_x, cos_y)
-            odd = cv2.sepFilter2D(region, cv2.CV_32F, sin_x, sin_y)
-            # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
-            here = bin_of == k if single else this_period & (bin_of == k)
-            cv2.copyTo(cv2.subtract(even, odd), here.view(np.uint8), picked)
-            mirror = (n - k) % n
-            if mirror != k:
-                there = bin_of == mirror if single else this_period & (bin_of == mirror)
-                cv2.copyTo(cv2.add(even, odd), there.view(np.uint8), picked)
+        odd = cv2.sepFilter2D(window, cv2.CV_32F, sin_x, sin_y)[inner]
+        # theta: cos(kx x + ky y); pi - theta: kx -> -kx, i.e. cos(-kx x + ky y) = even + odd
+        np.copyto(target, even - odd, where=codes == j * n + k)
+        if k != n - k:
+            np.copyto(target, even + odd, where=codes == j * n + n - k)
     out[y0:y1, x0:x1] = picked
     return out
+
+
+def _gabor_pair(member_period: float, k: int, p: ExtractionParams) -> tuple[np.ndarray, ...]:
+    """The 1-D kernels (cos x, sin x, cos y, sin y) of the bank member at orientation pi k / n."""
+    return _gabor_kernels(member_period, k, p.gabor_sigma_share, p.gabor_radius, p.orientation_bins)
+
+
+@functools.lru_cache(maxsize=1024)  # the image's period takes few values (256 / an integer peak)
+def _gabor_kernels(member_period: float, k: int, sigma_share: float, radius: int, bins: int) -> tuple[np.ndarray, ...]:
+    taps = np.arange(-radius, radius + 1, dtype=np.float64)
+    sigma = sigma_share * member_period
+    envelope = np.exp(-(taps**2) / (2 * sigma * sigma))
+    wavenumber = 2 * math.pi / member_period
+    theta = math.pi * k / bins
+    kx, ky = wavenumber * math.cos(theta), wavenumber * math.sin(theta)
+    return tuple(
+        (envelope * wave(kq * taps)).astype(np.float32)
+        for wave, kq in ((np.cos, kx), (np.sin, kx), (np.cos, ky), (np.sin, ky))
+    )
+
+
+def _thin(ridges: np.ndarray) -> np.ndarray:
+    """One-pixel skeleton (Zhang-Suen, skimage), thinned over the ridges' bounding box only: the same pixels."""
+    x, y, w, h = cv2.boundingRect(ridges.view(np.uint8))
+    skeleton = np.zeros_like(ridges)
+    if w and h:
+        skeleton[y : y + h, x : x + w] = skeletonize(ridges[y : y + h, x : x + w])
+    return skeleton
 
 
 def _dump(dump: Callable[[str, np.ndarray], None] | None, stage: str, render: Callable[[], np.ndarray]) -> None:
