@@ -29,7 +29,8 @@ from typing import Any
 
 import rfc8785
 
-from video.segments import ClosedSegment, fsync_dir
+from firmware.common.durable import fsync_path
+from video.segments import ClosedSegment
 
 MANIFEST = "manifest.json"
 PUBLIC_KEY = "device-key.pub.pem"
@@ -166,7 +167,7 @@ def write_signed(directory: Path, manifest: Manifest, sign: Callable[[bytes], by
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, directory / MANIFEST)
-    fsync_dir(directory)
+    fsync_path(directory)
     return hashlib.sha256(data).hexdigest()
 
 

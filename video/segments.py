@@ -7,13 +7,13 @@ epoch, so a segment's start and end can be read back from the file alone (the cu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from firmware.common.durable import fsync_path
 from video.encoder import TIME_BASE, EncodedPacket
 
 SEGMENT_PATTERN = "seg-{:06d}.ts"
@@ -93,25 +93,9 @@ class SegmentWriter:
         path = self.directory / segment_name(self._number)
         self._container.close()
         self._container = self._stream = None
-        fsync_file(path)
-        fsync_dir(self.directory)
+        fsync_path(path)
+        fsync_path(self.directory)
         return ClosedSegment(self._number, path, self._frames, self._first, self._last)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def probe_segment(path: Path) -> ClosedSegment:

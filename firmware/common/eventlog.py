@@ -41,6 +41,7 @@ import hashlib
 import itertools
 import json
 import math
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from firmware.common.durable import fsync_path
 from firmware.common.events import (
     FORBIDDEN_FIELDS,
     Category,
@@ -130,7 +132,8 @@ class EventLog:
         last, torn = _last_whole_line(existing)
         if last is None:
             log = cls(path, service, signer, now, fd, 0, GENESIS, secrets.token_hex(16))
-            _fsync_dir(path.parent)
+            with contextlib.suppress(OSError):  # a directory that cannot be fsync'd never stops a log call
+                fsync_path(path.parent)
             if torn is not None and not torn[2]:
                 log._write(b"\n")
             log.append("log.opened", {"service": service.value, "device_id": signer.device_id,
@@ -328,19 +331,6 @@ def _parse(raw: bytes) -> dict | None:
 
 def _is_hash(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ================================================================================================

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.election import Election, ElectionError, Station, parse_election
+from firmware.common.durable import fsync_path
 from firmware.common.transmission.uploader import EndpointError, parse_endpoint
 from firmware.trust.signing import (
     TRUSTED_PACKAGE_KEYS,
@@ -178,13 +179,13 @@ def install_package(verified: VerifiedPackage, device_dir: Path) -> InstalledPac
         _write_synced(staging / "election.json", json.dumps(
             verified.election.model_dump(mode="json"), ensure_ascii=False, indent=1).encode() + b"\n")
         _write_synced(staging / "installed.json", json.dumps(installed, indent=1).encode() + b"\n")
-        _sync_dir(staging)
+        fsync_path(staging)
         os.rename(staging, final)
-        _sync_dir(packages)
+        fsync_path(packages)
     link_tmp = device_dir / f".{PACKAGE_LINK}.{secrets.token_hex(4)}"
     os.symlink(f"{PACKAGES_DIR}/{name}", link_tmp)
     os.replace(link_tmp, device_dir / PACKAGE_LINK)
-    _sync_dir(device_dir)
+    fsync_path(device_dir)
     for old in packages.iterdir():  # earlier packages of the same station and election, and dead stagings
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
@@ -216,11 +217,3 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from config.election import Election
+from firmware.common.durable import fsync_path
 from firmware.common.identity import DeviceIdentity
 from firmware.common.transmission.documents import (
     CVR_REPORT,
@@ -193,10 +194,10 @@ def write_cdf_exports(out_dir: Path, exports: CdfExports, identity: DeviceIdenti
         for path in [*records.iterdir(), records, *work.iterdir(), work]:
             os.utime(path, (stamp, stamp))
         os.sync()  # one flush for the thousands of record files (an fsync each costs seconds on a card)
-        _fsync_dir(records)
-        _fsync_dir(work)
+        fsync_path(records)
+        fsync_path(work)
         os.rename(work, target)
-        _fsync_dir(out_dir)
+        fsync_path(out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -352,11 +353,3 @@ def _write(path: Path, data: bytes, sync: bool = True) -> None:
         if sync:
             f.flush()
             os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
