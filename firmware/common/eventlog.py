@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import itertools
 import json
 import math
-import contextlib
 import os
 import secrets
 from collections.abc import Callable, Mapping
