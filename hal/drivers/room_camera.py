@@ -110,7 +110,7 @@ class PiRoomCamera:
             ns = int(request.get_metadata()["SensorTimestamp"])
         finally:
             request.release()
-        return RoomFrame(np.ascontiguousarray(yuv[:, : self.width]), self.width, self.height, ns)
+        return RoomFrame(i420_from_strided(yuv, self.width, self.height), self.width, self.height, ns)
 
     def reopen(self) -> None:
         self.close()
@@ -130,6 +130,20 @@ class PiRoomCamera:
                 self._cam.close()
             finally:
                 self._cam = None
+
+
+def i420_from_strided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The (height * 3 / 2, width) I420 array from picamera2's YUV420 buffer, whose rows are padded to a
+    stride (a multiple of 64 bytes on the Pi's ISP): Y at the stride, then U and V at half the stride each.
+    Cropping the buffer's columns would mix the padding of one chroma row into the next where
+    width < stride."""
+    stride = buffer.shape[1]
+    flat = buffer.reshape(-1)
+    chroma = stride // 2 * (height // 2)
+    y = flat[: stride * height].reshape(height, stride)[:, :width]
+    u = flat[stride * height: stride * height + chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    v = flat[stride * height + chroma: stride * height + 2 * chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
 
 
 class PiHardwareH264:

@@ -1,0 +1,82 @@
+"""The Pi room camera's driver (hal/drivers/room_camera.py, PiRoomCamera) against the picamera2 twin
+(simulator/picamera2_twin.py): libcamera's strided YUV420 buffers, sensor timestamps, a missing camera, an
+unplugged ribbon during the day, and a recording through the real recorder that plays, verifies and keeps
+every masked pixel blank."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from firmware.common.identity import DeviceIdentity
+from hal.clock import SARAJEVO
+from hal.drivers.room_camera import PiRoomCamera
+from hal.room_camera import CameraDisconnected
+from simulator.devices import AcceleratedClock
+from simulator.picamera2_twin import Picamera2Twin, installed_picamera2
+from simulator.scene import SyntheticRoomCamera, default_masks
+from video.manifest import read_manifest
+from video.recorder import Recorder, RecordingProfile
+from video.verify import verify_recording
+
+W, H, FPS = 200, 120, 5.0  # 200 is not a multiple of 64: the buffer's rows are padded (stride 256)
+START = datetime(2024, 10, 6, 7, 0, tzinfo=SARAJEVO)
+KEY = DeviceIdentity("BB-SIM-0001", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+
+
+def _twin(clock: AcceleratedClock) -> tuple[Picamera2Twin, SyntheticRoomCamera]:
+    scene = SyntheticRoomCamera(W, H, FPS, seed=3, clock=clock)
+    return Picamera2Twin(SyntheticRoomCamera(W, H, FPS, seed=3, clock=clock), clock), scene
+
+
+def test_frames_come_out_of_the_strided_buffer_exactly_as_the_sensor_saw_them() -> None:
+    clock = AcceleratedClock(START)
+    twin, same_scene = _twin(clock)
+    with installed_picamera2(twin):
+        cam = PiRoomCamera(1, W, H, FPS)
+        frames = [cam.read() for _ in range(3)]
+        cam.close()
+    expected = [same_scene.read() for _ in range(3)]
+    for got, want in zip(frames, expected, strict=True):
+        assert np.array_equal(got.i420, want.i420)  # no padding byte (0xA5) in Y, U or V
+        assert got.sensor_ns == want.sensor_ns
+    config = twin.configs[0]
+    assert config["main"] == {"size": (W, H), "format": "YUV420"}
+    assert config["controls"]["FrameDurationLimits"] == (200_000, 200_000)
+    assert (twin.opened, twin.closed) == (1, 1)
+
+
+def test_a_camera_number_with_no_camera_is_a_disconnect_naming_the_ribbon_cable() -> None:
+    twin, _ = _twin(AcceleratedClock(START))
+    with installed_picamera2(twin), pytest.raises(CameraDisconnected, match="room camera 3: IndexError") as e:
+        PiRoomCamera(3, W, H, FPS)
+    assert "ribbon" in e.value.remedy
+
+
+def test_a_recording_through_the_pi_driver_plays_verifies_and_survives_an_unplugged_ribbon(tmp_path: Path) -> None:
+    clock = AcceleratedClock(START)
+    twin, _ = _twin(clock)
+    directory = tmp_path / "video"
+    with installed_picamera2(twin):
+        cam = PiRoomCamera(1, W, H, FPS)
+        rec = Recorder(cam, RecordingProfile(W, H, FPS, segment_s=2.0, overlay=True), default_masks(W, H),
+                       directory, clock=clock, signer=KEY, station="089A012", device_id="BB-SIM-0001",
+                       free_bytes=lambda: 10**12)
+        rec.start()
+        rec.record_until(START + timedelta(seconds=3))
+        twin.unplug(7.0)
+        rec.record_until(START + timedelta(seconds=16))
+        rec.stop()
+        cam.close()
+    m, _, _ = read_manifest(directory)
+    gaps = m.gaps()
+    assert [g["cause"] for g in gaps] == ["camera_disconnected"]
+    lost = (datetime.fromisoformat(gaps[0]["end"]) - datetime.fromisoformat(gaps[0]["start"])).total_seconds()
+    assert 7.0 <= lost <= 12.5  # unplugged for 7 s; the recorder tries the camera again every 5 s
+    check = verify_recording(directory, decode=True)  # every segment decodes; every masked pixel is blank
+    assert check.intact, [str(p) for p in check.problems]
+    assert abs(sum(s["frames"] for s in m.segments()) - FPS * (16 - lost)) <= 2  # every frame outside the gap
