@@ -45,13 +45,13 @@ class _Replay:
         return frame
 
     def reopen(self) -> None:
-        pass
+        """A replayed recording never loses its camera: nothing to reopen."""
 
     def self_test(self) -> DeviceStatus:
         return DeviceStatus("room_camera", True, "replay")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the replay holds no device or OS resource."""
 
 
 def run(work: Path, seconds: float, width: int, height: int, fps: float) -> dict[str, Any]:

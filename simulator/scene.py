@@ -105,7 +105,7 @@ class SyntheticRoomCamera:
                             f"@ {self.fps:g} fps")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a twin holds no device or OS resource."""
 
     # -- the scene -------------------------------------------------------------------------------
     def _px(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
