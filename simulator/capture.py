@@ -8,6 +8,7 @@ the OMR corpus generator's business.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -29,8 +30,10 @@ class CaptureProfile:
 MILD = CaptureProfile()
 
 
-def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureProfile = MILD) -> np.ndarray:
-    """An RGB capture of the printed-and-marked `sheet` (RGB, rendered at the camera's dpi)."""
+def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureProfile = MILD, *,
+            blurred: bool = False) -> np.ndarray:
+    """An RGB capture of the printed-and-marked `sheet` (RGB, rendered at the camera's dpi). `blurred`: the
+    sheet already went through the lens (`lens_blur`), so only the pose and the sensor noise are added."""
     k = dpi / 25.4
     h, w = sheet.shape[:2]
     margin = round(profile.bed_margin_mm * k)
@@ -46,11 +49,74 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
     bed = (profile.bed_grey,) * 3
     img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=bed)
-    if profile.blur_sigma_px > 0:
+    if profile.blur_sigma_px > 0 and not blurred:
         img = cv2.GaussianBlur(img, (0, 0), profile.blur_sigma_px)
     if profile.noise_sigma > 0:
         img = _add_noise(img, profile.noise_sigma, rng)
     return img
+
+
+def lens_blur(sheet: np.ndarray, profile: CaptureProfile = MILD) -> np.ndarray:
+    """The lens's blur of the sheet, before the pose: a small isotropic Gaussian, so blurring the flat
+    sheet and then turning it by a degree or two is the same optics as the other way round."""
+    return cv2.GaussianBlur(sheet, (0, 0), profile.blur_sigma_px) if profile.blur_sigma_px > 0 else sheet.copy()
+
+
+def lens_blur_patched(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray,
+                      windows: Iterable[tuple[int, int, int, int]], profile: CaptureProfile = MILD) -> np.ndarray:
+    """`lens_blur(marked)` where `marked` is `blank` with ink added only inside `windows` (x, y, w, h):
+    the blurred blank with each window's changed pixels blurred again locally. OpenCV's 8-bit Gaussian
+    is bit-exact, so the result is byte for byte the whole sheet's blur at a few percent of its cost; a
+    change that reaches a window's edge (ink outside it) falls back to blurring the whole sheet."""
+    if profile.blur_sigma_px <= 0:
+        return marked.copy()
+    r = _kernel_radius(profile.blur_sigma_px)
+    h, w = marked.shape[:2]
+    out = blank_blurred.copy()
+    for x, y, ww, hh in _merged(windows):
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + ww), min(h, y + hh)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        changed = np.any(marked[y0:y1, x0:x1] != blank[y0:y1, x0:x1], axis=2) if marked.ndim == 3 \
+            else marked[y0:y1, x0:x1] != blank[y0:y1, x0:x1]
+        rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+        if not len(rows):
+            continue
+        if (rows[0] == 0 and y0 > 0) or (rows[-1] == y1 - y0 - 1 and y1 < h) \
+                or (cols[0] == 0 and x0 > 0) or (cols[-1] == x1 - x0 - 1 and x1 < w):
+            return lens_blur(marked, profile)  # the ink may go on outside the window
+        # the changed pixels' box, grown by the kernel (what they reach), and again (what reaches that)
+        cy0, cy1 = max(0, y0 + rows[0] - r), min(h, y0 + rows[-1] + 1 + r)
+        cx0, cx1 = max(0, x0 + cols[0] - r), min(w, x0 + cols[-1] + 1 + r)
+        sy0, sy1, sx0, sx1 = max(0, cy0 - r), min(h, cy1 + r), max(0, cx0 - r), min(w, cx1 + r)
+        local = cv2.GaussianBlur(marked[sy0:sy1, sx0:sx1], (0, 0), profile.blur_sigma_px)
+        out[cy0:cy1, cx0:cx1] = local[cy0 - sy0:cy1 - sy0, cx0 - sx0:cx1 - sx0]
+    return out
+
+
+def _merged(windows: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows joined into their bounding box, until none overlap (a mark in a neighbouring
+    box's window would otherwise look like ink running out of that window)."""
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in windows]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes]
+
+
+def _kernel_radius(sigma: float) -> int:
+    """Half of the kernel OpenCV picks for an 8-bit image and this sigma (ksize = round(6 sigma + 1) | 1)."""
+    return (round(sigma * 3 * 2 + 1) | 1) // 2
 
 
 _NOISE_PAD = 97

@@ -30,7 +30,13 @@ from hal.feeder import BoxFull, CoverOpen, DoubleSheet, FeederSensors, PaperJam
 from hal.panel import PanelVerdict, VoterChoice
 from hal.printer import PaperOut
 from hal.switches import Indicator, SealState
-from simulator.capture import MILD, CaptureProfile, capture
+from simulator.capture import (
+    MILD,
+    CaptureProfile,
+    capture,
+    lens_blur,
+    lens_blur_patched,
+)
 from simulator.voters import Sheet
 
 
@@ -220,7 +226,8 @@ class SimCamera:
         self.election, self.path, self.rng, self.dpi, self.profile = election, path, rng, dpi, profile
         self.white_level = 250.0  # "calibrated" like a real camera: white paper under the twin's light
         self.fail_next = False
-        self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once
+        self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once (through the lens)
+        self._blanks: dict[str, tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]]]] = {}
         self._seed = rng.getrandbits(64)
         self._captures: dict[str, int] = {}  # sheet key -> captures so far (each capture varies)
         self._ahead: dict[str, Future[np.ndarray]] = {}  # first captures drawn ahead, on another core
@@ -239,24 +246,39 @@ class SimCamera:
             self._ahead.pop(next(iter(self._ahead)))
 
     def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
-        if sheet.image is not None:
-            return sheet.image
+        """The sheet as the lens sees it, flat: printed, marked, blurred (drawn once while it is held)."""
         if self._drawn is None or self._drawn[0] != sheet.sheet_id:
             self._drawn = (sheet.sheet_id, self._draw(sheet))
         return self._drawn[1]
 
+    def _blank(self, style_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]]]:
+        """The printed ballot of a style, as drawn and through the lens, and its boxes (once per style)."""
+        if style_id not in self._blanks:
+            img, layout = render_ballot(self.election, style_id, self.dpi)
+            arr = np.array(img)
+            self._blanks[style_id] = (arr, lens_blur(arr, self.profile),
+                                      {b.candidate or b.list: tuple(b.rect.px(self.dpi)) for b in layout.boxes})
+        return self._blanks[style_id]
+
     def _draw(self, sheet: Sheet) -> np.ndarray:
-        img, layout = render_ballot(self.election, sheet.style, self.dpi)
-        arr = np.array(img)
-        rects = {b.candidate or b.list: b.rect.px(self.dpi) for b in layout.boxes}
+        if sheet.image is not None:
+            return lens_blur(sheet.image, self.profile)
+        blank, blurred, rects = self._blank(sheet.style)
+        if not sheet.marks:
+            return blurred
+        arr = blank.copy()
         ink = random.Random(sheet.ink_seed)
+        windows = []
         for box, (style, pen) in sorted(sheet.marks.items()):
-            draw_mark(arr, rects[box], style, pen, self.dpi, ink)
-        return arr
+            x, y, w, h = rects[box]
+            draw_mark(arr, (x, y, w, h), style, pen, self.dpi, ink)
+            grow = max(w, h) + 16  # an oversized X reaches 0.7 of the box from its centre, plus the pen
+            windows.append((x - grow, y - grow, w + 2 * grow, h + 2 * grow))
+        return lens_blur_patched(blank, blurred, arr, windows, self.profile)
 
     def _draw_capture(self, sheet: Sheet, n: int) -> np.ndarray:
-        drawn = sheet.image if sheet.image is not None else self._draw(sheet)
-        return capture(drawn, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
+        return capture(self._draw(sheet), self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile,
+                       blurred=True)
 
     def capture(self) -> BallotImage:
         if self.fail_next:
@@ -271,11 +293,9 @@ class SimCamera:
         ahead = self._ahead.pop(sheet.key, None)
         if ahead is not None and n == 0:
             pixels = ahead.result()
-        elif sheet.image is not None:
-            pixels = capture(sheet.image, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
         else:
             pixels = capture(self.printed_and_marked(sheet), self.dpi,
-                             random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile)
+                             random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile, blurred=True)
         return BallotImage(pixels, self.dpi, white_level=self.white_level)
 
     def self_test(self) -> DeviceStatus:
