@@ -9,6 +9,7 @@ the device, never what a ballot said.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,6 +115,9 @@ class ScannerService:
         # the certified model, read once now (interpretation stays pure); None without a runtime: then
         # marginal boxes simply stay marginal
         self.second_opinion = MarkClassifier.load()
+        # one thread beside the service's for the checks the OMR can run alongside (omr.interpret's pool):
+        # the same reading, and a shorter wait for the voter on a box with cores to spare (a Pi has four)
+        self._omr_pool: ThreadPoolExecutor | None = None
         self.self_test_results: list[DeviceStatus] = []
         self.day_check_settings = day_check_settings or DayCheckSettings()  # clock, video storage, network
         self.zero_report_printed = False
@@ -452,9 +456,11 @@ class ScannerService:
     def _do_interpret(self, b: _Ballot) -> BallotEvent | None:
         if b.image is None:  # capture failed: already returning
             return None
+        if self._omr_pool is None:  # made here, in the process that reads (never inherited across a fork)
+            self._omr_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omr")
         b.interpretation = interpret(b.image.pixels, self.election, dpi=b.image.dpi,  # type: ignore[attr-defined]
                                      references=self.references, white=b.image.white_level,  # type: ignore[attr-defined]
-                                     second_opinion=self.second_opinion)
+                                     second_opinion=self.second_opinion, pool=self._omr_pool)
         b.image = None  # the image is never kept
         return BallotEvent.INTERPRETED
 
