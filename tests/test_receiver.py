@@ -148,16 +148,22 @@ def test_concurrent_duplicates_across_two_workers_are_stored_once(tmp_path: Path
         def deliver(_: int) -> httpx.Response:  # a new connection each: the kernel spreads them on the workers
             return _post(f"http://127.0.0.1:{port}", docs[5], Connection="close")
 
+        answers: list[httpx.Response] = []
         with ThreadPoolExecutor(24) as pool:
-            answers = list(pool.map(deliver, range(48)))
+            # rounds of 48 until both workers have answered (on a loaded machine the kernel may hand one
+            # worker a whole round); the first round already races 24 connections on the same document
+            for _ in range(10):
+                answers += pool.map(deliver, range(48))
+                if len({a.headers["X-Ballotbox-Worker"] for a in answers}) == 2:
+                    break
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(20)
-    assert sorted(a.status_code for a in answers) == [200] * 47 + [201]
+    assert sorted(a.status_code for a in answers) == [200] * (len(answers) - 1) + [201]
     assert len({a.content for a in answers}) == 1
     assert len({a.headers["X-Ballotbox-Worker"] for a in answers}) == 2
     rows = list_documents(None, postgres.url)
-    assert [(r["kind"], r["deliveries"]) for r in rows] == [("election-report", 48)]
+    assert [(r["kind"], r["deliveries"]) for r in rows] == [("election-report", len(answers))]
 
 
 def test_receiver_list_prints_one_json_object_per_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
