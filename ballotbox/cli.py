@@ -396,12 +396,12 @@ DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": Non
 
 
 def _device_provision(args: argparse.Namespace) -> int:
-    from firmware.common.identity import load_or_provision
+    from firmware.common.identity import has_device_key, load_or_provision
     from simulator.day import DEVICE_DIR, SIM_DEVICE_ID
 
     device_dir = args.state_dir / DEVICE_DIR
-    if (device_dir / "device-key.pem").exists():
-        raise UserError(f"{device_dir}: this box is provisioned already (device-key.pem); a new key means a new "
+    if has_device_key(device_dir):
+        raise UserError(f"{device_dir}: this box is provisioned already (it has its device key); a new key means a new "
                         "fingerprint on every report: keep it, or provision another --state-dir")
     identity = load_or_provision(device_dir, SIM_DEVICE_ID)
     print(f"device {identity.device_id}, key fingerprint {identity.fingerprint}")
@@ -427,7 +427,9 @@ def _device_set_pin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-PROVISIONED = {"device-key.pem", "device-key.pub.pem"}  # what `device provision` leaves: not yet a day
+# What `device provision` or `provision` leaves: the key (a file or sealed to the TPM) and its public half.
+KEY_FILES = ("device-key.pem", "device-key.tpm.json")
+PROVISIONED = {*KEY_FILES, "device-key.pub.pem"}
 
 
 def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> None:
@@ -493,7 +495,8 @@ def _provisioned_only(state_dir: Path) -> bool:
     from ballotbox.trust_cli import PROVISIONED_EXTRA, PROVISIONED_TREES
 
     inside = {p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")}
-    return {"device", *(f"device/{f}" for f in PROVISIONED)} <= inside and all(
+    has_key = any(f"device/{f}" in inside for f in KEY_FILES)
+    return has_key and {"device", "device/device-key.pub.pem"} <= inside and all(
         rel in PROVISIONED_EXTRA or rel.startswith(PROVISIONED_TREES) or rel == "device"
         or rel.removeprefix("device/") in PROVISIONED for rel in inside)
 
