@@ -288,12 +288,19 @@ def _simulate(args: argparse.Namespace) -> int:
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
                   f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"
                   + (f" - resumed after a power cut from {state_dir}" if args.resume else ""))
+    from firmware.scanner.service import PollsError
+
     with Progress(TextColumn("voters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=args.quiet) as progress:
         task = progress.add_task("day", total=args.voters)
-        result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
-                         on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
-                         resume=args.resume, uploader_for=uploader_for, open_lid=args.open_lid)
+        try:
+            result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
+                             on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
+                             resume=args.resume, uploader_for=uploader_for, open_lid=args.open_lid)
+        except PollsError as exc:  # the box refused to open (a failed self-test, installed files changed)
+            progress.stop()
+            console.print(f"[bold red]THE BOX REFUSED[/]: {exc}")
+            return EXIT_CHECK_FAILED
     elapsed = time.perf_counter() - started
     for _, words in result.recovery:
         console.print(f"recovery after the power cut: {words}")
@@ -680,6 +687,7 @@ def _self_test(args: argparse.Namespace) -> int:
     import random
 
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
+    from firmware.common.i18n import Messages
     from firmware.common.identity import (
         load_or_provision,
         software_hash,
@@ -692,6 +700,8 @@ def _self_test(args: argparse.Namespace) -> int:
         render_raster,
         report_to_json,
     )
+    from firmware.common.selftest import software_status
+    from firmware.trust.release import check_running_release
     from hal.devices import build_pi_auth_devices, build_pi_devices
     from hal.errors import DeviceStatus, HalError
 
@@ -722,6 +732,7 @@ def _self_test(args: argparse.Namespace) -> int:
                        DeviceStatus("fingerprint_sensor", False, f"not opened: {auth_failure.message}")]
         checks += [_room_camera_check(settings)] if settings.video.enabled else []  # pilot 4's camera
         checks += _day_checks(devices.clock, election, settings)  # clock, the day's video storage, network
+        checks += [software_status(check_running_release(), Messages.for_language(election.station.language))]
         seal = devices.switches.read()
         identity = load_or_provision(Path(settings.data_dir), settings.device_id)
         header = build_header(election, device_id=settings.device_id, software_version=software_version(),

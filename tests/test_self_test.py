@@ -3,9 +3,12 @@ network join the devices' checks, and the polls open only after a passing self-t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import socket
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,8 @@ from firmware.common.selftest import (
 from firmware.scanner.service import PollsError, ScannerService
 from firmware.scanner.states import PollsState
 from firmware.scanner.store import ScannerStore
+from firmware.trust.release import MANIFEST_SCHEMA, check_running_release
+from firmware.trust.signing import TEST_RELEASE_KEY, load_private_key, sign_envelope
 from hal.clock import SARAJEVO, station_time
 from hal.errors import DeviceStatus
 from hal.switches import SealState
@@ -106,10 +111,71 @@ def station(tmp_path: Path, election: Election):
     store.close()
 
 
-def test_the_service_self_test_has_the_clock_and_the_network(station) -> None:
+def test_the_service_self_test_has_the_software_the_clock_and_the_network(station) -> None:
     _sim, svc = station
-    devices = [r.device for r in svc.self_test()]
-    assert devices[-3:] == ["mark_model", "clock", "network"]
+    results = svc.self_test()
+    assert [r.device for r in results][-4:] == ["mark_model", "software", "clock", "network"]
+    software = next(r for r in results if r.device == "software")  # the tests run from a source tree
+    assert software.ok and software.detail.startswith("not installed: skipped")
+
+
+# -- the boot check at the opening (issue 12, item 3) ----------------------------------------
+def _installed_slot(slot: Path) -> Path:
+    """A slot as `ballotbox install` leaves it: code files and the signed manifest (TEST ONLY release key)."""
+    files = {"firmware/a.py": b"A = 1\n", "firmware/b.py": b"B = 2\n"}
+    for rel, data in files.items():
+        (slot / rel).parent.mkdir(parents=True, exist_ok=True)
+        (slot / rel).write_bytes(data)
+    manifest = {"schema": MANIFEST_SCHEMA, "version": "1.0.0", "built_at": "2024-10-01T08:00:00Z",
+                "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}}
+    (slot / ".release").mkdir()
+    (slot / ".release" / "manifest.json").write_text(json.dumps(sign_envelope(manifest, load_private_key(
+        TEST_RELEASE_KEY))))
+    return slot
+
+
+@pytest.fixture
+def installed_box(tmp_path: Path, election: Election):
+    slot = _installed_slot(tmp_path / "slots" / "a")
+    sim = build_sim_station(election, random.Random(1))
+    store = ScannerStore.for_election(tmp_path / "scanner.sqlite", election, rng=random.Random(2))
+    svc = ScannerService(election, sim.devices, store, EN, load_or_provision(tmp_path, "BB-TEST-SELF"),
+                         installed_files=partial(check_running_release, slot))
+    yield sim, svc, slot
+    store.close()
+
+
+def test_an_installed_release_that_matches_its_manifest_passes_and_opens(installed_box) -> None:
+    _sim, svc, _slot = installed_box
+    software = next(r for r in svc.self_test() if r.device == "software")
+    assert software.ok and software.detail == "release 1.0.0: all 2 files are those of the signed manifest"
+    svc.configure()
+    svc.print_zero_report()
+    svc.open_polls()
+    assert svc.polls.state == PollsState.OPEN
+
+
+def test_a_file_changed_after_the_self_test_refuses_opening_on_the_panel_and_in_the_log(installed_box) -> None:
+    sim, svc, slot = installed_box
+    svc.self_test()
+    svc.configure()
+    svc.print_zero_report()
+    (slot / "firmware" / "b.py").write_text("B = 3  # changed on the card\n")
+    with pytest.raises(PollsError) as refused:
+        svc.open_polls()
+    assert "opening refused: the installed files are not those of the signed release 1.0.0: firmware/b.py: " \
+           "altered" in str(refused.value) and "flash the box again" in str(refused.value)
+    assert svc.polls.state != PollsState.OPEN
+    assert sim.panel.messages[-1] == EN.t("panel.software_mismatch")
+    logged = [e for e in svc.store.events() if e.kind == "tamper.installed_files_mismatch"]
+    assert logged[-1].detail["files"] == ["firmware/b.py"] and logged[-1].detail["reason"].startswith("opening")
+    # the self-test says it too, and refuses the day until the box is flashed again
+    software = next(r for r in svc.self_test() if r.device == "software")
+    assert not software.ok and "(firmware/b.py)" in software.detail
+    (slot / "firmware" / "b.py").write_bytes(b"B = 2\n")  # flashed again
+    svc.self_test()
+    svc.open_polls()
+    assert svc.polls.state == PollsState.OPEN
 
 
 def test_a_self_test_of_the_day_before_does_not_open_the_polls(station, election: Election) -> None:
@@ -148,3 +214,18 @@ def test_the_self_test_logs_which_devices_failed(station) -> None:
     svc.self_test()
     last = [e for e in svc.store.events() if e.kind == "self_test"][-1]
     assert last.detail == {"ok": False, "failed": ["switches"]}
+
+
+def test_simulate_on_a_box_whose_files_differ_refuses_with_the_reason_and_exit_1(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import firmware.trust.release
+    from ballotbox.cli import main
+
+    slot = _installed_slot(tmp_path / "slots" / "a")
+    (slot / "firmware" / "extra.py").write_text("print('not shipped')\n")
+    monkeypatch.setattr(firmware.trust.release, "CODE_ROOT", slot)  # as if the code ran from that slot
+    assert main(["simulate", "--voters", "4", "--quiet", "--out", str(tmp_path / "day")]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    bs = Messages.for_language("bs")  # the sample station's language
+    assert "THE BOX REFUSED: self-test failed: software: " + bs.t("selftest.software.mismatch", count=1,
+                                                                  files="firmware/extra.py") in out

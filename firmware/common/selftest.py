@@ -1,5 +1,5 @@
 """The day's checks beside the devices' own self-tests (Art. 11, 20(1)): the clock, the storage the day's
-video needs, the network to the CEC. Each gives a DeviceStatus for the self-test and zero reports.
+video needs, the network to the CEC, and the installed software against its signed release. Each gives a DeviceStatus for the self-test and zero reports.
 
 The clock and the storage block opening when they fail; the network is reported and never blocks (results
 wait in the outbox until the network is back, Art. 26). `day_video_bytes` is a plain estimate (bitrate x
@@ -13,13 +13,16 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from config.election import Election
 from firmware.common.i18n import Messages
 from hal.clock import station_time
 from hal.errors import DeviceStatus
+
+if TYPE_CHECKING:
+    from firmware.trust.release import SlotCheck
 
 # The video is kept from an hour before opening (the committee sets up) to two hours after closing (the
 # manual count, Art. 24); a room camera at 1080p H.264 records about 2 Mbit/s (config: video_bitrate_kbps).
@@ -85,6 +88,17 @@ def video_storage_status(video_dir: Path, bitrate_kbps: int, election: Election,
     if free_bytes >= need:
         return DeviceStatus("storage", True, msg.t("selftest.storage.ok", **words))
     return DeviceStatus("storage", False, msg.t("selftest.storage.short", **words))
+
+
+def software_status(check: SlotCheck, msg: Messages) -> DeviceStatus:
+    """The boot check of the running code (firmware.trust.release.check_running_release) as a self-test line.
+    From a source tree (simulation, development) there is no signed release to check: said, not failed."""
+    if check.slot is None:
+        return DeviceStatus("software", True, msg.t("selftest.software.not_installed"))
+    if check.ok:
+        return DeviceStatus("software", True, msg.t("selftest.software.ok", version=check.version, files=check.files))
+    return DeviceStatus("software", False, msg.t("selftest.software.mismatch", count=len(check.problems),
+                                                 files=", ".join(check.mismatched[:3]) or check.problems[0]))
 
 
 def network_status(endpoint: str | None, msg: Messages, timeout_s: float = NETWORK_TIMEOUT_S) -> DeviceStatus:
