@@ -4,7 +4,8 @@
     record.ok                                        # nothing biometric is left
     save_deletion_record(record, election, reports_dir, printer)   # PNG, JSON, ESC/POS; printed
 
-What is deleted and checked (firmware.auth.register.RegisterExtract.wipe): the register extract's file
+The wipe is the committee president's (or the technician's) action, with the PIN (AuthService.wipe); the
+record names the role whose PIN allowed it, never the PIN. What is deleted and checked (firmware.auth.register.RegisterExtract.wipe): the register extract's file
 and the authentication key file (overwritten with zeros, fsynced, deleted: the pseudonyms in the auth
 store can no longer be linked to a JMBG), the templates decrypted into memory and the 1:N gallery (dropped
 at close), and the fingerprint reader's own template flash (cleared and counted: before and after; the
@@ -56,6 +57,7 @@ class DeletionRecordReport:
     key_destroyed: bool
     sensor_templates_before: int
     sensor_templates_after: int
+    authorized_by: str | None = None  # the role whose PIN allowed the wipe (president or technician), never a PIN
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,8 @@ class DeletionRecordReport:
         page.title(t("deletion.title"), t("deletion.subtitle"), self.header)
         page.station_block(self.header, None)
         page.field(t("auth.report.label.deleted_at"), msgs.format_datetime(self.deleted_at))
+        page.field(t("deletion.label.authorized_by"), t(f"role.{self.authorized_by}") if self.authorized_by
+                   else t("deletion.label.authorized_none"))
         page.rule()
         page.heading(t("deletion.section.register"))
         page.row(t("auth.report.label.deleted_records"), str(self.register_records))
@@ -101,7 +105,7 @@ def build_deletion_record(header: ReportHeader, deletion: DeletionRecord, *, reg
         templates=deletion.templates, register_sha256=deletion.register_sha256,
         register_file_deleted=not Path(register_path).exists(), key_destroyed=key_gone,
         sensor_templates_before=deletion.sensor_templates_before,
-        sensor_templates_after=deletion.sensor_templates_after)
+        sensor_templates_after=deletion.sensor_templates_after, authorized_by=deletion.authorized_by)
 
 
 def escpos_document(report: DeletionRecordReport, election: Election, width_px: int) -> bytes:
