@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from PIL import Image
+
 from config.election import Election
 from firmware.auth.register import DeletionRecord
 from firmware.common.reports import (
@@ -110,21 +112,27 @@ def build_deletion_record(header: ReportHeader, deletion: DeletionRecord, *, reg
 
 def escpos_document(report: DeletionRecordReport, election: Election, width_px: int) -> bytes:
     """The bytes the thermal printer receives for the record (hal.drivers.escpos_printer's commands)."""
-    raster = prepare_raster_image(render_raster(report, election, width_px), width_px)
-    return ESC_INIT + b"".join(raster_commands(raster)) + LINE_FEED * FEED_LINES + GS_PARTIAL_CUT
+    return _escpos(render_raster(report, election, width_px), width_px)
+
+
+def _escpos(raster: Image.Image, width_px: int) -> bytes:
+    return ESC_INIT + b"".join(raster_commands(prepare_raster_image(raster, width_px))) + LINE_FEED * FEED_LINES \
+        + GS_PARTIAL_CUT
 
 
 def save_deletion_record(report: DeletionRecordReport, election: Election, directory: Path,
                          printer: Printer | None = None) -> list[Path]:
-    """Write the record as PNG, JSON and ESC/POS into `directory` and print it on `printer`."""
+    """Write the record as PNG, JSON and ESC/POS into `directory`, then print it on `printer` (the same
+    raster as the ESC/POS file: what the committee signs is what is filed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     width = printer.width_px if printer is not None else 576
     png = render_png(report, election, directory / f"{FILE_STEM}.png", width_px=width)
     data = directory / f"{FILE_STEM}.json"
     data.write_text(json.dumps(report_to_json(report), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    raster = render_raster(report, election, width)
     escpos = directory / f"{FILE_STEM}.escpos"
-    escpos.write_bytes(escpos_document(report, election, width))
+    escpos.write_bytes(_escpos(raster, width))
     if printer is not None:
-        printer.print_image(render_raster(report, election, width))
+        printer.print_image(raster)
     return [png, data, escpos]
