@@ -785,9 +785,8 @@ def _day_checks(clock: Any, election: Any, settings: Any) -> list[Any]:
     from firmware.common.i18n import Messages
     from firmware.common.selftest import DayCheckSettings, day_checks
 
-    s = settings.self_test
     return day_checks(clock, election, Messages.for_language(election.station.language),
-                      DayCheckSettings(Path(s.video_dir) if s.video_dir else None, s.video_bitrate_kbps, s.endpoint))
+                      DayCheckSettings.from_device(settings))
 
 
 # -- election check ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The day's self-test (issue 12, item 4; Art. 11, 20): the clock, the storage for the day's video and the
-network join the devices' checks, and the polls open only after a passing self-test of the day."""
+"""The day's self-test (issue 12, item 4; Art. 11, 20): the clock, the storage for the day's video (judged
+from the recorder's own settings, as its storage guard judges it), the network and the installed software
+join the devices' checks, and the polls open only after a passing self-test of the day."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from config.device import (
+    DeviceSettings,
+    DeviceSettingsError,
+    SelfTestSettings,
+    VideoSettings,
+    load_device_settings,
+)
 from config.election import Election
 from firmware.common.i18n import Messages
 from firmware.common.identity import load_or_provision
@@ -20,7 +28,6 @@ from firmware.common.selftest import (
     DayCheckSettings,
     clock_status,
     day_checks,
-    day_video_bytes,
     network_status,
     video_storage_status,
 )
@@ -33,6 +40,8 @@ from hal.clock import SARAJEVO, station_time
 from hal.errors import DeviceStatus
 from hal.switches import SealState
 from simulator.devices import AcceleratedClock, build_sim_station
+from video.recorder import RecordingProfile
+from video.storage import plan_day
 
 EN = Messages.for_language("en")
 
@@ -60,24 +69,50 @@ def test_a_clock_from_1970_after_the_closing_or_days_early_fails(election: Elect
     assert status.ok is False and status.detail.endswith(f"the election is on {election.date}: set the clock")
 
 
-def test_the_days_video_is_bitrate_times_the_hours_from_before_opening_to_after_the_count(election: Election) -> None:
-    # 07:00-19:00, from 06:00 to 21:00 = 15 h at 2000 kbit/s = 250 kB/s
-    assert day_video_bytes(2000, election) == 250_000 * 15 * 3600 == 13_500_000_000
+@pytest.mark.parametrize(("free_gb", "ok", "words"), [
+    (10, True, "10.0 GB free, the day's video (14 h at 1200 kbit/s) needs 8.1 GB"),
+    (5, True, ("5.0 GB free, the day's video (14 h at 1200 kbit/s) needs 8.1 GB: it will record at 50 % of the "
+              "bitrate and 1/2 of the frame rate; free space to record at full quality")),
+    (2, False, ("2.0 GB free, the day's video (14 h at 1200 kbit/s) needs 8.1 GB, 2.9 GB even at the lowest rate: "
+               "the recorder would refuse; free space or change the card")),
+])
+def test_the_storage_check_decides_as_the_recorders_storage_guard(tmp_path: Path, free_gb: int, ok: bool,
+                                                                    words: str) -> None:
+    free = free_gb * 1_000_000_000
+    status = video_storage_status(tmp_path, 1200, 14.0, EN, free_bytes=free)
+    assert status == DeviceStatus("storage", ok, words)
+    # the recorder's own guard, from the same figures: it records (perhaps lower) exactly when the check passes
+    assert (plan_day(free, 1200, 14.0).verdict != "refuse") is ok
 
 
-def test_storage_short_of_the_days_video_fails_with_both_figures(election: Election, tmp_path: Path) -> None:
-    short = video_storage_status(tmp_path, 2000, election, EN, free_bytes=10_000_000_000)
-    assert short == DeviceStatus("storage", False, "10.0 GB free, the day's video needs 14.9 GB: free space or "
-                                                   "change the card")
-    enough = video_storage_status(tmp_path, 2000, election, EN, free_bytes=15_000_000_000)
-    assert enough == DeviceStatus("storage", True, "15.0 GB free, the day's video needs 14.9 GB")
-    bs = video_storage_status(tmp_path, 2000, election, Messages.for_language("bs"), free_bytes=15_000_000_000)
-    assert bs.detail == "slobodno 15,0 GB, video snimak dana traži 14,9 GB"
+def test_the_storage_figures_are_in_the_stations_language(tmp_path: Path) -> None:
+    bs = video_storage_status(tmp_path, 2000, 12.5, Messages.for_language("bs"), free_bytes=15_000_000_000)
+    assert bs.detail == "slobodno 15,0 GB, video snimak dana (12,5 h pri 2000 kbit/s) traži 12,0 GB"
 
 
-def test_the_storage_of_a_folder_not_made_yet_is_read_from_its_parent(election: Election, tmp_path: Path) -> None:
-    status = video_storage_status(tmp_path / "video" / "day", 100, election, EN)
-    assert status.ok is True  # 100 kbit/s x 15 h = 0.7 GB: this machine has that much free
+def test_the_self_test_reads_the_recorders_own_video_settings() -> None:
+    video = VideoSettings(bitrate_kbps=800, hours=12.0, directory="vid")
+    settings = DeviceSettings(data_dir="/var/lib/ballotbox", video=video, self_test=SelfTestSettings(
+        endpoint="https://rezultati.example"))
+    checks = DayCheckSettings.from_device(settings)
+    profile = RecordingProfile.from_settings(settings.video)  # what the recorder runs with
+    assert (checks.video_bitrate_kbps, checks.video_hours) == (profile.bitrate_kbps, profile.hours) == (800, 12.0)
+    assert checks.video_dir == Path("/var/lib/ballotbox/vid") and checks.endpoint == "https://rezultati.example"
+    no_video = DeviceSettings(video=VideoSettings(enabled=False))
+    assert DayCheckSettings.from_device(no_video).video_dir is None
+
+
+def test_settings_with_the_old_copy_of_the_video_figures_are_refused_saying_what_to_do(tmp_path: Path) -> None:
+    old = tmp_path / "device.json"
+    old.write_text(json.dumps({"self_test": {"video_dir": "/var/lib/ballotbox/video", "video_bitrate_kbps": 2000}}))
+    with pytest.raises(DeviceSettingsError, match=r"video_bitrate_kbps, video_dir are no longer read: the self-test "
+                                                  r"checks the video storage with the recorder's own settings"):
+        load_device_settings(old)
+
+
+def test_the_storage_of_a_folder_not_made_yet_is_read_from_its_parent(tmp_path: Path) -> None:
+    status = video_storage_status(tmp_path / "video" / "day", 100, 14.0, EN)
+    assert status.ok is True  # 100 kbit/s x 14 h = 0.7 GB: this machine has that much free
 
 
 def test_the_network_is_reported_and_never_blocks() -> None:
