@@ -172,7 +172,7 @@ class DeviceSettings(_Strict):
     self_test: SelfTestSettings = SelfTestSettings()
 
     @model_validator(mode="after")
-    def _pins_unique(self) -> "DeviceSettings":
+    def _pins_unique(self) -> DeviceSettings:
         owner: dict[int, str] = {}
         for group in ("feeder", "switches", "panel"):
             for name, value in getattr(self, group).model_dump().items():

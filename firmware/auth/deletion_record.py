@@ -5,10 +5,11 @@
     save_deletion_record(record, election, reports_dir, printer)   # PNG, JSON, ESC/POS; printed
 
 The wipe is the committee president's (or the technician's) action, with the PIN (AuthService.wipe); the
-record names the role whose PIN allowed it, never the PIN. What is deleted and checked (firmware.auth.register.RegisterExtract.wipe): the register extract's file
-and the authentication key file (overwritten with zeros, fsynced, deleted: the pseudonyms in the auth
-store can no longer be linked to a JMBG), the templates decrypted into memory and the 1:N gallery (dropped
-at close), and the fingerprint reader's own template flash (cleared and counted: before and after; the
+record names the role whose PIN allowed it, never the PIN. What is deleted and checked
+(firmware.auth.register.RegisterExtract.wipe): the register extract's file and the authentication key
+file (overwritten with zeros, fsynced, deleted: the pseudonyms in the auth store can no longer be linked
+to a JMBG), the templates decrypted into memory and the 1:N gallery (dropped at close), and the
+fingerprint reader's own template flash (cleared and counted: before and after; the
 firmware never stores a template there, so "before" is 0 unless a technician's test enrolled one).
 The record says each of these on paper, in the station's language, with the device block and the
 committee's signatures. Its ESC/POS form is the byte stream the box's printer receives.

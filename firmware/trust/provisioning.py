@@ -49,9 +49,9 @@ class Provisioned:
 
 
 def provision(verified: VerifiedPackage, device_dir: Path, device_id: str, *, tpm: Tpm | None) -> Provisioned:
-    """Install the verified package, then make (or keep) the device key, sealed to `tpm` when there is one,
+    """Make (or keep) the device key, sealed to `tpm` when there is one, then install the verified package,
     then sign and write the receipt. Nothing is touched before the package has passed every check
-    (verify_package)."""
+    (verify_package), and a TPM that fails leaves the package uninstalled."""
     key_made = not has_device_key(device_dir)
     identity = load_or_provision(device_dir, device_id, tpm=tpm)  # first: a TPM that fails installs nothing
     package = install_package(verified, device_dir)
