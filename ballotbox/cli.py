@@ -288,12 +288,19 @@ def _simulate(args: argparse.Namespace) -> int:
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
                   f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"
                   + (f" - resumed after a power cut from {state_dir}" if args.resume else ""))
+    from firmware.scanner.service import PollsError
+
     with Progress(TextColumn("voters"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=args.quiet) as progress:
         task = progress.add_task("day", total=args.voters)
-        result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
-                         on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
-                         resume=args.resume, uploader_for=uploader_for, open_lid=args.open_lid)
+        try:
+            result = run_day(election, args.voters, args.seed, state_dir, messages, faults=faults,
+                             on_report=save_report, progress=lambda i, n: progress.update(task, completed=i),
+                             resume=args.resume, uploader_for=uploader_for, open_lid=args.open_lid)
+        except PollsError as exc:  # the box refused to open (a failed self-test, installed files changed)
+            progress.stop()
+            console.print(f"[bold red]THE BOX REFUSED[/]: {exc}")
+            return EXIT_CHECK_FAILED
     elapsed = time.perf_counter() - started
     for _, words in result.recovery:
         console.print(f"recovery after the power cut: {words}")
@@ -383,7 +390,7 @@ def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Pat
     identity = load_or_provision(state_dir / "device", SIM_DEVICE_ID)  # the box's one key, made by the day
     started = time.perf_counter()
     desk = run_desk(election, n, args.seed, state_dir / "device" / "auth", messages, registered=registered,
-                    identity=identity, on_report=save_report)
+                    identity=identity, pins_dir=state_dir / "device", on_report=save_report)
     r = desk.report
     console.print(f"authentication desk: {n} voters of a register of {registered} in "
                   f"{time.perf_counter() - started:.1f} s; " + ", ".join(f"{k} {v}" for k, v in _desk_line(r)))
@@ -396,12 +403,12 @@ DAY_DEFAULTS = {"voters": 300, "seed": 7, "no_faults": False, "desk_voters": Non
 
 
 def _device_provision(args: argparse.Namespace) -> int:
-    from firmware.common.identity import load_or_provision
+    from firmware.common.identity import has_device_key, load_or_provision
     from simulator.day import DEVICE_DIR, SIM_DEVICE_ID
 
     device_dir = args.state_dir / DEVICE_DIR
-    if (device_dir / "device-key.pem").exists():
-        raise UserError(f"{device_dir}: this box is provisioned already (device-key.pem); a new key means a new "
+    if has_device_key(device_dir):
+        raise UserError(f"{device_dir}: this box is provisioned already (it has its device key); a new key means a new "
                         "fingerprint on every report: keep it, or provision another --state-dir")
     identity = load_or_provision(device_dir, SIM_DEVICE_ID)
     print(f"device {identity.device_id}, key fingerprint {identity.fingerprint}")
@@ -427,7 +434,9 @@ def _device_set_pin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-PROVISIONED = {"device-key.pem", "device-key.pub.pem"}  # what `device provision` leaves: not yet a day
+# What `device provision` or `provision` leaves: the key (a file or sealed to the TPM) and its public half.
+KEY_FILES = ("device-key.pem", "device-key.tpm.json")
+PROVISIONED = {*KEY_FILES, "device-key.pub.pem"}
 
 
 def _day_parameters(args: argparse.Namespace, out: Path, state_dir: Path) -> None:
@@ -493,7 +502,8 @@ def _provisioned_only(state_dir: Path) -> bool:
     from ballotbox.trust_cli import PROVISIONED_EXTRA, PROVISIONED_TREES
 
     inside = {p.relative_to(state_dir).as_posix() for p in state_dir.rglob("*")}
-    return {"device", *(f"device/{f}" for f in PROVISIONED)} <= inside and all(
+    has_key = any(f"device/{f}" in inside for f in KEY_FILES)
+    return has_key and {"device", "device/device-key.pub.pem"} <= inside and all(
         rel in PROVISIONED_EXTRA or rel.startswith(PROVISIONED_TREES) or rel == "device"
         or rel.removeprefix("device/") in PROVISIONED for rel in inside)
 
@@ -677,6 +687,7 @@ def _self_test(args: argparse.Namespace) -> int:
     import random
 
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
+    from firmware.common.i18n import Messages
     from firmware.common.identity import (
         load_or_provision,
         software_hash,
@@ -689,6 +700,8 @@ def _self_test(args: argparse.Namespace) -> int:
         render_raster,
         report_to_json,
     )
+    from firmware.common.selftest import software_status
+    from firmware.trust.release import check_running_release
     from hal.devices import build_pi_auth_devices, build_pi_devices
     from hal.errors import DeviceStatus, HalError
 
@@ -719,6 +732,7 @@ def _self_test(args: argparse.Namespace) -> int:
                        DeviceStatus("fingerprint_sensor", False, f"not opened: {auth_failure.message}")]
         checks += [_room_camera_check(settings)] if settings.video.enabled else []  # pilot 4's camera
         checks += _day_checks(devices.clock, election, settings)  # clock, the day's video storage, network
+        checks += [software_status(check_running_release(), Messages.for_language(election.station.language))]
         seal = devices.switches.read()
         identity = load_or_provision(Path(settings.data_dir), settings.device_id)
         header = build_header(election, device_id=settings.device_id, software_version=software_version(),
@@ -771,9 +785,8 @@ def _day_checks(clock: Any, election: Any, settings: Any) -> list[Any]:
     from firmware.common.i18n import Messages
     from firmware.common.selftest import DayCheckSettings, day_checks
 
-    s = settings.self_test
     return day_checks(clock, election, Messages.for_language(election.station.language),
-                      DayCheckSettings(Path(s.video_dir) if s.video_dir else None, s.video_bitrate_kbps, s.endpoint))
+                      DayCheckSettings.from_device(settings))
 
 
 # -- election check ---------------------------------------------------------------------------

@@ -123,8 +123,9 @@ def _public_key(path: Path | None) -> Any:
 
 # -- the end of a simulated day ---------------------------------------------------------------------
 def export_day(out: Path, state_dir: Path, election: Any, result: Any, desk: Any) -> tuple[Path, list[str]]:
-    """After close: the deletion record (when the desk ran; its data is already wiped) printed and saved
-    in OUT/reports, then OUT/export written and checked at once. Returns the export and what is wrong."""
+    """After close: the deletion record (when the desk ran; its data is already wiped) printed on the printer
+    twin and saved in OUT/reports, then OUT/export written and checked at once. Returns the export and what
+    is wrong."""
     from firmware.auth.deletion_record import (
         build_deletion_record,
         save_deletion_record,
@@ -132,6 +133,7 @@ def export_day(out: Path, state_dir: Path, election: Any, result: Any, desk: Any
     from firmware.common.export import ExportParts, verify_export, write_export
     from firmware.common.identity import software_hash, software_version
     from firmware.common.reports import build_header
+    from simulator.escpos_twin import decode_documents, twin_printer
 
     identity = result.service.identity
     at = result.service.d.clock.now()
@@ -145,8 +147,14 @@ def export_day(out: Path, state_dir: Path, election: Any, result: Any, desk: Any
         auth_dir = state_dir / "device" / "auth"
         record = build_deletion_record(header, deletion, register_path=auth_dir / "register.bbr",
                                        key_path=auth_dir / "auth.key")
-        # The simulated day's printer is gone with its world journal: the ESC/POS file is the print
-        save_deletion_record(record, election, out / "reports", printer=None)
+        # printed by the box's ESC/POS driver on a printer twin (the day's simulated printer went with its
+        # world journal); what came out of the twin must be the ESC/POS file that goes into the export
+        with twin_printer() as (printer, twin):
+            paths = save_deletion_record(record, election, out / "reports", printer=printer)
+            paper = twin.wait_for_documents(1)[0].image
+        filed = decode_documents(paths[2].read_bytes())
+        if len(filed) != 1 or filed[0].image.tobytes() != paper.tobytes() or filed[0].image.size != paper.size:
+            problems.append(f"the printed deletion record is not its ESC/POS file {paths[2]}")
         if not record.ok:
             problems.append("the deletion record says biometric data is left (see reports/deletion-record.png)")
     logs = tuple(sorted((state_dir / "device").rglob("*-events.jsonl")))

@@ -73,6 +73,9 @@ def add_parsers(sub: Any) -> None:
     prov.add_argument("--trust", type=Path, default=TRUSTED_PACKAGE_KEYS, help="folder of the trusted package keys")
     prov.add_argument("--receipt", type=Path, help="also write the receipt here (e.g. the CEC's --devices folder, "
                       "as NAME.receipt.json)")
+    prov.add_argument("--tpm", default="auto", help="seal the device key to a TPM 2.0: auto (the TPM at "
+                      "/dev/tpmrm0 when there is one), none (the key is a file, mode 0600), or a tpm2-tools TCTI "
+                      "such as device:/dev/tpm0 or swtpm:host=127.0.0.1,port=2321")
     prov.add_argument("--json", action="store_true", help="print the receipt as JSON only")
     prov.set_defaults(run=_provision)
 
@@ -161,8 +164,9 @@ def _provision(args: argparse.Namespace) -> int:
     device_id = args.device_id or _device_id(args.settings)
     if not re.fullmatch(DEVICE_ID, device_id):
         raise UserError(f"--device-id {device_id!r}: give 4 to 32 capitals, digits or '-', e.g. BB-PI-0001")
+    tpm = _tpm(args.tpm)
     verified = verify_package(args.package, station=args.station, election_id=args.election, trust=args.trust)
-    done = provision(verified, args.state_dir / "device", device_id)
+    done = provision(verified, args.state_dir / "device", device_id, tpm=tpm)
     if args.receipt is not None:
         _write_json(args.receipt, done.receipt)
     if args.json:
@@ -173,6 +177,29 @@ def _provision(args: argparse.Namespace) -> int:
         if not done.key_made:
             print("  (the box kept the device key it had: same fingerprint as before)")
     return EXIT_OK
+
+
+def _tpm(choice: str) -> Any:
+    """--tpm: the TPM the key is sealed to, or None (a key file)."""
+    from firmware.trust.tpm import TPM_DEVICE, Tpm, find_tpm, tools_missing
+
+    if choice == "none":
+        return None
+    if choice == "auto":
+        tpm = find_tpm()
+        if tpm is None:
+            return None
+    elif re.fullmatch(r"(device|swtpm|mssim|tabrmd)(:\S*)?", choice):
+        tpm = Tpm(choice)
+    else:
+        raise UserError(f"--tpm {choice!r}: give auto, none, or a TCTI (device:/dev/tpmrm0, "
+                        "swtpm:host=HOST,port=PORT)")
+    missing = tools_missing()
+    if missing:
+        where = f"a TPM is at {TPM_DEVICE}" if choice == "auto" else f"--tpm {choice}"
+        raise UserError(f"{where}, but {', '.join(missing)} not installed: install tpm2-tools (apt install "
+                        "tpm2-tools), or give --tpm none to keep the key in a file")
+    return tpm
 
 
 def _device_id(settings: Path | None) -> str:

@@ -107,12 +107,20 @@ class DocumentReaderSettings(_Strict):
 
 
 class SelfTestSettings(_Strict):
-    """The day's checks beside the devices (firmware.common.selftest): where the day's video goes and at
-    what bitrate (its free space is checked against the day), and the CEC receiver (reachability reported)."""
+    """The day's checks beside the devices (firmware.common.selftest): the CEC receiver (reachability
+    reported). The storage for the day's video is checked with the recorder's own settings (`video`)."""
 
-    video_dir: str | None = None  # None: no video pilot on this box
-    video_bitrate_kbps: Annotated[int, Field(ge=100, le=50_000)] = 2000
     endpoint: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_video_copy(cls, data: object) -> object:
+        moved = sorted({"video_dir", "video_bitrate_kbps"} & set(data)) if isinstance(data, dict) else []
+        if moved:
+            raise ValueError(f"{', '.join(moved)} are no longer read: the self-test checks the video storage "
+                             "with the recorder's own settings (video.directory under data_dir, "
+                             "video.bitrate_kbps, video.hours); delete them from self_test")
+        return data
 
 
 class VideoMask(_Strict):
@@ -164,7 +172,7 @@ class DeviceSettings(_Strict):
     self_test: SelfTestSettings = SelfTestSettings()
 
     @model_validator(mode="after")
-    def _pins_unique(self) -> "DeviceSettings":
+    def _pins_unique(self) -> DeviceSettings:
         owner: dict[int, str] = {}
         for group in ("feeder", "switches", "panel"):
             for name, value in getattr(self, group).model_dump().items():

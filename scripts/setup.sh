@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install whatever is missing for ballotbox on a Debian / Raspberry Pi OS machine: system packages
-# (libzbar0 for pyzbar, a TrueType font with Latin č ć đ š ž and Cyrillic glyphs, the PostgreSQL server), the virtual
+# (libzbar0 for pyzbar, a TrueType font with Latin č ć đ š ž and Cyrillic glyphs, the PostgreSQL server,
+# tpm2-tools to seal the device key to a TPM and swtpm, the software TPM its tests run against), the virtual
 # environment in .venv and the Python packages. Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || need_apt+=(libzbar0)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # the PostgreSQL server the receiver's tests and load test start for themselves (initdb + pg_ctl)
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# the device key sealed to a TPM 2.0 (firmware/trust/tpm.py) and the software TPM of tests/test_trust_tpm.py
+command -v tpm2_createprimary >/dev/null 2>&1 || need_apt+=(tpm2-tools)
+command -v swtpm >/dev/null 2>&1 || need_apt+=(swtpm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -45,7 +45,7 @@ from firmware.auth.register import (
     pseudonym_key,
 )
 from firmware.auth.report import AuthReport, build_auth_report
-from firmware.auth.service import AuthService
+from firmware.auth.service import AuthService, desk_access
 from firmware.auth.store import DB_FILE, DURATION_EDGES_S, LOG_FILE, AuthStore
 from firmware.common.eventlog import EventLog
 from firmware.common.events import Service
@@ -57,7 +57,9 @@ from firmware.common.identity import (
     software_version,
 )
 from firmware.common.reports import build_header
+from firmware.common.roles import Role
 from hal.clock import station_time
+from simulator.credentials import credential_for, provision_test_pins
 from simulator.devices import AcceleratedClock
 from simulator.documents import (
     SyntheticPerson,
@@ -101,7 +103,7 @@ class DeskResult:
 
 def run_desk(election: Election, voters: int, seed: int, data_dir: Path, messages: Messages,
              clock: AcceleratedClock | None = None, *, registered: int | None = None, mix: DeskMix = DeskMix(),
-             identity: DeviceIdentity | None = None,
+             identity: DeviceIdentity | None = None, pins_dir: Path | None = None,
              on_report: Callable[[str, object], None] | None = None) -> DeskResult:
     """Provision the desk in `data_dir` (fresh), run the polls' authentications, close, report, compare.
 
@@ -110,7 +112,8 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     microseconds), so a full station's register costs nothing and the 1:N pass runs at its real size.
     `clock`: the desk's own simulated clock (default: one starting at the opening); do not pass the
     scanner's clock object - the wall wants no shared clock order. `identity`: the box's device key
-    (the scanner day's), else one is provisioned in `data_dir`."""
+    (the scanner day's), else one is provisioned in `data_dir`. `pins_dir`: where the box's access file is
+    (the state's device/ folder), else `data_dir`; the simulated president wipes with the TEST PIN."""
     if voters < 4:
         raise ValueError(f"voters = {voters}: the desk needs at least 4 register voters for its cases")
     rng = random.Random(seed)
@@ -146,7 +149,8 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     # the auth service's own signed log (issue 12, item 5), on the desk's own clock: nothing joins it to the scanner's
     store.event_log = EventLog.open(data_dir / LOG_FILE, Service.AUTH, identity, clock.now)
     sensor = SimulatedFingerprintSensor()
-    service = AuthService(register, sensor, store, clock, messages, day)
+    access = desk_access(provision_test_pins(pins_dir or data_dir), clock, store)
+    service = AuthService(register, sensor, store, clock, messages, day, access=access)
     desk = _Desk(service, sensor, clock, gen)
 
     visits = _plan(rng, people, no_template, mix)
@@ -162,7 +166,8 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
         desk.serve(visit, truth, day)
     desk_s = time.perf_counter() - wall_desk
     clock.sleep(max(0.0, (station_time(election.date, election.polls.closing) - clock.now()).total_seconds()))
-    deletion = service.close_polls()
+    service.close_polls()
+    deletion = service.wipe(credential_for(Role.PRESIDENT))  # the president has the biometric data wiped (Art. 34)
     store.event_log.close(clock.now())
     header = build_header(election, device_id=identity.device_id, software_version=software_version(),
                           software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,

@@ -24,12 +24,16 @@ from __future__ import annotations
 import os
 import select
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import numpy as np
 from PIL import Image
 
+from config.device import PrinterSettings
+from hal.drivers.escpos_printer import EscPosPrinter
 from simulator.pty_twin import ServedPtyTwin
 
 DLE = 0x10
@@ -341,3 +345,14 @@ class EscPosPrinterTwin(ServedPtyTwin):
             else:
                 self._output.apply(command)
             self._changed.notify_all()
+
+
+@contextmanager
+def twin_printer(width_px: Literal[384, 576] = 576) -> Iterator[tuple[EscPosPrinter, EscPosPrinterTwin]]:
+    """The box's real ESC/POS driver on a printer twin: `printer` prints, `twin` shows what came out."""
+    with EscPosPrinterTwin() as twin:
+        printer = EscPosPrinter(PrinterSettings(port=twin.port, width_px=width_px))
+        try:
+            yield printer, twin
+        finally:
+            printer.close()

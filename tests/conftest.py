@@ -34,3 +34,12 @@ def tmpfs_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shutil.rmtree(where, ignore_errors=True)
     else:
         yield tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(autouse=True)
+def _no_host_tpm(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`provision --tpm auto` never seals a test's key to the TPM of the machine running the tests: tests
+    that use a TPM start their own (tests/test_trust_tpm.py)."""
+    import firmware.trust.tpm
+
+    monkeypatch.setattr(firmware.trust.tpm, "TPM_DEVICE", tmp_path_factory.getbasetemp() / "no-host-tpmrm0")

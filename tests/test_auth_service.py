@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from pathlib import Path
 
@@ -19,9 +20,14 @@ from firmware.auth.register import (
     provision_key,
     pseudonym_key,
 )
-from firmware.auth.service import AuthService
+from firmware.auth.service import AuthService, desk_access
 from firmware.auth.store import AuthStore
+from firmware.common.eventlog import EventLog
+from firmware.common.events import Service
 from firmware.common.i18n import Messages
+from firmware.common.identity import load_or_provision
+from firmware.common.roles import AccessLocked, AccessRefused, Credential, Role
+from simulator.credentials import credential_for, provision_test_pins
 from simulator.devices import AcceleratedClock
 from simulator.documents import id_card, synthetic_person
 from simulator.fingerprint_twin import SimulatedFingerprintSensor
@@ -93,12 +99,75 @@ def test_a_voter_without_a_template_goes_to_the_committee_and_into_the_reidentif
     assert service.store.counters()["no_template"] == 1 and service.store.counters()["reidentified"] == 1
 
 
-def test_closing_wipes_the_register_and_empties_the_sensor(tmp_path: Path) -> None:
+def test_the_wipe_after_closing_deletes_the_register_and_empties_the_sensor(tmp_path: Path) -> None:
     service, _ = _desk(tmp_path)
     service.open_polls()
-    deletion = service.close_polls()
+    with pytest.raises(RegisterClosed, match="close them first"):
+        service.wipe()
+    service.close_polls()
+    assert (tmp_path / "r.bbr").exists()  # closing alone keeps it until the wipe
+    deletion = service.wipe()
     assert (deletion.records, deletion.templates, deletion.sensor_templates_after) == (2, 2, 0)
     assert not (tmp_path / "r.bbr").exists()
+
+
+# -- the wipe behind a role (issue 12, item 8) --------------------------------------------------------
+def _desk_with_roles(tmp_path: Path) -> AuthService:
+    service, _ = _desk(tmp_path / "desk")
+    service.store.event_log = EventLog.open(tmp_path / "desk" / "auth-events.jsonl", Service.AUTH,
+                                            load_or_provision(tmp_path / "key", "BB-TEST-WIPE"), service.clock.now)
+    service.access = desk_access(provision_test_pins(tmp_path / "pins"), service.clock, service.store)
+    service.open_polls()
+    service.close_polls()
+    return service
+
+
+def _logged(service: AuthService) -> list[dict]:
+    assert service.store.event_log is not None
+    return [json.loads(line) for line in service.store.event_log.path.read_text().splitlines()]
+
+
+def test_the_wipe_needs_the_presidents_or_the_technicians_pin(tmp_path: Path) -> None:
+    service = _desk_with_roles(tmp_path)
+    register = tmp_path / "desk" / "r.bbr"
+    with pytest.raises(AccessRefused, match="wipe: needs the president or technician's PIN or card"):
+        service.wipe()
+    with pytest.raises(AccessRefused, match="needs the president or technician, not the operator"):
+        service.wipe(credential_for(Role.OPERATOR))
+    assert register.exists() and service.deletion is None  # nothing wiped on a refusal
+    deletion = service.wipe(credential_for(Role.PRESIDENT))
+    assert deletion.authorized_by == "president" and not register.exists()
+    wiped = [e for e in _logged(service) if e["event"] == "register.wiped"]
+    assert wiped[-1]["detail"]["role"] == "president"
+    accepted = [e for e in _logged(service) if e["event"] == "user.pin_accepted"]
+    assert accepted[-1]["detail"] == {"action": "wipe", "role": "president"}
+
+
+def test_the_technician_may_wipe_too(tmp_path: Path) -> None:
+    assert _desk_with_roles(tmp_path).wipe(credential_for(Role.TECHNICIAN)).authorized_by == "technician"
+
+
+def test_wrong_pins_for_the_wipe_lock_the_role_out_and_a_restart_keeps_the_lockout(tmp_path: Path) -> None:
+    service = _desk_with_roles(tmp_path)
+    wrong = Credential(Role.PRESIDENT, "999999")
+    for left in (2, 1):
+        with pytest.raises(AccessRefused, match=f"wrong PIN for the president \\({left} tries left"):
+            service.wipe(wrong)
+    with pytest.raises(AccessLocked, match="wrong PIN for the president 3 times: locked until"):
+        service.wipe(wrong)
+    with pytest.raises(AccessLocked):  # the right PIN waits for the lockout too
+        service.wipe(credential_for(Role.PRESIDENT))
+    assert (tmp_path / "desk" / "r.bbr").exists()
+    events = [e["event"] for e in _logged(service)]
+    assert events.count("user.pin_refused") == 4 and events.count("user.locked_out") == 1
+    assert "999999" not in service.store.event_log.path.read_text()  # never the PIN, right or wrong
+    # the auth service starts again (a power cut): the lockout is rebuilt from its own log
+    again = AuthService(service.register, service.sensor, service.store, service.clock, Messages.for_language("en"),
+                        DAY, access=desk_access(provision_test_pins(tmp_path / "pins"), service.clock, service.store))
+    with pytest.raises(AccessLocked):
+        again.wipe(credential_for(Role.PRESIDENT))
+    service.clock.sleep(5 * 60 + 1)
+    assert again.wipe(credential_for(Role.PRESIDENT)).authorized_by == "president"
 
 
 def test_the_service_runs_the_matcher_on_one_blas_thread_as_the_bench_measures_it(tmp_path: Path) -> None:

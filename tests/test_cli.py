@@ -73,11 +73,12 @@ def test_device_self_test_on_the_simulator_writes_the_report(tmp_path: Path, cap
     rc = main(["device", "self-test", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0
-    assert [line.split()[1] for line in out.splitlines()[:10]] == [
+    assert [line.split()[1] for line in out.splitlines()[:12]] == [
         "ballot_camera", "feeder", "panel", "printer", "switches", "document_reader", "fingerprint_sensor",
-        "room_camera", "clock", "network"]
+        "room_camera", "clock", "storage", "network", "software"]
     report = json.loads((tmp_path / "self-test-report.json").read_text(encoding="utf-8"))
-    assert [c["ok"] for c in report["checks"]] == [True] * 10
+    assert [c["ok"] for c in report["checks"]] == [True] * 12
+    assert "(14 h at 1200 kbit/s)" in out or "(14 h pri 1200 kbit/s)" in out  # the recorder's settings
     assert (tmp_path / "self-test-report.png").stat().st_size > 0
 
 

@@ -167,6 +167,28 @@ def test_the_wipe_empties_the_readers_flash_and_the_record_says_so(tmp_path: Pat
     assert len(printed) == 1 and printed[0].image.width == 576
 
 
+def test_the_deletion_record_is_printed_through_the_printer_twin_as_its_escpos_file_names_the_role(
+        tmp_path: Path, identity: DeviceIdentity) -> None:
+    from firmware.common.i18n import Messages
+    from firmware.common.reports import layout_report
+    from simulator.escpos_twin import twin_printer
+
+    header = build_header(ELECTION, device_id=identity.device_id, software_version="1", software_hash="0" * 64,
+                          device_key_fingerprint=identity.fingerprint, printed_at=AT)
+    deletion = DeletionRecord(AT, 10, 9, "ab" * 32, 0, True, 0, authorized_by="president")
+    record = build_deletion_record(header, deletion, register_path=tmp_path / "gone.bbr")
+    with twin_printer() as (printer, twin):
+        paths = save_deletion_record(record, ELECTION, tmp_path / "reports", printer=printer)
+        [paper] = twin.wait_for_documents(1)
+    [filed] = decode_documents(paths[2].read_bytes())
+    assert paper.image.size == filed.image.size and paper.image.tobytes() == filed.image.tobytes()
+    assert paper.partial_cut and twin.status_queries == [4]  # the driver asked for paper first, then cut
+    assert json.loads(paths[1].read_text(encoding="utf-8"))["authorized_by"] == "president"
+    bs = Messages.for_language("bs")
+    text = " ".join(line.text for line in layout_report(record, ELECTION, 576))
+    assert bs.t("deletion.label.authorized_by") in text and bs.t("role.president") in text
+
+
 @pytest.mark.parametrize("language", ["bs", "hr", "sr-Latn", "sr-Cyrl", "en"])
 def test_a_deletion_record_that_finds_data_left_says_so_in_every_language(language: str,
                                                                           identity: DeviceIdentity) -> None:

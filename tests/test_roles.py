@@ -125,7 +125,7 @@ def test_the_self_test_is_the_technicians_and_a_jam_the_operators_or_technicians
     assert box.svc.self_test(credential=TECHNICIAN)
     from firmware.common.roles import ACTION_ROLES
     assert ACTION_ROLES["clear_fault"] == {Role.OPERATOR, Role.TECHNICIAN}
-    assert ACTION_ROLES["wipe"] == {Role.TECHNICIAN}
+    assert ACTION_ROLES["wipe"] == {Role.PRESIDENT, Role.TECHNICIAN}  # the biometric wipe at close
     assert {a for a, roles in ACTION_ROLES.items() if roles == {Role.PRESIDENT}} == {
         "open_polls", "pause", "resume", "close_polls"}
 

@@ -48,4 +48,5 @@ def test_the_technicians_day_runs_in_simulation_from_flash_to_wipe(tmp_path: Pat
     deletion = next((day / "export" / "reports").glob("deletion-record*.json"))
     record = json.loads(deletion.read_text(encoding="utf-8"))
     assert "deleted" in json.dumps(record).lower()
+    assert record["authorized_by"] == "president"  # the wipe took the president's PIN
     assert not any((state / "device").rglob("register.bbr"))  # the register extract is gone from the card

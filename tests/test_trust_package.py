@@ -19,10 +19,12 @@ from ballotbox.trust_cli import use_installed_package
 from config.election import SAMPLE_ELECTION
 from firmware.cec.receiver.app import ReceiverConfig
 from firmware.cec.receiver.keys import DeviceKeys, KeysError
+from firmware.common.identity import DeviceIdentity
 from firmware.errors import UserError
 from firmware.trust.package import installed_package, verify_package
 from firmware.trust.provisioning import key_storage
 from firmware.trust.signing import TrustError, sign_envelope
+from firmware.trust.tpm import Tpm
 
 STATION = "089A012"  # the sample definition's station
 ELECTION = "LI2024"
@@ -213,11 +215,14 @@ def test_simulate_counts_a_provisioned_state_dir_as_no_day_yet(signed: Path, tmp
     assert not _provisioned_only(state)
 
 
-def test_the_key_storage_says_a_tpm_is_present_but_not_used(tmp_path: Path) -> None:
-    tpm = tmp_path / "tpmrm0"
-    assert key_storage(tpm) == "file (mode 0600); no TPM found"
-    tpm.touch()
-    assert key_storage(tpm) == f"file (mode 0600); a TPM is present at {tpm} but not used yet"
+def test_the_key_storage_says_how_the_key_is_kept() -> None:
+    key = Ed25519PrivateKey.generate()
+    tpm = Tpm("device:/dev/tpmrm0")
+    assert key_storage(DeviceIdentity("BB-SIM-0001", key), None) == "file (mode 0600); no TPM used"
+    assert key_storage(DeviceIdentity("BB-SIM-0001", key), tpm) == \
+        "file (mode 0600), kept from before this box used its TPM (device:/dev/tpmrm0)"
+    assert key_storage(DeviceIdentity("BB-SIM-0001", key, "tpm"), tpm).startswith(
+        "sealed to the TPM 2.0 (device:/dev/tpmrm0): the card holds only the sealed blob device-key.tpm.json")
 
 
 # -- the receiver learns keys from receipts --------------------------------------------------------------

@@ -185,6 +185,27 @@ def test_the_boot_check_refuses_a_manifest_altered_on_the_card(installed: Path,
     assert "the signature does not verify with TEST-ONLY-release.pub.pem" in capsys.readouterr().out
 
 
+def test_the_code_running_from_the_installed_slot_checks_its_own_files(installed: Path) -> None:
+    """What the opening runs (ScannerService: check_running_release) finds the slot from the code's own
+    location when it runs through ROOT/current, as the units start it; a changed file is named."""
+    import subprocess
+    import sys
+
+    current = installed / "current"
+    script = ("from firmware.trust.release import check_running_release as c; r = c(); "
+              "print(r.slot is not None, r.version, list(r.mismatched))")
+
+    def run() -> str:
+        env = {**os.environ, "PYTHONPATH": str(current), "PYTHONDONTWRITEBYTECODE": "1"}
+        return subprocess.run([sys.executable, "-c", script], cwd=current, env=env, capture_output=True,
+                              text=True, check=True, timeout=60).stdout.strip()
+
+    assert run() == "True 1.0.0 []"
+    with open(current / "firmware" / "scanner" / "tally.py", "a") as f:
+        f.write("# one more line\n")
+    assert run() == "True 1.0.0 ['firmware/scanner/tally.py']"
+
+
 def test_install_writes_a_notify_unit_with_a_watchdog_for_each_service(flashed_v1: Path) -> None:
     root = flashed_v1
     units = sorted(p.name for p in (root / "systemd").iterdir())

@@ -81,7 +81,7 @@ def test_the_auth_side_holds_no_vote_and_the_scanner_side_no_voter(day: Path) ->
 def test_the_auth_side_keeps_no_time_order_but_the_polls_and_the_legal_records_to_the_minute(day: Path) -> None:
     log = [json.loads(line) for line in _auth(day)["auth-events.jsonl"].decode().splitlines()]
     assert [e["event"] for e in log if not e["event"].startswith("log.")] == [
-        "polls.opened", "register.opened", "polls.closed", "register.wiped"]
+        "polls.opened", "register.opened", "polls.closed", "user.pin_accepted", "register.wiped"]
     db = sqlite3.connect(day / "state" / "device" / "auth" / "auth.sqlite")
     legal = [bytes(row[0]) for row in db.execute("SELECT body FROM legal_record")]
     meta = [bytes(row[0]) for row in db.execute("SELECT value FROM meta")]
@@ -106,3 +106,5 @@ def test_the_day_ends_with_a_signed_export_and_a_deletion_record_that_verify(day
             "reports/deletion-record.escpos", "reports/deletion-record.json", "device-key.pub.pem"} <= listed
     record = json.loads((export / "reports" / "deletion-record.json").read_text(encoding="utf-8"))
     assert record["register_file_deleted"] and record["key_destroyed"] and record["sensor_templates_after"] == 0
+    assert record["authorized_by"] == "president"  # the simulated president's TEST PIN, never the PIN itself
+    assert "222222" not in (export / "reports" / "deletion-record.json").read_text(encoding="utf-8")

@@ -4,10 +4,12 @@
     record.ok                                        # nothing biometric is left
     save_deletion_record(record, election, reports_dir, printer)   # PNG, JSON, ESC/POS; printed
 
-What is deleted and checked (firmware.auth.register.RegisterExtract.wipe): the register extract's file
-and the authentication key file (overwritten with zeros, fsynced, deleted: the pseudonyms in the auth
-store can no longer be linked to a JMBG), the templates decrypted into memory and the 1:N gallery (dropped
-at close), and the fingerprint reader's own template flash (cleared and counted: before and after; the
+The wipe is the committee president's (or the technician's) action, with the PIN (AuthService.wipe); the
+record names the role whose PIN allowed it, never the PIN. What is deleted and checked
+(firmware.auth.register.RegisterExtract.wipe): the register extract's file and the authentication key
+file (overwritten with zeros, fsynced, deleted: the pseudonyms in the auth store can no longer be linked
+to a JMBG), the templates decrypted into memory and the 1:N gallery (dropped at close), and the
+fingerprint reader's own template flash (cleared and counted: before and after; the
 firmware never stores a template there, so "before" is 0 unless a technician's test enrolled one).
 The record says each of these on paper, in the station's language, with the device block and the
 committee's signatures. Its ESC/POS form is the byte stream the box's printer receives.
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
+
+from PIL import Image
 
 from config.election import Election
 from firmware.auth.register import DeletionRecord
@@ -56,6 +60,7 @@ class DeletionRecordReport:
     key_destroyed: bool
     sensor_templates_before: int
     sensor_templates_after: int
+    authorized_by: str | None = None  # the role whose PIN allowed the wipe (president or technician), never a PIN
 
     @property
     def ok(self) -> bool:
@@ -67,6 +72,8 @@ class DeletionRecordReport:
         page.title(t("deletion.title"), t("deletion.subtitle"), self.header)
         page.station_block(self.header, None)
         page.field(t("auth.report.label.deleted_at"), msgs.format_datetime(self.deleted_at))
+        page.field(t("deletion.label.authorized_by"), t(f"role.{self.authorized_by}") if self.authorized_by
+                   else t("deletion.label.authorized_none"))
         page.rule()
         page.heading(t("deletion.section.register"))
         page.row(t("auth.report.label.deleted_records"), str(self.register_records))
@@ -101,26 +108,32 @@ def build_deletion_record(header: ReportHeader, deletion: DeletionRecord, *, reg
         templates=deletion.templates, register_sha256=deletion.register_sha256,
         register_file_deleted=not Path(register_path).exists(), key_destroyed=key_gone,
         sensor_templates_before=deletion.sensor_templates_before,
-        sensor_templates_after=deletion.sensor_templates_after)
+        sensor_templates_after=deletion.sensor_templates_after, authorized_by=deletion.authorized_by)
 
 
 def escpos_document(report: DeletionRecordReport, election: Election, width_px: int) -> bytes:
     """The bytes the thermal printer receives for the record (hal.drivers.escpos_printer's commands)."""
-    raster = prepare_raster_image(render_raster(report, election, width_px), width_px)
-    return ESC_INIT + b"".join(raster_commands(raster)) + LINE_FEED * FEED_LINES + GS_PARTIAL_CUT
+    return _escpos(render_raster(report, election, width_px), width_px)
+
+
+def _escpos(raster: Image.Image, width_px: int) -> bytes:
+    return ESC_INIT + b"".join(raster_commands(prepare_raster_image(raster, width_px))) + LINE_FEED * FEED_LINES \
+        + GS_PARTIAL_CUT
 
 
 def save_deletion_record(report: DeletionRecordReport, election: Election, directory: Path,
                          printer: Printer | None = None) -> list[Path]:
-    """Write the record as PNG, JSON and ESC/POS into `directory` and print it on `printer`."""
+    """Write the record as PNG, JSON and ESC/POS into `directory`, then print it on `printer` (the same
+    raster as the ESC/POS file: what the committee signs is what is filed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     width = printer.width_px if printer is not None else 576
     png = render_png(report, election, directory / f"{FILE_STEM}.png", width_px=width)
     data = directory / f"{FILE_STEM}.json"
     data.write_text(json.dumps(report_to_json(report), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    raster = render_raster(report, election, width)
     escpos = directory / f"{FILE_STEM}.escpos"
-    escpos.write_bytes(escpos_document(report, election, width))
+    escpos.write_bytes(_escpos(raster, width))
     if printer is not None:
-        printer.print_image(render_raster(report, election, width))
+        printer.print_image(raster)
     return [png, data, escpos]

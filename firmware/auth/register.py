@@ -95,6 +95,7 @@ class DeletionRecord:
     # what the sensor's own flash held before it was cleared (the firmware never stores a template there;
     # a module enrolled at the factory or by a technician's test may hold some)
     sensor_templates_before: int = 0
+    authorized_by: str | None = None  # the role whose PIN allowed the wipe (AuthService.wipe), never the PIN
 
 
 class SensorFlash(Protocol):

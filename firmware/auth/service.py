@@ -7,7 +7,8 @@ the voter state table (firmware/auth/flow.py).
     view = service.capture()                  # repeat while view.state is CAPTURING
     view = service.committee_decides(True)    # in COMMITTEE: identified (re-identification register) or not
     service.next_voter()
-    deletion = service.close_polls()          # register wiped, sensor flash cleared
+    service.close_polls()                     # the desk stops; the templates and the gallery leave memory
+    deletion = service.wipe(credential)       # the president's (or technician's) PIN: register and sensor wiped
 
 The polls state crosses the secrecy wall as a plain value (`polls_open: bool` given by whoever owns
 the polls, `open_polls`/`close_polls` here); the service never asks the scanner anything.
@@ -16,7 +17,8 @@ the polls, `open_polls`/`close_polls` here); the service never asks the scanner 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from biometrics.documents import (
@@ -44,6 +46,13 @@ from firmware.auth.register import (
 )
 from firmware.auth.store import AuthStore, LegalRecord
 from firmware.common.i18n import Messages
+from firmware.common.roles import (
+    AccessControl,
+    Credential,
+    Role,
+    SecretHash,
+    access_events_from_log,
+)
 from hal.fingerprint import FingerprintError, FingerprintSensor, NoFinger
 
 CAPTURE_TIMEOUT_S = 10.0  # the voter has ten seconds to place the finger
@@ -77,9 +86,16 @@ class _Voter:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def desk_access(hashes: Mapping[Role, SecretHash], clock: Clock, store: AuthStore) -> AccessControl:
+    """The roles' check at the desk: the box's PIN hashes (access.json), its decisions in the auth store's
+    own signed log (never the scanner's: nothing joins the two)."""
+    return AccessControl(hashes, clock, lambda kind, at, detail: store.log_event(kind, {**detail,
+                                                                                      "at": at.isoformat()}))
+
+
 class AuthService:
     def __init__(self, register: RegisterExtract, sensor: FingerprintSensor, store: AuthStore, clock: Clock,
-                 messages: Messages, day: dt.date) -> None:
+                 messages: Messages, day: dt.date, access: AccessControl | None = None) -> None:
         limit_blas_threads()  # the matcher as the bench measures it (biometrics/threads.py): process-wide
         self.register = register
         self.sensor = sensor
@@ -93,6 +109,11 @@ class AuthService:
         self._current = _Voter()
         self._enrolled: dict[str, list[MatchTemplate]] = {}
         self._gallery: Gallery | None = None
+        # Roles (firmware.common.roles): with an AccessControl the wipe needs the president's or the
+        # technician's PIN; its decisions go into this service's own log, and a lockout is rebuilt from it.
+        self.access = access
+        if access is not None and store.event_log is not None:
+            access.restore(access_events_from_log(store.event_log.path))
 
     # -- polls -------------------------------------------------------------------------------------
     def open_polls(self) -> None:
@@ -109,17 +130,30 @@ class AuthService:
         self.store.set_polls("opened_at", self.clock.now())
         self.store.log_event("register.opened", {"records": len(self.register), "at": self.clock.now().isoformat()})
 
-    def close_polls(self) -> DeletionRecord:
+    def close_polls(self) -> None:
+        """The desk stops serving; the decrypted templates and the 1:N gallery leave memory. The register's
+        file, its key and the sensor's flash stay until the wipe (`wipe`, with a PIN)."""
         self.polls_open = False
         self.store.set_polls("closed_at", self.clock.now())
         self._enrolled, self._gallery = {}, None
-        self.deletion = self.register.wipe(self.sensor, self.clock)
-        self.store.log_event("register.wiped", {"records": self.deletion.records, "templates": self.deletion.templates,
-                                                "sensor_templates_before": self.deletion.sensor_templates_before,
-                                                "sensor_templates_after": self.deletion.sensor_templates_after,
-                                                "key_destroyed": self.deletion.key_destroyed,
-                                                "register_sha256": self.deletion.register_sha256,
-                                                "at": self.deletion.deleted_at.isoformat()})
+        self.register.close()
+
+    def wipe(self, credential: Credential | None = None) -> DeletionRecord:
+        """After the close: the register extract and its key overwritten and deleted, the sensor's template
+        flash emptied (Art. 34). The committee president's or the technician's action: a wrong PIN is refused
+        (AccessRefused) and counts toward the role's lockout, and nothing is wiped."""
+        if self.polls_open:
+            raise RegisterClosed("the wipe comes after the close of the polls; close them first")
+        role = self.access.authorize("wipe", credential) if self.access is not None else None
+        deletion = self.register.wipe(self.sensor, self.clock)
+        self.deletion = replace(deletion, authorized_by=role.value if role is not None else None)
+        self.store.log_event("register.wiped", {"records": deletion.records, "templates": deletion.templates,
+                                                "sensor_templates_before": deletion.sensor_templates_before,
+                                                "sensor_templates_after": deletion.sensor_templates_after,
+                                                "key_destroyed": deletion.key_destroyed,
+                                                "register_sha256": deletion.register_sha256,
+                                                "role": self.deletion.authorized_by,
+                                                "at": deletion.deleted_at.isoformat()})
         return self.deletion
 
     # -- one voter ---------------------------------------------------------------------------------

@@ -113,8 +113,8 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
        "open or paused (an opening alarms and pauses voting)", "switch", "state"),
     _e("tamper.switch_fault", _C.TAMPER, SCANNER, "a lid or seal contact chattered: reported, not guessed", "error"),
     _e("tamper.alarm_acknowledged", _C.TAMPER, SCANNER, "the committee acknowledged a tamper alarm", "role"),
-    _e("tamper.installed_files_mismatch", _C.TAMPER, SCANNER, "at boot the installed files differ from the "
-       "signed manifest: opening refused", "files", "reason"),
+    _e("tamper.installed_files_mismatch", _C.TAMPER, SCANNER, "at the self-test or the opening the installed "
+       "files differ from the signed manifest: opening refused", "files", "reason"),
     # -- people (issue 12, item 8) ---------------------------------------------------------------------
     _e("user.pin_accepted", _C.USER_ACTION, SCANNER | AUTH, "a role's PIN or card accepted", "role", "action"),
     _e("user.pin_refused", _C.USER_ACTION, SCANNER | AUTH, "an action refused: no credential, a wrong PIN, the "
@@ -142,8 +142,8 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
     # -- auth service ----------------------------------------------------------------------------------
     _e("register.opened", _C.DATA, AUTH, "the register extract decrypted into memory (polls open)", "records"),
     _e("register.wiped", _C.DATA, AUTH, "the register extract and its key overwritten and deleted, the reader's "
-       "template flash emptied (Art. 34)", "records", "templates", "sensor_templates_before",
-       "sensor_templates_after", "key_destroyed", "register_sha256"),
+       "template flash emptied (Art. 34), with the role whose PIN allowed it", "records", "templates",
+       "sensor_templates_before", "sensor_templates_after", "key_destroyed", "register_sha256", "role"),
     _e("reader.fault", _C.DEVICE_FAULT, AUTH, "the document reader failed", "problem"),
     _e("sensor.fault", _C.DEVICE_FAULT, AUTH, "the fingerprint sensor failed", "problem"),
     # -- video service (issue 11) ----------------------------------------------------------------------
@@ -214,4 +214,7 @@ AUTH_KINDS: dict[str, str] = {
     "polls.closed": "polls.closed",
     "register.opened": "register.opened",
     "register.wiped": "register.wiped",
+    "access_refused": "user.pin_refused",
+    "access_granted": "user.pin_accepted",
+    "access_locked": "user.locked_out",
 }

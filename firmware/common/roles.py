@@ -3,7 +3,8 @@
 The roles follow the CEC instruction on the 2024 pilots (DOMAIN.md):
 
 - **president** (predsjednik biračkog odbora): the polls. Opens them after the zero report is signed
-  (Art. 20(3-4)), pauses ("stops the voting", Art. 21(10)) and resumes, closes them (Art. 23).
+  (Art. 20(3-4)), pauses ("stops the voting", Art. 21(10)) and resumes, closes them (Art. 23); after the
+  close, has the biometric data wiped and signs the deletion record (Art. 34; the technician may too).
 - **operator**: runs the box for the committee during the day - clears a paper jam and answers the box's
   questions about a sheet (Art. 10(1), 18(1): "rješavanje tehničkih problema"), prints the zero and results
   reports (Art. 20(4), 23(1)).
@@ -53,7 +54,7 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "print_report": frozenset({Role.OPERATOR, Role.TECHNICIAN}),
     "self_test": frozenset({Role.TECHNICIAN}),
     "provision": frozenset({Role.TECHNICIAN}),
-    "wipe": frozenset({Role.TECHNICIAN}),
+    "wipe": frozenset({Role.PRESIDENT, Role.TECHNICIAN}),  # the biometric data and the sensor's flash, at close
 }
 
 # Three tries: a person who mistypes twice still gets in; guessing a 6-digit PIN at 3 tries per lockout
@@ -241,6 +242,40 @@ class AccessControl:
         self._log("access_locked", now, {"role": role.value, "until": until.isoformat(), "lockouts": lockouts})
         if self.on_lockout is not None:
             self.on_lockout(role)
+
+
+@dataclass(frozen=True)
+class LoggedAccess:
+    """One access decision as a service's signed log holds it, in AccessControl.restore's terms."""
+
+    kind: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+# The signed log's ids (firmware/common/events.py) of AccessControl's kinds.
+ACCESS_EVENT_IDS = {"user.pin_refused": "access_refused", "user.pin_accepted": "access_granted",
+                    "user.locked_out": "access_locked"}
+
+
+def access_events_from_log(path: Path) -> list[LoggedAccess]:
+    """The access decisions in a signed event log (JSON lines), for AccessControl.restore: a service whose
+    store keeps no events of its own (the auth desk) rebuilds its lockouts from its log. A torn last line
+    is skipped."""
+    found = []
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    for raw in lines:
+        try:
+            line = json.loads(raw)
+            kind = ACCESS_EVENT_IDS.get(line.get("event"))
+            if kind is not None:
+                found.append(LoggedAccess(kind, datetime.fromisoformat(line["at"]), dict(line.get("detail") or {})))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found
 
 
 def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -1,9 +1,10 @@
 """The day's checks beside the devices' own self-tests (Art. 11, 20(1)): the clock, the storage the day's
-video needs, the network to the CEC. Each gives a DeviceStatus for the self-test and zero reports.
+video needs, the network to the CEC, and the installed software against its signed release. Each gives a
+DeviceStatus for the self-test and zero reports.
 
 The clock and the storage block opening when they fail; the network is reported and never blocks (results
-wait in the outbox until the network is back, Art. 26). `day_video_bytes` is a plain estimate (bitrate x
-hours); the video service may replace it with its own figure.
+wait in the outbox until the network is back, Art. 26). The storage is judged as the video recorder's own
+storage guard judges it (video/storage.py), from the same settings (`video` in the device settings).
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from config.device import DeviceSettings
 from config.election import Election
 from firmware.common.i18n import Messages
 from hal.clock import station_time
 from hal.errors import DeviceStatus
+from video.storage import LADDER, STOP_RESERVE_BYTES, plan_day
 
-# The video is kept from an hour before opening (the committee sets up) to two hours after closing (the
-# manual count, Art. 24); a room camera at 1080p H.264 records about 2 Mbit/s (config: video_bitrate_kbps).
-VIDEO_BEFORE_OPENING = timedelta(hours=1)
-VIDEO_AFTER_CLOSING = timedelta(hours=2)
-# 10 % spare: the file system's own overhead and segments in flight.
-STORAGE_MARGIN = 1.10
+if TYPE_CHECKING:
+    from firmware.trust.release import SlotCheck
+
 # Installation is at least 12 h before opening (Art. 9, 18): a clock up to 2 days before the election day
 # is sane, one before that (an RTC-less Pi boots in 1970) or after the closing is not.
 CLOCK_DAYS_BEFORE = 2
@@ -39,18 +39,30 @@ class _Clock(Protocol):
 
 @dataclass(frozen=True)
 class DayCheckSettings:
-    """What the day's checks look at (from the device settings)."""
+    """What the day's checks look at: for the video storage, the recorder's own settings (where it
+    records, its peak bitrate, the hours its storage guard checks for), so the self-test and the recorder
+    decide alike; the CEC receiver's address."""
 
     video_dir: Path | None = None  # where the day's video goes; None: no video pilot on this box
-    video_bitrate_kbps: int = 2000
+    video_bitrate_kbps: int = 1200
+    video_hours: float = 14.0
     endpoint: str | None = None  # the CEC receiver the results go to (reported, never blocking)
+
+    @classmethod
+    def from_device(cls, settings: DeviceSettings) -> DayCheckSettings:
+        """From the device settings: `video` as the recorder reads it (RecordingProfile.from_settings, and the
+        video service's folder data_dir/video.directory), `self_test.endpoint`."""
+        video = settings.video
+        return cls(Path(settings.data_dir) / video.directory if video.enabled else None, video.bitrate_kbps,
+                   video.hours, settings.self_test.endpoint)
 
 
 def day_checks(clock: _Clock, election: Election, msg: Messages, settings: DayCheckSettings) -> list[DeviceStatus]:
     """The clock, then the video storage (when the box records video), then the network."""
     checks = [clock_status(clock, election, msg)]
     if settings.video_dir is not None:
-        checks.append(video_storage_status(settings.video_dir, settings.video_bitrate_kbps, election, msg))
+        checks.append(video_storage_status(settings.video_dir, settings.video_bitrate_kbps, settings.video_hours,
+                                           msg))
     checks.append(network_status(settings.endpoint, msg))
     return checks
 
@@ -65,26 +77,39 @@ def clock_status(clock: _Clock, election: Election, msg: Messages) -> DeviceStat
     return DeviceStatus("clock", False, msg.t("selftest.clock.wrong", **detail))
 
 
-def day_video_bytes(bitrate_kbps: int, election: Election) -> int:
-    """The bytes a day's video takes at `bitrate_kbps`, from before opening to after the count."""
-    start = station_time(election.date, election.polls.opening) - VIDEO_BEFORE_OPENING
-    end = station_time(election.date, election.polls.closing) + VIDEO_AFTER_CLOSING
-    return int(bitrate_kbps * 1000 / 8 * (end - start).total_seconds())
-
-
-def video_storage_status(video_dir: Path, bitrate_kbps: int, election: Election, msg: Messages,
+def video_storage_status(video_dir: Path, bitrate_kbps: int, hours: float, msg: Messages,
                          free_bytes: int | None = None) -> DeviceStatus:
-    """Free space where the video goes against the day's video (`free_bytes` given: tests)."""
-    need = day_video_bytes(bitrate_kbps, election) * STORAGE_MARGIN
+    """Free space where the video goes against the day, decided as the recorder's storage guard decides at
+    its start (video.storage.plan_day): full quality fits (ok); only a lower rung fits (ok, and the detail says
+    the recording will be reduced); not even the lowest (failed: the recorder would refuse). `free_bytes`
+    given: tests."""
     if free_bytes is None:
         here = Path(video_dir)
         while not here.exists() and here != here.parent:
             here = here.parent
         free_bytes = shutil.disk_usage(here).free
-    words = {"free": _gb(free_bytes, msg), "need": _gb(need, msg)}
-    if free_bytes >= need:
+    plan = plan_day(free_bytes, bitrate_kbps, hours)
+    words = {"free": _gb(free_bytes, msg), "need": _gb(plan.needed_bytes + STOP_RESERVE_BYTES, msg),
+             "hours": f"{hours:g}".replace(".", msg.t("format.decimal_separator")), "kbps": bitrate_kbps}
+    if plan.verdict == "ok":
         return DeviceStatus("storage", True, msg.t("selftest.storage.ok", **words))
-    return DeviceStatus("storage", False, msg.t("selftest.storage.short", **words))
+    if plan.verdict == "warn":
+        div, share = LADDER[plan.rung]
+        return DeviceStatus("storage", True, msg.t("selftest.storage.reduced", **words, div=div,
+                                                   share=round(share * 100)))
+    return DeviceStatus("storage", False, msg.t("selftest.storage.short", **words,
+                                                lowest=_gb(plan.needed_at_rung_bytes + STOP_RESERVE_BYTES, msg)))
+
+
+def software_status(check: SlotCheck, msg: Messages) -> DeviceStatus:
+    """The boot check of the running code (firmware.trust.release.check_running_release) as a self-test line.
+    From a source tree (simulation, development) there is no signed release to check: said, not failed."""
+    if check.slot is None:
+        return DeviceStatus("software", True, msg.t("selftest.software.not_installed"))
+    if check.ok:
+        return DeviceStatus("software", True, msg.t("selftest.software.ok", version=check.version, files=check.files))
+    return DeviceStatus("software", False, msg.t("selftest.software.mismatch", count=len(check.problems),
+                                                 files=", ".join(check.mismatched[:3]) or check.problems[0]))
 
 
 def network_status(endpoint: str | None, msg: Messages, timeout_s: float = NETWORK_TIMEOUT_S) -> DeviceStatus:

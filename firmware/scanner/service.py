@@ -19,7 +19,7 @@ from firmware.common.i18n import Messages
 from firmware.common.identity import DeviceIdentity
 from firmware.common.reports import SignedResults
 from firmware.common.roles import AccessControl, Credential, Role
-from firmware.common.selftest import DayCheckSettings, day_checks
+from firmware.common.selftest import DayCheckSettings, day_checks, software_status
 from firmware.common.transmission.documents import ELECTION_REPORT, SignedDocument
 from firmware.scanner import documents as docs
 from firmware.scanner.reporting import print_report, results_report, zero_report
@@ -35,6 +35,7 @@ from firmware.scanner.states import (
 )
 from firmware.scanner.store import Resolution, ScannerStore, StoreError
 from firmware.scanner.tally import ContestTally, tally
+from firmware.trust.release import SlotCheck, check_running_release
 from hal.camera import CaptureError
 from hal.clock import station_time
 from hal.devices import DeviceSet
@@ -101,7 +102,8 @@ class Usage:
 class ScannerService:
     def __init__(self, election: Election, devices: DeviceSet, store: ScannerStore, messages: Messages,
                  identity: DeviceIdentity, on_report: Callable[[str, object], None] | None = None,
-                 access: AccessControl | None = None, day_check_settings: DayCheckSettings | None = None) -> None:
+                 access: AccessControl | None = None, day_check_settings: DayCheckSettings | None = None,
+                 installed_files: Callable[[], SlotCheck] = check_running_release) -> None:
         self.election = election
         self.identity = identity
         self.d = devices
@@ -120,6 +122,8 @@ class ScannerService:
         self._omr_pool: ThreadPoolExecutor | None = None
         self.self_test_results: list[DeviceStatus] = []
         self.day_check_settings = day_check_settings or DayCheckSettings()  # clock, video storage, network
+        # the boot check of the files that run (firmware.trust.release): at the self-test and at the opening
+        self.installed_files = installed_files
         self.zero_report_printed = False
         self._ballot: _Ballot | None = None
         # A returned sheet sticks out of the slot over the entry sensor until the voter takes it: until
@@ -197,7 +201,7 @@ class ScannerService:
     def self_test(self, credential: Credential | None = None) -> list[DeviceStatus]:
         """Art. 11/20: check every device; the results go on the zero report. The technician's action."""
         self._authorize("self_test", credential)
-        results = self.d.self_test() + [self._mark_model_status()]
+        results = self.d.self_test() + [self._mark_model_status(), self._installed_files_status()]
         results += day_checks(self.d.clock, self.election, self.msg, self.day_check_settings)
         self.self_test_results = results
         self.store.log_event("self_test", self.d.clock.now(), {"ok": all(r.ok for r in results),
@@ -215,6 +219,33 @@ class ScannerService:
                 "selftest.mark_model.loaded", runtime=self.second_opinion.runtime, sha=MODEL_SHA256[:12]))
         return DeviceStatus("mark_model", True, self.msg.t(
             "selftest.mark_model.unavailable", reason=MarkClassifier.unavailable_reason() or "?"))
+
+    def _installed_files_status(self) -> DeviceStatus:
+        """The installed files against the signed manifest of their release (`boot-check`); a mismatch is
+        logged as tamper."""
+        check = self.installed_files()
+        if not check.ok:
+            self._log_installed_files_mismatch(check, "self_test")
+        return software_status(check, self.msg)
+
+    def _assert_installed_files(self) -> None:
+        """At the opening, the boot check once more on the files that run now: a file changed since the boot
+        or the self-test keeps the polls shut, with the reason on the panel, in the log and in the refusal."""
+        check = self.installed_files()
+        if check.ok:
+            return
+        self._log_installed_files_mismatch(check, "opening")
+        self.d.switches.set_indicator(Indicator.ATTENTION, True)
+        self.d.panel.show_message(self.msg.t("panel.software_mismatch"))
+        more = f" (and {len(check.problems) - 3} more)" if len(check.problems) > 3 else ""
+        raise PollsError(f"opening refused: the installed files are not those of the signed release "
+                         f"{check.version or '?'}: {'; '.join(check.problems[:3])}{more} -- flash the box again "
+                         "(ballotbox install BUNDLE --root ROOT), then run the self-test")
+
+    def _log_installed_files_mismatch(self, check: SlotCheck, when: str) -> None:
+        self.store.log_event("tamper.installed_files_mismatch", self.d.clock.now(), {
+            "files": list(check.mismatched[:50]),
+            "reason": f"{when}: {len(check.problems)} problem(s) against the signed manifest of {check.slot}"})
 
     def configure(self) -> None:
         """Election loaded and self-tested: the box may print its zero report."""
@@ -251,6 +282,7 @@ class ScannerService:
         if not self.zero_report_printed:
             raise PollsError("opening refused: print the zero report first and have the committee sign it (Art. 20(4))")
         self._assert_self_tested_today()
+        self._assert_installed_files()
         self.store.assert_can_open()
         self._polls(PollsEvent.OPEN)
         self.d.panel.show_message(self.msg.t("panel.insert_ballot"))

@@ -6,9 +6,9 @@ device key itself (it proves the box holds the private half). The CEC's receiver
 receipts (firmware/cec/receiver/keys.py) and binds each key to its station: a key can post documents for
 that station only.
 
-The key is a file (PKCS#8, mode 0600) in the device's storage. A TPM 2.0 (/dev/tpmrm0) would keep it
-from being copied off the card; the box says when one is present and that it is not used yet, rather than
-pretend (``key_storage`` in the receipt).
+On a box with a TPM 2.0 (/dev/tpmrm0) the key is sealed to it (firmware/trust/tpm.py): the card holds
+only the sealed blob, which no other TPM opens. Without one the key is a file (PKCS#8, mode 0600). The
+receipt's ``key_storage`` says which, and a key kept from before says how it is kept.
 """
 
 from __future__ import annotations
@@ -24,13 +24,20 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives import serialization
 
-from firmware.common.identity import load_or_provision, software_hash, software_version
+from firmware.common.identity import (
+    SEALED_KEY_FILE,
+    DeviceIdentity,
+    has_device_key,
+    load_or_provision,
+    software_hash,
+    software_version,
+)
 from firmware.trust.package import InstalledPackage, VerifiedPackage, install_package
 from firmware.trust.signing import key_id
+from firmware.trust.tpm import Tpm
 
 RECEIPT_SCHEMA = "ballotbox.provisioning-receipt/1"
 RECEIPT_FILE = "provisioning-receipt.json"
-TPM_DEVICE = Path("/dev/tpmrm0")  # the kernel's TPM 2.0 resource manager
 
 
 @dataclass(frozen=True)
@@ -41,13 +48,13 @@ class Provisioned:
     key_made: bool  # False: the box had its key already (re-provisioned with a corrected package)
 
 
-def provision(verified: VerifiedPackage, device_dir: Path, device_id: str, *,
-              tpm_device: Path = TPM_DEVICE) -> Provisioned:
-    """Install the verified package, then make (or keep) the device key, then sign and write the receipt.
-    Nothing is touched before the package has passed every check (verify_package)."""
+def provision(verified: VerifiedPackage, device_dir: Path, device_id: str, *, tpm: Tpm | None) -> Provisioned:
+    """Make (or keep) the device key, sealed to `tpm` when there is one, then install the verified package,
+    then sign and write the receipt. Nothing is touched before the package has passed every check
+    (verify_package), and a TPM that fails leaves the package uninstalled."""
+    key_made = not has_device_key(device_dir)
+    identity = load_or_provision(device_dir, device_id, tpm=tpm)  # first: a TPM that fails installs nothing
     package = install_package(verified, device_dir)
-    key_made = not (device_dir / "device-key.pem").exists()
-    identity = load_or_provision(device_dir, device_id)
     public = identity.key.public_key()
     body: dict[str, Any] = {
         "schema": RECEIPT_SCHEMA,
@@ -58,7 +65,7 @@ def provision(verified: VerifiedPackage, device_dir: Path, device_id: str, *,
         "key_fingerprint": identity.fingerprint,
         "public_key_pem": public.public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
-        "key_storage": key_storage(tpm_device),
+        "key_storage": key_storage(identity, tpm),
         "software_version": software_version(),
         "software_hash": software_hash(),
         "package_sha256": verified.sha256,
@@ -75,10 +82,14 @@ def provision(verified: VerifiedPackage, device_dir: Path, device_id: str, *,
     return Provisioned(receipt, path, package, key_made)
 
 
-def key_storage(tpm_device: Path = TPM_DEVICE) -> str:
-    if tpm_device.exists():
-        return f"file (mode 0600); a TPM is present at {tpm_device} but not used yet"
-    return "file (mode 0600); no TPM found"
+def key_storage(identity: DeviceIdentity, tpm: Tpm | None) -> str:
+    """How the key is kept, as the receipt says it."""
+    if identity.storage == "tpm":
+        return (f"sealed to the TPM 2.0{f' ({tpm.tcti})' if tpm else ''}: the card holds only the sealed blob "
+                f"{SEALED_KEY_FILE}, unsealed into memory when a service starts")
+    if tpm is not None:
+        return f"file (mode 0600), kept from before this box used its TPM ({tpm.tcti})"
+    return "file (mode 0600); no TPM used"
 
 
 def receipt_text(receipt: dict[str, Any], path: Path) -> list[str]:

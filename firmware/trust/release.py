@@ -38,6 +38,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firmware.common.identity import CODE_PACKAGES
+from firmware.common.identity import ROOT as CODE_ROOT
 from firmware.trust.signing import (
     TRUSTED_RELEASE_KEYS,
     TrustedKey,
@@ -212,27 +213,61 @@ def boot_check(root: Path, *, trust: Path = TRUSTED_RELEASE_KEYS) -> tuple[str |
     """The installed release's version and every problem with its files: each file of the signed manifest
     present with its SHA-256, and no code file that the manifest does not list."""
     current = root / "current"
-    manifest_path = current / SLOT_MANIFEST
-    if not manifest_path.is_file():
+    if not (current / SLOT_MANIFEST).is_file():
         return None, [(f"{root}: no release installed (ROOT/current/{SLOT_MANIFEST} missing): flash the box "
                        "with `ballotbox install BUNDLE --root ROOT`")]
+    check = check_slot(current, trust=trust)
+    return check.version, list(check.problems)
+
+
+@dataclass(frozen=True)
+class SlotCheck:
+    """The boot check of one slot: `slot` None when the code does not run from an installed release."""
+
+    slot: Path | None
+    version: str | None = None
+    files: int = 0  # in the signed manifest
+    problems: tuple[str, ...] = ()  # one line each, as boot-check prints them
+    mismatched: tuple[str, ...] = ()  # the files named by the problems (none when the manifest itself fails)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_slot(slot: Path, *, trust: Path = TRUSTED_RELEASE_KEYS) -> SlotCheck:
+    """The files of the slot against its signed manifest (what `boot-check` does to ROOT/current)."""
+    manifest_path = slot / SLOT_MANIFEST
     try:
         release = _release(str(manifest_path), manifest_path.read_bytes(), trust)
+    except OSError as exc:
+        return SlotCheck(slot, problems=(f"{manifest_path}: unreadable ({exc.strerror or exc}): flash the box again",))
     except TrustError as exc:
-        return None, [str(exc)]
-    problems: list[str] = []
+        return SlotCheck(slot, problems=(str(exc),))
+    problems: dict[str, str] = {}
     for rel, digest in release.manifest.files.items():
-        path = current / rel
+        path = slot / rel
         if not path.is_file():
-            problems.append(f"{rel}: missing (listed in the signed manifest)")
+            problems[rel] = "missing (listed in the signed manifest)"
         elif canonical_file_hash(path.read_bytes()) != digest:
-            problems.append(f"{rel}: altered (its SHA-256 is not the signed manifest's)")
-    for path in sorted(current.rglob("*")):
-        rel = path.relative_to(current).as_posix()
+            problems[rel] = "altered (its SHA-256 is not the signed manifest's)"
+    for path in sorted(slot.rglob("*")):
+        rel = path.relative_to(slot).as_posix()
         if path.is_file() and not rel.startswith(".release/") and "__pycache__" not in path.parts \
                 and path.suffix != ".pyc" and rel not in release.manifest.files:
-            problems.append(f"{rel}: not in the signed manifest (a file added after install)")
-    return release.manifest.version, problems
+            problems[rel] = "not in the signed manifest (a file added after install)"
+    return SlotCheck(slot, release.manifest.version, len(release.manifest.files),
+                     tuple(f"{rel}: {what}" for rel, what in problems.items()), tuple(problems))
+
+
+def check_running_release(code_root: Path | None = None, *, trust: Path = TRUSTED_RELEASE_KEYS) -> SlotCheck:
+    """The boot check of the code that runs now (CODE_ROOT), when it runs from an installed slot (its root
+    holds .release/manifest.json: ROOT/current resolves there); SlotCheck(None) from a source tree
+    (simulation, development), where there is no signed manifest to check against."""
+    code_root = code_root or CODE_ROOT
+    if not (code_root / SLOT_MANIFEST).is_file():
+        return SlotCheck(None)
+    return check_slot(code_root, trust=trust)
 
 
 def write_units(root: Path, python: str) -> list[Path]:
