@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,20 @@ READ_TIMEOUT_PERIODS = 3  # a frame later than 3 periods is a lost camera, not j
 
 
 class OpenCvRoomCamera:
-    """hal.room_camera.RoomCamera on a UVC (USB) camera through OpenCV's V4L2 backend."""
+    """hal.room_camera.RoomCamera on a USB camera through OpenCV.
+
+    `device` is the camera's V4L2 node (`/dev/video0`, or a /dev/v4l/by-id/ link, which survives the
+    camera coming back on another number after an unplug), read with OpenCV's V4L2 backend in Motion-JPEG
+    (what UVC cameras send at 720p); any other path or URL is a stream OpenCV's FFmpeg backend opens.
+    Frames come as OpenCV decodes them (BGR) and are converted to I420 (BT.601 video range, the range the
+    encoder declares). Their time is the capture's own (the V4L2 buffer's timestamp, the stream's pts);
+    a backend that gives none is timed by the monotonic clock, never a mix of both."""
 
     def __init__(self, device: str, width: int, height: int, fps: float) -> None:
         self.device, self.width, self.height, self.fps = device, width, height, fps
         self._cap: Any = None
         self._cv2: Any = None
+        self._last: tuple[float, int, int] | None = None  # (stamp ms, frame ns, monotonic ns) of the last frame
         self._open()
 
     def _open(self) -> None:
@@ -38,24 +47,48 @@ class OpenCvRoomCamera:
         except ImportError as exc:
             raise HardwareUnavailable(f"OpenCV cannot be imported ({exc})", "pip install opencv-python-headless")
         self._cv2 = cv2
-        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        read_ms = max(1000, round(READ_TIMEOUT_PERIODS * 1000 / self.fps))
+        if is_v4l2_node(self.device):
+            cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+            if cap.isOpened():
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+                cap.set(cv2.CAP_PROP_FPS, self.fps)
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 2)
+                cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms)  # V4L2's select() timeout: a hung camera
+        else:
+            cap = cv2.VideoCapture(self.device, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
+                                                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
         if not cap.isOpened():
+            cap.release()
             raise CameraDisconnected(f"room camera {self.device}: cannot be opened", "check the USB cable")
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-        cap.set(cv2.CAP_PROP_FPS, self.fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 2)
         self._cap = cap
+        self._last = None
 
     def read(self) -> RoomFrame:
         cv2 = self._cv2
         ok, bgr = self._cap.read() if self._cap is not None else (False, None)
         if not ok or bgr is None:
             raise CameraDisconnected(f"room camera {self.device}: no frame", "check the USB cable")
-        stamp_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)  # V4L2 buffer time (monotonic), 0 if unknown
-        ns = round(stamp_ms * 1e6) if stamp_ms > 0 else time.monotonic_ns()
         h, w = bgr.shape[:2]
-        return RoomFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), w, h, ns)  # a size mismatch: the mask refuses
+        if w % 2 or h % 2:  # no I420 of an odd size; the mask refuses a frame of any other size than its own
+            bgr = bgr[: h - h % 2, : w - w % 2]
+            h, w = bgr.shape[:2]
+        return RoomFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), w, h, self._stamp())
+
+    def _stamp(self) -> int:
+        """The frame's time in ns: the capture's timestamp while it moves forward; once it does not (a
+        backend without timestamps gives 0 every time), the monotonic clock's time since the last frame."""
+        stamp_ms = float(self._cap.get(self._cv2.CAP_PROP_POS_MSEC))
+        mono = time.monotonic_ns()
+        last = self._last
+        if last is None or stamp_ms > last[0]:
+            ns = round(stamp_ms * 1e6) if last is None else last[1] + round((stamp_ms - last[0]) * 1e6)
+        else:
+            ns = last[1] + max(1, mono - last[2])
+        self._last = (max(stamp_ms, last[0]) if last else stamp_ms, ns, mono)
+        return ns
 
     def reopen(self) -> None:
         self.close()
@@ -68,6 +101,12 @@ class OpenCvRoomCamera:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def is_v4l2_node(device: str) -> bool:
+    """A V4L2 device node (what a USB camera is on Linux), as opposed to a file, pipe or URL."""
+    path = Path(device)
+    return device.startswith("/dev/") and (not path.exists() or path.is_char_device())
 
 
 class PiRoomCamera:
@@ -125,11 +164,16 @@ class PiRoomCamera:
 
 
 def _frame_check(camera: OpenCvRoomCamera | PiRoomCamera, where: str) -> DeviceStatus:
-    """A room camera's self-test: one frame read, its size reported; no frame is a failed check."""
+    """A room camera's self-test: one frame read of the configured size; no frame, or a frame of another
+    size (the masks are drawn for the configured one), is a failed check naming why."""
     try:
         frame = camera.read()
     except CameraDisconnected as exc:
         return DeviceStatus("room_camera", False, exc.message)
+    if (frame.width, frame.height) != (camera.width, camera.height):
+        return DeviceStatus("room_camera", False, f"{where} gives {frame.width}x{frame.height} frames, the "
+                            f"settings (and the masks) are {camera.width}x{camera.height}: set video.width and "
+                            "video.height to a size the camera offers and redraw the masks")
     return DeviceStatus("room_camera", True, f"{where} {frame.width}x{frame.height}")
 
 
