@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from hal.errors import DeviceStatus
-from hal.room_camera import CameraDisconnected, RoomFrame
+from hal.room_camera import CameraDisconnected, RoomFrame, i420_planes
 
 # Geometry as fractions of the frame (x0, y0, x1, y1)
 BOOTHS = ((0.62, 0.16, 0.74, 0.64), (0.78, 0.16, 0.90, 0.64))
@@ -203,5 +203,5 @@ class SyntheticRoomCamera:
             mx = marks.randint(bx0, max(bx0, bx1 - 4))
             my = marks.randint(by0, max(by0, by1 - 4))
             y[my:my + 4, mx:mx + 4] = 20
-        u = i420[self.height: self.height * 5 // 4].reshape(self.height // 2, self.width // 2)
+        u = i420_planes(i420, self.width, self.height)[1]
         u[by0 // 2: by1 // 2, bx0 // 2: bx1 // 2] = 200  # a coloured ballot (chroma carries it too)

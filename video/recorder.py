@@ -112,6 +112,7 @@ class Recorder:
         self.restarts = 0
         self._encoder: H264Encoder | None = None
         self._anchor: tuple[datetime, int] | None = None  # (station time, sensor_ns) of the anchor frame
+        self._burn_anchor: tuple[datetime, int] | None = None  # the same for burn_planes (the Pi 4 path)
         self._last_sensor_ns: int | None = None
         self._last_time: datetime | None = None
         self._segment_start: datetime | None = None
@@ -241,6 +242,16 @@ class Recorder:
             self._close_segment()
             self.manifest.add_gap(at, at + timedelta(seconds=1 / self.profile.fps), "encoder_error", str(exc))
             self._save()
+
+    def burn_planes(self, y: Any, u: Any, v: Any, sensor_ns: int) -> None:
+        """The Pi 4 path's first stage (picamera2's pre_callback, on the buffer the SoC's encoder reads):
+        the mask, then the station overlay at the frame's station time. Raises MaskError."""
+        self.mask.apply_planes(y, u, v)
+        if self.overlay is not None:
+            if self._burn_anchor is None:
+                self._burn_anchor = (self.clock.now(), sensor_ns)
+            t0, ns0 = self._burn_anchor
+            self.overlay.apply_luma(y, t0 + timedelta(microseconds=(sensor_ns - ns0) // 1000))
 
     def accept_packet(self, data: bytes, sensor_ns: int, keyframe: bool) -> None:
         """The Pi 4 path (hal.drivers.room_camera.PiHardwareH264): a packet of the SoC's H.264 encoder, whose

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.common.identity import fingerprint_of
+from hal.room_camera import i420_planes
 from video.manifest import (
     MANIFEST,
     PUBLIC_KEY,
@@ -194,11 +195,8 @@ def _decode_check(directory: Path, result: Verification) -> Verification:
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
                     count += 1
-                    planes = frame.to_ndarray(format="yuv420p")
-                    h = m.height
-                    y = planes[:h]
-                    u = planes[h:h * 5 // 4].reshape(h // 2, m.width // 2)
-                    v = planes[h * 5 // 4:].reshape(h // 2, m.width // 2)
+                    y, u, v = i420_planes(np.ascontiguousarray(frame.to_ndarray(format="yuv420p")), m.width,
+                                          m.height)
                     if luma.any():
                         dev = max(int(y[luma].max()) - 16, int(np.abs(u[chroma].astype(int) - 128).max()),
                                   int(np.abs(v[chroma].astype(int) - 128).max()))

@@ -177,66 +177,118 @@ def _frame_check(camera: OpenCvRoomCamera | PiRoomCamera, where: str) -> DeviceS
     return DeviceStatus("room_camera", True, f"{where} {frame.width}x{frame.height}")
 
 
-def i420_from_strided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The (height * 3 / 2, width) I420 array from picamera2's YUV420 buffer, whose rows are padded to a
-    stride (a multiple of 64 bytes on the Pi's ISP): Y at the stride, then U and V at half the stride each.
-    Cropping the buffer's columns would mix the padding of one chroma row into the next where
-    width < stride."""
+def yuv420_planes(buffer: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (writable, no copy) of the Y, U and V planes in picamera2's YUV420 buffer, whose rows are
+    padded to a stride (a multiple of 64 bytes on the Pi's ISP): Y at the stride, then U and V at half the
+    stride each. The chroma planes are addressed in the flat buffer: taken as rows of the Y stride, a
+    chroma plane of an odd number of rows (height / 2 odd) does not even end on a row."""
     stride = buffer.shape[1]
-    flat = buffer.reshape(-1)
+    flat = buffer.reshape(-1)  # a view of the contiguous buffer
     chroma = stride // 2 * (height // 2)
     y = flat[: stride * height].reshape(height, stride)[:, :width]
     u = flat[stride * height: stride * height + chroma].reshape(height // 2, stride // 2)[:, : width // 2]
     v = flat[stride * height + chroma: stride * height + 2 * chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    return y, u, v
+
+
+def i420_from_strided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The (height * 3 / 2, width) I420 array from picamera2's strided YUV420 buffer (a copy). Cropping
+    the buffer's columns would mix the padding of one chroma row into the next where width < stride."""
+    y, u, v = yuv420_planes(buffer, width, height)
     return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
 
 
 class PiHardwareH264:
-    """The Pi 4 path: picamera2 -> mask (pre_callback, on the encoder's own buffer) -> H264Encoder (SoC)
-    -> `on_packet(data, sensor_ns, keyframe)`: wire it as PiHardwareH264(..., burn_mask=recorder.mask.apply_planes,
-    on_packet=recorder.accept_packet) with intra_period = fps x segment_s (video.recorder.Recorder).
+    """The Pi 4 path: picamera2 -> mask (pre_callback, on the buffer the encoder reads) -> H264Encoder (the
+    SoC's, V4L2 M2M) -> `on_packet(data, sensor_ns, keyframe)`. Frames never come up to Python:
 
-    `burn_mask(y, u, v)` is video.masks.PrivacyMask's work on the planes of the mapped buffer. Not run
-    in CI (no V4L2 M2M encoder here); the software path shares every stage after the packets."""
+        hw = PiHardwareH264(camera_num, width, height, fps, bitrate_kbps, intra_period=round(fps * segment_s))
+        rec = Recorder(hw, profile, masks, directory, ...)       # hw stands as the recorder's camera
+        rec.start()
+        hw.start(rec.burn_planes, rec.accept_packet)             # frames flow in picamera2's threads
+        ... hw.failure, hw.packets, hw.last_packet_ns            # the service loop watches them
+        hw.stop(); rec.stop()
 
-    def __init__(self, camera_num: int, width: int, height: int, fps: float, bitrate_kbps: int, intra_period: int,
-                 burn_mask: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-                 on_packet: Callable[[bytes, int, bool], None]) -> None:
+    `burn(y, u, v, sensor_ns)` burns the mask (and the station overlay) into the planes of the mapped
+    buffer before the encoder sees it. A burn or an `on_packet` that raises is kept in `failure`, and
+    from then on no packet is passed on: a frame whose mask failed never reaches the recording. The
+    intra period puts a keyframe at each segment's start, where the recorder switches segments."""
+
+    def __init__(self, camera_num: int, width: int, height: int, fps: float, bitrate_kbps: int,
+                 intra_period: int) -> None:
         try:
-            from picamera2 import MappedArray, Picamera2
+            from picamera2 import Picamera2
             from picamera2.encoders import H264Encoder
-            from picamera2.outputs import Output
         except ImportError as exc:
             raise HardwareUnavailable(f"picamera2 cannot be imported ({exc})", "install python3-picamera2 with apt")
-        cam = Picamera2(camera_num)
-        cam.configure(cam.create_video_configuration(main={"size": (width, height), "format": "YUV420"},
-                                                     controls={"FrameDurationLimits": (round(1e6 / fps),) * 2}))
+        self.camera_num, self.width, self.height, self.fps = camera_num, width, height, fps
+        try:
+            cam = Picamera2(camera_num)
+            cam.configure(cam.create_video_configuration(main={"size": (width, height), "format": "YUV420"},
+                                                         controls={"FrameDurationLimits": (round(1e6 / fps),) * 2}))
+        except Exception as exc:  # noqa: BLE001 - picamera2 raises IndexError / RuntimeError: no camera
+            raise CameraDisconnected(f"room camera {camera_num}: {type(exc).__name__}: {exc}",
+                                     "check the camera ribbon cable") from None
+        self._cam: Any = cam
+        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
+        self.failure: BaseException | None = None
+        self.packets = 0
+        self.last_packet_ns: int | None = None  # time.monotonic_ns() of the last packet passed on
+        self._recording = False
 
-        def mask(request: Any) -> None:
-            with MappedArray(request, "main") as m:
-                planes = m.array
-                y = planes[:height, :width]
-                u = planes[height: height * 5 // 4].reshape(height // 2, -1)[:, : width // 2]
-                v = planes[height * 5 // 4: height * 3 // 2].reshape(height // 2, -1)[:, : width // 2]
-                burn_mask(y, u, v)
+    def start(self, burn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None],
+              on_packet: Callable[[bytes, int, bool], None]) -> None:
+        from picamera2 import MappedArray
+        from picamera2.outputs import Output
+
+        driver, width, height = self, self.width, self.height
+
+        def mask(request: Any) -> None:  # picamera2's camera thread, before the request goes to the encoder
+            if driver.failure is not None:
+                return
+            try:
+                sensor_ns = int(request.get_metadata()["SensorTimestamp"])
+                with MappedArray(request, "main") as m:
+                    burn(*yuv420_planes(m.array, width, height), sensor_ns)
+            except Exception as exc:  # noqa: BLE001 - kept and acted on: nothing more is passed on
+                driver.failure = exc
 
         class _Packets(Output):  # type: ignore[misc]
             def outputframe(self, frame: bytes, keyframe: bool = True, timestamp: int | None = None,
                             packet: Any = None, audio: bool = False) -> None:
-                if not audio:
-                    on_packet(bytes(frame), int(timestamp or 0) * 1000, keyframe)  # picamera2 gives µs
+                if audio or frame is None or driver.failure is not None:
+                    return  # after a failure, the encoder may still hold a frame whose mask failed
+                try:
+                    on_packet(bytes(frame), int(timestamp or 0) * 1000, bool(keyframe))  # picamera2 gives µs
+                except Exception as exc:  # noqa: BLE001 - the encoder's thread must not die of it
+                    driver.failure = exc
+                    return
+                driver.packets += 1
+                driver.last_packet_ns = time.monotonic_ns()
 
-        cam.pre_callback = mask  # runs on every buffer before the encoder reads it
-        self._cam = cam
-        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
-        self._output = _Packets()
-
-    def start(self) -> None:
-        self._cam.start_recording(self._encoder, self._output)
+        self._cam.pre_callback = mask  # picamera2 runs it on every request before its encoders
+        self._cam.start_recording(self._encoder, _Packets())
+        self._recording = True
 
     def stop(self) -> None:
-        self._cam.stop_recording()
-        self._cam.close()
+        """Stop the camera and the encoder (their threads end): no packet comes after this."""
+        if self._recording:
+            self._recording = False
+            self._cam.stop_recording()
+
+    def close(self) -> None:
+        self.stop()
+        if self._cam is not None:
+            try:
+                self._cam.close()
+            finally:
+                self._cam = None
+
+    def self_test(self) -> DeviceStatus:
+        if self.failure is not None:
+            return DeviceStatus("room_camera", False, f"CSI {self.camera_num}: {self.failure}")
+        return DeviceStatus("room_camera", self._cam is not None,
+                            f"CSI {self.camera_num} {self.width}x{self.height}, H.264 on the SoC")
 
 
 def open_room_camera(video: Any) -> OpenCvRoomCamera | PiRoomCamera:
