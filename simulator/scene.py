@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,32 @@ class _Walker:
     speed: float  # fraction of the frame width per second
     shade: int
     booth: int
+
+
+class RealTimeScene:
+    """The synthetic scene as a camera delivers it (the video service's source "synthetic"): read() waits
+    for the next frame period on the monotonic clock and stamps the frame with it, as a sensor does."""
+
+    def __init__(self, scene: SyntheticRoomCamera) -> None:
+        self.scene = scene
+        self.width, self.height, self.fps = scene.width, scene.height, scene.fps
+        self._next = time.monotonic()
+
+    def read(self) -> RoomFrame:
+        self._next = max(self._next + 1 / self.fps, time.monotonic() - 1 / self.fps)  # late: never a burst
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        frame = self.scene.read()
+        frame.sensor_ns = time.monotonic_ns()
+        return frame
+
+    def reopen(self) -> None:
+        self.scene.reopen()
+
+    def self_test(self) -> DeviceStatus:
+        return self.scene.self_test()
+
+    def close(self) -> None:
+        self.scene.close()
 
 
 class SyntheticRoomCamera:

@@ -129,6 +129,11 @@ class Recorder:
         self._counter = 0
         self._stopped: RecordingStopped | None = None
 
+    @property
+    def frames_taken(self) -> int:
+        """Frames the camera gave that went through the mask into the recording (this run)."""
+        return self._counter
+
     # -- start ------------------------------------------------------------------------------------
     def start(self, day_end: datetime | None = None) -> list[str]:
         """Open the recording; returns the storage guard's warnings. Raises StorageRefused."""
