@@ -221,10 +221,18 @@ def service_run_video(args: argparse.Namespace) -> int:
 
 
 def _service_camera(video: Any) -> Any:
-    """The room camera of `video.source` (the Pi 4's hardware encoder path is not run by the service)."""
-    if video.encoder == "hardware":
-        raise UserError("video.encoder \"hardware\": the service records through the frame path (libx264); "
-                        "set video.encoder to \"auto\" or \"libx264\"")
+    """The room camera of `video.source`; on picamera2 with the SoC's H.264 encoder (`video.encoder`
+    "hardware", or "auto" where the Pi 4's encoder node is there), the Pi 4 path."""
+    from hal.drivers.room_camera import PiHardwareH264, soc_h264_encoder_present
+
+    hardware = video.encoder == "hardware" or (video.encoder == "auto" and video.source == "picamera2"
+                                               and soc_h264_encoder_present())
+    if hardware:
+        if video.source != "picamera2":
+            raise UserError(f"video.encoder \"hardware\" is the Pi's own H.264 encoder, through picamera2; "
+                            f"video.source is {video.source!r}: set video.encoder to \"libx264\" or \"auto\"")
+        return PiHardwareH264(video.camera_num, video.width, video.height, video.fps, video.bitrate_kbps,
+                              intra_period=max(1, round(video.fps * video.segment_s)))
     if video.source == "synthetic":
         from simulator.scene import RealTimeScene, SyntheticRoomCamera
         return RealTimeScene(SyntheticRoomCamera(video.width, video.height, video.fps))

@@ -186,3 +186,72 @@ def test_a_camera_that_never_comes_back_stops_the_recording_and_starves_the_watc
     assert m.closed and m.stopped is not None and m.stopped["cause"] == "camera_disconnected"
     assert sum(s["frames"] for s in m.segments()) == 25
     assert verify_recording(tmp_path / "data" / "video" / "recording").intact
+
+
+def _hardware_run(tmp_path: Path, *, fail_after: int | None = None) -> tuple[int, list[str]]:
+    """The service's loop on the Pi 4 path against the picamera2 twin: 35 frames at 5 fps, then SIGTERM's
+    flag (or, with `fail_after`, the driver's failure as its pre_callback keeps it after that many)."""
+    import threading
+    from datetime import datetime
+
+    from config.device import load_device_settings
+    from firmware.common.identity import load_or_provision
+    from firmware.video.daemon import run_video_service
+    from hal.clock import SARAJEVO
+    from hal.drivers.room_camera import PiHardwareH264
+    from simulator.devices import AcceleratedClock
+    from simulator.picamera2_twin import Picamera2Twin, installed_picamera2
+    from simulator.scene import SyntheticRoomCamera
+    from video.masks import MaskError
+
+    settings = load_device_settings(_settings(tmp_path / "device.json", tmp_path / "data", source="picamera2",
+                                              encoder="hardware", fps=5, segment_s=2))
+    clock = AcceleratedClock(datetime(2024, 10, 6, 7, 0, tzinfo=SARAJEVO))
+    twin = Picamera2Twin(SyntheticRoomCamera(W, H, 5, seed=3, clock=clock), clock)
+    sent: list[str] = []
+    stop = threading.Event()
+
+    class Notes:
+        def notify(self, state: str) -> None:
+            sent.append(state)
+
+    with installed_picamera2(twin):
+        hw = PiHardwareH264(1, W, H, 5, 300, intra_period=10)
+
+        def camera_runs() -> None:
+            twin.run_frames(fail_after or 35)
+            twin.wait_frames()
+            deadline = time.monotonic() + 10
+            while "WATCHDOG=1" not in sent and time.monotonic() < deadline:
+                time.sleep(0.01)  # the loop looks at the packets every 0.1 s
+            if fail_after is not None:
+                hw.failure = MaskError("planes (96, 200) are not the 160 x 96 frame the masks are drawn for")
+            else:
+                stop.set()
+
+        helper = threading.Thread(target=camera_runs)
+        helper.start()
+        code = run_video_service(hw, settings, clock=clock, identity=load_or_provision(tmp_path / "data", "BB-SIM-0001"),
+                                 station="089A012", notifier=Notes(), say=lambda line: None, stop=stop)
+        helper.join()
+    return code, sent
+
+
+def test_the_service_on_the_pi4_hardware_path_records_until_stopped(tmp_path: Path) -> None:
+    code, sent = _hardware_run(tmp_path)
+    assert code == 0 and sent.count("READY=1") == 1 and "WATCHDOG=1" in sent
+    assert sent.index("READY=1") < sent.index("WATCHDOG=1")
+    recording = tmp_path / "data" / "video" / "recording"
+    m, _, _ = read_manifest(recording)
+    assert [s["frames"] for s in m.segments()] == [10, 10, 10, 5] and m.closed and not m.gaps()
+    check = verify_recording(recording, decode=True)
+    assert check.intact and check.frames_decoded == 35, [str(p) for p in check.problems]
+
+
+def test_a_mask_failing_on_the_hardware_path_stops_the_service_with_the_reason(tmp_path: Path) -> None:
+    code, sent = _hardware_run(tmp_path, fail_after=12)
+    assert code == 1 and sent[-1].startswith("STATUS=video: recording stopped: mask_unusable")
+    m, _, _ = read_manifest(tmp_path / "data" / "video" / "recording")
+    assert m.closed and m.stopped is not None and m.stopped["cause"] == "mask_unusable"
+    assert "not the 160 x 96 frame" in m.stopped["detail"]
+    assert verify_recording(tmp_path / "data" / "video" / "recording", decode=True).intact

@@ -344,6 +344,15 @@ class Recorder:
             self._segment_start = at
         self.writer.write(EncodedPacket(data, self.manifest.pts_of(at), keyframe))
 
+    def halt(self, cause: str, detail: str) -> RecordingStopped:
+        """Stop the recording for a reason found outside the recorder (the Pi 4 path's driver: a mask that
+        failed in pre_callback, the encoder): the segment closed, the reason in the manifest. stop() then
+        closes and signs it."""
+        if self._stopped is None:
+            self._stop(cause, detail, self._now())
+        assert self._stopped is not None
+        return self._stopped
+
     def stop(self, cause: str | None = None, detail: str = "") -> str:
         """Close the open segment, close the manifest, sign it; returns its SHA-256."""
         assert self.manifest is not None

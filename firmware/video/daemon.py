@@ -29,10 +29,13 @@ import sdnotify
 from firmware.common.identity import DeviceIdentity
 from firmware.trust.watchdog import Notifier
 from firmware.video.service import VideoService
+from hal.drivers.room_camera import PiHardwareH264
 from hal.room_camera import RoomCamera
+from video.masks import MaskError
 from video.recorder import Clock, RecordingProfile, RecordingStopped
 
 FEED_EVERY_S = 1.0  # WATCHDOG=1 at most this often (the unit's WatchdogSec is 30 s)
+HARDWARE_POLL_S = 0.1  # the Pi 4 path: how often the loop looks at the packets and the driver's failure
 EXIT_OK, EXIT_STOPPED = 0, 1
 
 
@@ -41,11 +44,13 @@ def video_state_dir(settings: Any) -> Path:
     return Path(settings.data_dir) / settings.video.directory
 
 
-def run_video_service(camera: RoomCamera, settings: Any, *, clock: Clock, identity: DeviceIdentity, station: str,
+def run_video_service(camera: RoomCamera | PiHardwareH264, settings: Any, *, clock: Clock, identity: DeviceIdentity,
+                      station: str,
                       notifier: Notifier | None = None, say: Callable[[str], None] = print,
                       stop: threading.Event | None = None) -> int:
-    """Record until SIGTERM/SIGINT (or `stop` is set). Raises video.masks.MaskError and
-    video.storage.StorageRefused before anything is recorded (the caller's clear error)."""
+    """Record until SIGTERM/SIGINT (or `stop` is set). `camera` is a room camera (frames come up to the
+    recorder) or the Pi 4's PiHardwareH264 (packets of the SoC's encoder, masked in pre_callback). Raises
+    video.masks.MaskError and video.storage.StorageRefused before anything is recorded."""
     notify = notifier or sdnotify.SystemdNotifier()
     stop = stop or threading.Event()
     profile = RecordingProfile.from_settings(settings.video)
@@ -59,7 +64,10 @@ def run_video_service(camera: RoomCamera, settings: Any, *, clock: Clock, identi
         say(f"video: recording {profile.width}x{profile.height} @ {profile.fps:g} fps into {service.directory}"
             + (f" (restart {recorder.restarts})" if recorder.restarts else ""))
         notify.notify("STATUS=video: waiting for the first frame")
-        stopped = _record(recorder, notify, stop)
+        if isinstance(camera, PiHardwareH264):
+            stopped = _record_hardware(camera, recorder, notify, stop)
+        else:
+            stopped = _record(recorder, notify, stop)
     finally:
         sha = service.close()  # the open segment closed, the manifest closed and signed
         _restore(previous)
@@ -77,26 +85,56 @@ def run_video_service(camera: RoomCamera, settings: Any, *, clock: Clock, identi
 
 def _record(recorder: Any, notify: Notifier, stop: threading.Event) -> RecordingStopped | None:
     """Frames through the recorder until `stop`; the watchdog fed only while they arrive."""
-    ready = False
-    seen = recorder.frames_taken
-    last_feed = 0.0
+    feed = _Feeder(notify, recorder)
     while not stop.is_set():
         try:
             recorder.step()  # one frame: waits for the camera (a disconnect: the recorder's reconnect tries)
         except RecordingStopped as exc:
             return exc
-        if recorder.frames_taken == seen:
-            continue  # no frame (the camera was lost and came back): nothing to feed the watchdog for
-        seen = recorder.frames_taken
-        if not ready:
-            notify.notify("READY=1")
-            ready = True
-        if time.monotonic() - last_feed >= FEED_EVERY_S:
-            last_feed = time.monotonic()
-            m = recorder.manifest
-            notify.notify(f"STATUS=video: recording, segment {m.last_number() + 1}, {seen} frames this run")
-            notify.notify("WATCHDOG=1")
+        feed(recorder.frames_taken)  # unchanged when the camera was lost and came back: no feeding
     return None
+
+
+def _record_hardware(hw: PiHardwareH264, recorder: Any, notify: Notifier, stop: threading.Event) -> RecordingStopped | None:
+    """The Pi 4 path: packets arrive in picamera2's threads; the loop watches them and the driver's failure."""
+    feed = _Feeder(notify, recorder)
+    hw.start(recorder.burn_planes, recorder.accept_packet)
+    try:
+        while True:
+            feed(hw.packets)
+            failure = hw.failure
+            if failure is not None:
+                hw.stop()  # picamera2's threads end before the recorder is touched from this one
+                if isinstance(failure, RecordingStopped):
+                    return failure  # the recorder stopped itself (the storage guard) inside accept_packet
+                cause = "mask_unusable" if isinstance(failure, MaskError) else "encoder_error"
+                return recorder.halt(cause, f"{type(failure).__name__}: {failure}")
+            if stop.wait(HARDWARE_POLL_S):
+                break
+    finally:
+        hw.stop()
+    return None
+
+
+class _Feeder:
+    """READY=1 at the first frame; STATUS= and WATCHDOG=1 at most every FEED_EVERY_S while the count moves."""
+
+    def __init__(self, notify: Notifier, recorder: Any) -> None:
+        self.notify, self.recorder = notify, recorder
+        self.seen, self.ready, self.last = 0, False, 0.0
+
+    def __call__(self, frames: int) -> None:
+        if frames == self.seen:
+            return
+        self.seen = frames
+        if not self.ready:
+            self.notify.notify("READY=1")
+            self.ready = True
+        if time.monotonic() - self.last >= FEED_EVERY_S:
+            self.last = time.monotonic()
+            m = self.recorder.manifest
+            self.notify.notify(f"STATUS=video: recording, segment {m.last_number() + 1}, {frames} frames this run")
+            self.notify.notify("WATCHDOG=1")
 
 
 def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:

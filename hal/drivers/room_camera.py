@@ -291,6 +291,14 @@ class PiHardwareH264:
                             f"CSI {self.camera_num} {self.width}x{self.height}, H.264 on the SoC")
 
 
+SOC_H264_ENCODER = Path("/dev/video11")  # the Pi 4's bcm2835-codec H.264 encoder, which picamera2's opens
+
+
+def soc_h264_encoder_present() -> bool:
+    """The SoC's H.264 encoder is there (a Pi 4; a Pi 5 has none)."""
+    return SOC_H264_ENCODER.exists()
+
+
 def open_room_camera(video: Any) -> OpenCvRoomCamera | PiRoomCamera:
     """The room camera the device settings' `video` section names ("picamera2" or "opencv"; the
     "synthetic" scene is the simulator's, simulator.scene.SyntheticRoomCamera)."""
