@@ -35,7 +35,6 @@ class RoomFrame:
         if self.i420.dtype != np.uint8 or self.i420.shape != (self.height * 3 // 2, self.width):
             raise ValueError(f"RoomFrame needs a uint8 I420 array of {self.height * 3 // 2} x {self.width}, got "
                              f"{self.i420.dtype} {self.i420.shape}")
-
         if not self.i420.flags.c_contiguous:  # the planes are views into it: writes must land in the frame
             self.i420 = np.ascontiguousarray(self.i420)
 

@@ -307,7 +307,7 @@ class Recorder:
         self.mask.apply_planes(y, u, v)
         if self.overlay is not None:
             if self._burn_anchor is None:
-                self._burn_anchor = (self._now(), sensor_ns)
+                self._burn_anchor = (self.clock.now() + self.clock_offset, sensor_ns)  # the overlay's time only
             t0, ns0 = self._burn_anchor
             self.overlay.apply_luma(y, t0 + timedelta(microseconds=(sensor_ns - ns0) // 1000))
 

@@ -27,6 +27,7 @@ from typing import Any
 import sdnotify
 
 from firmware.common.identity import DeviceIdentity
+from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK
 from firmware.trust.watchdog import Notifier
 from firmware.video.service import VideoService
 from hal.drivers.room_camera import PiHardwareH264
@@ -36,7 +37,6 @@ from video.recorder import Clock, RecordingProfile, RecordingStopped
 
 FEED_EVERY_S = 1.0  # WATCHDOG=1 at most this often (the unit's WatchdogSec is 30 s)
 HARDWARE_POLL_S = 0.1  # the Pi 4 path: how often the loop looks at the packets and the driver's failure
-EXIT_OK, EXIT_STOPPED = 0, 1
 
 
 def video_state_dir(settings: Any) -> Path:
@@ -80,7 +80,7 @@ def run_video_service(camera: RoomCamera | PiHardwareH264, settings: Any, *, clo
         say(f"video: recording stopped: {stopped}")
     say(f"video: {len(m.segments())} segments, {frames} frames, {len(m.gaps())} gaps; manifest sha256 {sha}; "
         f"check: ballotbox video verify {service.directory}")
-    return EXIT_OK if stopped is None else EXIT_STOPPED
+    return EXIT_OK if stopped is None else EXIT_CHECK_FAILED
 
 
 def _record(recorder: Any, notify: Notifier, stop: threading.Event) -> RecordingStopped | None:

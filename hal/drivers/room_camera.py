@@ -206,7 +206,7 @@ class PiHardwareH264:
         rec = Recorder(hw, profile, masks, directory, ...)       # hw stands as the recorder's camera
         rec.start()
         hw.start(rec.burn_planes, rec.accept_packet)             # frames flow in picamera2's threads
-        ... hw.failure, hw.packets, hw.last_packet_ns            # the service loop watches them
+        ... hw.failure, hw.packets                               # the service loop watches them
         hw.stop(); rec.stop()
 
     `burn(y, u, v, sensor_ns)` burns the mask (and the station overlay) into the planes of the mapped
@@ -232,8 +232,7 @@ class PiHardwareH264:
         self._cam: Any = cam
         self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
         self.failure: BaseException | None = None
-        self.packets = 0
-        self.last_packet_ns: int | None = None  # time.monotonic_ns() of the last packet passed on
+        self.packets = 0  # passed on to on_packet
         self._recording = False
 
     def start(self, burn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None],
@@ -264,7 +263,6 @@ class PiHardwareH264:
                     driver.failure = exc
                     return
                 driver.packets += 1
-                driver.last_packet_ns = time.monotonic_ns()
 
         self._cam.pre_callback = mask  # picamera2 runs it on every request before its encoders
         self._cam.start_recording(self._encoder, _Packets())
