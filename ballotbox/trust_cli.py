@@ -293,6 +293,9 @@ def _health_problems(root: Path) -> list[str]:
 def _service_run(args: argparse.Namespace) -> int:
     from firmware.trust.watchdog import DEFAULT_INTERVAL_S, health_loop
 
+    if args.name == "video":  # records, rather than probes: fed while frames arrive (ballotbox/video_cli.py)
+        from ballotbox.video_cli import service_run_video
+        return service_run_video(args)
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")
     interval = DEFAULT_INTERVAL_S if args.interval is None else args.interval

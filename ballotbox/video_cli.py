@@ -3,6 +3,7 @@
     ballotbox video verify DIR [--key PEM] [--decode] [--json]
     ballotbox video record-sim --minutes M --out DIR [--settings FILE] [--seed S] [--key-dir KDIR]
     ballotbox bench video [--seconds S] [--out JSON]
+    ballotbox service run video [--settings F]      (the service's loop: firmware/video/daemon.py)
 
 `verify` needs DIR alone: exit 0 intact, 1 tampered (each problem names the segment and what), 2 bad input.
 `record-sim` records the synthetic scene through the box's own pipeline, faster than real time; killed at
@@ -181,6 +182,62 @@ def _record_sim(args: argparse.Namespace) -> int:
           + ("; resumed after a cut" if resumed else ""))
     print(f"manifest sha256 {sha}; check: ballotbox video verify {args.out}")
     return EXIT_OK
+
+
+def service_run_video(args: argparse.Namespace) -> int:
+    """`ballotbox service run video`: the room camera the settings name, recorded until SIGTERM into
+    DATA/<video.directory>/ (firmware/video/daemon.py)."""
+    from firmware.common.identity import load_or_provision
+    from firmware.trust.package import installed_package
+    from firmware.video.daemon import run_video_service
+    from hal.clock import SystemClock
+    from hal.errors import HalError
+    from video.manifest import ManifestError
+    from video.masks import MaskError
+    from video.storage import StorageRefused
+
+    if args.cycles is not None or args.interval is not None:
+        raise UserError("service run video: it records until it is stopped (SIGTERM); --interval and --cycles "
+                        "are for the services that probe their devices")
+    settings = load_video_settings(args.settings)
+    video = settings.video
+    if not video.enabled:
+        raise UserError(f"{args.settings or 'the device settings'}: video.enabled is false: this box records no "
+                        "video; set it to true to run the video service")
+    data_dir = Path(settings.data_dir)
+    package = installed_package(data_dir)  # TrustError (a UserError) if it cannot be read
+    try:
+        camera = _service_camera(video)
+    except HalError as exc:
+        raise UserError(f"service video: cannot open the room camera: {exc}") from None
+    try:
+        identity = load_or_provision(data_dir, settings.device_id)
+        return run_video_service(camera, settings, clock=SystemClock(), identity=identity,
+                                 station=package.station if package else "unprovisioned")
+    except (MaskError, StorageRefused, ManifestError) as exc:
+        raise UserError(f"service video: recording refused: {exc}") from None
+    finally:
+        camera.close()
+
+
+def _service_camera(video: Any) -> Any:
+    """The room camera of `video.source`; on picamera2 with the SoC's H.264 encoder (`video.encoder`
+    "hardware", or "auto" where the Pi 4's encoder node is there), the Pi 4 path."""
+    from hal.drivers.room_camera import PiHardwareH264, soc_h264_encoder_present
+
+    hardware = video.encoder == "hardware" or (video.encoder == "auto" and video.source == "picamera2"
+                                               and soc_h264_encoder_present())
+    if hardware:
+        if video.source != "picamera2":
+            raise UserError(f"video.encoder \"hardware\" is the Pi's own H.264 encoder, through picamera2; "
+                            f"video.source is {video.source!r}: set video.encoder to \"libx264\" or \"auto\"")
+        return PiHardwareH264(video.camera_num, video.width, video.height, video.fps, video.bitrate_kbps,
+                              intra_period=max(1, round(video.fps * video.segment_s)))
+    if video.source == "synthetic":
+        from simulator.scene import RealTimeScene, SyntheticRoomCamera
+        return RealTimeScene(SyntheticRoomCamera(video.width, video.height, video.fps))
+    from hal.drivers.room_camera import open_room_camera
+    return open_room_camera(video)
 
 
 def _print_event(event: dict[str, Any]) -> None:

@@ -35,6 +35,8 @@ class RoomFrame:
         if self.i420.dtype != np.uint8 or self.i420.shape != (self.height * 3 // 2, self.width):
             raise ValueError(f"RoomFrame needs a uint8 I420 array of {self.height * 3 // 2} x {self.width}, got "
                              f"{self.i420.dtype} {self.i420.shape}")
+        if not self.i420.flags.c_contiguous:  # the planes are views into it: writes must land in the frame
+            self.i420 = np.ascontiguousarray(self.i420)
 
     @property
     def y(self) -> np.ndarray:
@@ -42,11 +44,21 @@ class RoomFrame:
 
     @property
     def u(self) -> np.ndarray:
-        return self.i420[self.height: self.height * 5 // 4].reshape(self.height // 2, self.width // 2)
+        return i420_planes(self.i420, self.width, self.height)[1]
 
     @property
     def v(self) -> np.ndarray:
-        return self.i420[self.height * 5 // 4:].reshape(self.height // 2, self.width // 2)
+        return i420_planes(self.i420, self.width, self.height)[2]
+
+
+def i420_planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a contiguous (height * 3 / 2, width) I420 array. The chroma planes
+    are cut from the flat array: where height / 2 is odd (e.g. 1440 x 270) a chroma plane does not start
+    or end on a row of the array, so cutting it by rows would fail or mix the planes."""
+    flat = i420.reshape(-1)
+    luma, chroma = width * height, (width // 2) * (height // 2)
+    return (flat[:luma].reshape(height, width), flat[luma: luma + chroma].reshape(height // 2, width // 2),
+            flat[luma + chroma: luma + 2 * chroma].reshape(height // 2, width // 2))
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 
 from hal.errors import DeviceStatus
-from hal.room_camera import CameraDisconnected, RoomFrame
+from hal.room_camera import CameraDisconnected, RoomFrame, i420_planes
 
 # Geometry as fractions of the frame (x0, y0, x1, y1)
 BOOTHS = ((0.62, 0.16, 0.74, 0.64), (0.78, 0.16, 0.90, 0.64))
@@ -54,6 +55,32 @@ class _Walker:
     speed: float  # fraction of the frame width per second
     shade: int
     booth: int
+
+
+class RealTimeScene:
+    """The synthetic scene as a camera delivers it (the video service's source "synthetic"): read() waits
+    for the next frame period on the monotonic clock and stamps the frame with it, as a sensor does."""
+
+    def __init__(self, scene: SyntheticRoomCamera) -> None:
+        self.scene = scene
+        self.width, self.height, self.fps = scene.width, scene.height, scene.fps
+        self._next = time.monotonic()
+
+    def read(self) -> RoomFrame:
+        self._next = max(self._next + 1 / self.fps, time.monotonic() - 1 / self.fps)  # late: never a burst
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        frame = self.scene.read()
+        frame.sensor_ns = time.monotonic_ns()
+        return frame
+
+    def reopen(self) -> None:
+        self.scene.reopen()
+
+    def self_test(self) -> DeviceStatus:
+        return self.scene.self_test()
+
+    def close(self) -> None:
+        self.scene.close()
 
 
 class SyntheticRoomCamera:
@@ -203,5 +230,5 @@ class SyntheticRoomCamera:
             mx = marks.randint(bx0, max(bx0, bx1 - 4))
             my = marks.randint(by0, max(by0, by1 - 4))
             y[my:my + 4, mx:mx + 4] = 20
-        u = i420[self.height: self.height * 5 // 4].reshape(self.height // 2, self.width // 2)
+        u = i420_planes(i420, self.width, self.height)[1]
         u[by0 // 2: by1 // 2, bx0 // 2: bx1 // 2] = 200  # a coloured ballot (chroma carries it too)

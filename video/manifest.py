@@ -117,8 +117,9 @@ class Manifest:
         return self._append({"kind": "gap", "start": start.isoformat(), "end": end.isoformat(), "cause": cause,
                              "detail": detail})
 
-    def add_event(self, at: datetime, what: str, detail: str = "") -> dict[str, Any]:
-        return self._append({"kind": "event", "at": at.isoformat(), "what": what, "detail": detail})
+    def add_event(self, at: datetime, what: str, detail: str = "", **fields: Any) -> dict[str, Any]:
+        """An event; `fields` are its own (clock_backwards: `clock`, the clock's time, and `offset_s`)."""
+        return self._append({"kind": "event", "at": at.isoformat(), "what": what, "detail": detail, **fields})
 
     def time_of(self, pts: int) -> datetime:
         return self.epoch_time + timedelta(microseconds=pts * 100 // 9)  # 1/90000 s -> µs

@@ -27,12 +27,16 @@ class StationOverlay:
         self._bitmaps: tuple[np.ndarray, np.ndarray] | None = None
 
     def apply(self, frame: RoomFrame, at: datetime) -> None:
+        self.apply_luma(frame.y, at)
+
+    def apply_luma(self, y: np.ndarray, at: datetime) -> None:
+        """On the Y plane alone (the Pi 4's mapped buffer: video.recorder.Recorder.burn_planes)."""
         second = at.strftime("%Y-%m-%d %H:%M:%S")
         if second != self._second or self._bitmaps is None:
             self._second, self._bitmaps = second, self._render(f"{self.label} {second}")
         outline, text = self._bitmaps
         h, w = text.shape
-        band = frame.y[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
+        band = y[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
         keep = ~self.mask.luma_burn[MARGIN_PX:MARGIN_PX + h, MARGIN_PX:MARGIN_PX + w]
         band[outline & keep] = OUTLINE_Y
         band[text & keep] = TEXT_Y

@@ -12,6 +12,11 @@ The mask is applied to every frame right after the camera gives it, before anyth
 mask that cannot be applied stops the recording with the reason in the manifest (never unmasked).
 A restart after a power cut adopts the segment the cut left open (it plays up to the cut) and records
 the time the box was off as a gap. Every gap carries its cause.
+
+Station time never goes back in the manifest. A clock found behind what is already recorded (a box
+with no RTC that restarted before NTP, a bad NTP step) is a `clock_backwards` event with both times, and
+the recording's station time from then on is the clock's moved on by the difference, so every entry
+starts where the one before ended.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ STALL_PERIODS = 5  # frames missing in a row before the watchdog records a gap (
 STALL_MIN_S = 1.0  # ... and never for less than a second (a frame late by one period is jitter)
 RECONNECT_TRIES = 12  # reopening a lost camera: 12 tries, 5 s apart, then the recording stops
 RECONNECT_WAIT_S = 5.0
+# A clock behind the recording by more than this is a clock that went back (no RTC, a bad NTP step): an
+# event with both times. Less is the sensor's clock and the system's drifting apart over the day: the
+# station time is held at the last recorded moment, so the manifest stays in time order either way.
+CLOCK_BACK_TOLERANCE_S = 1.0
 
 
 class Signer(Protocol):
@@ -112,18 +121,25 @@ class Recorder:
         self.restarts = 0
         self._encoder: H264Encoder | None = None
         self._anchor: tuple[datetime, int] | None = None  # (station time, sensor_ns) of the anchor frame
+        self._burn_anchor: tuple[datetime, int] | None = None  # the same for burn_planes (the Pi 4 path)
+        self.clock_offset = timedelta(0)  # station time = clock + this, after the clock went back
         self._last_sensor_ns: int | None = None
         self._last_time: datetime | None = None
         self._segment_start: datetime | None = None
         self._counter = 0
         self._stopped: RecordingStopped | None = None
 
+    @property
+    def frames_taken(self) -> int:
+        """Frames the camera gave that went through the mask into the recording (this run)."""
+        return self._counter
+
     # -- start ------------------------------------------------------------------------------------
     def start(self, day_end: datetime | None = None) -> list[str]:
         """Open the recording; returns the storage guard's warnings. Raises StorageRefused."""
         self.directory.mkdir(parents=True, exist_ok=True)
         now = self.clock.now()
-        self.day_end = day_end or now + timedelta(hours=self.profile.hours)
+        self.day_end = day_end or now + timedelta(hours=self.profile.hours)  # on the clock, as the caller's
         hours = max(0.0, (self.day_end - now).total_seconds() / 3600)
         plan = plan_day(self.free_bytes(), self.profile.bitrate_kbps, hours)
         self.log({"e": "storage_check", "decision": plan.verdict, "free": plan.free_bytes, "needed": plan.needed_bytes,
@@ -133,7 +149,7 @@ class Recorder:
         self.rung = plan.rung
         warnings = [plan.message] if plan.verdict == "warn" else []
         if (self.directory / MANIFEST).exists():
-            self._recover(now)
+            now = self._recover(now)
         else:
             self._new_manifest(now)
         m = self.manifest
@@ -155,7 +171,8 @@ class Recorder:
                                  self.profile.height, self.profile.fps, self.profile.segment_s, self.mask.to_json(),
                                  self.mask.sha256())
 
-    def _recover(self, now: datetime) -> None:
+    def _recover(self, now: datetime) -> datetime:
+        """Adopt the cut segment, record the time off; returns the station time the recording goes on at."""
         m, _, _ = read_manifest(self.directory)
         if (m.width, m.height, m.masks_sha256) != (self.profile.width, self.profile.height, self.mask.sha256()):
             raise MaskError(f"{self.directory / MANIFEST}: recorded at {m.width} x {m.height} with masks "
@@ -175,29 +192,71 @@ class Recorder:
             self.log({"e": "cut_segment_adopted", "segment": number, "frames": seg.frames, "end": entry["end"]})
         last = m.last_end() or m.epoch_time
         cause = "restart" if m.closed and not cut_any else "power_cut"
-        if now > last:
-            m.add_gap(last, now, cause, "recorder restarted" if cause == "restart" else
-                      "the box lost power or the recorder was killed; it restarted and went on")
+        why = "recorder restarted" if cause == "restart" else \
+            "the box lost power or the recorder was killed; it restarted and went on"
+        if now < last - timedelta(seconds=CLOCK_BACK_TOLERANCE_S):
+            self._clock_went_back(now, last, "at the restart")
+            m.add_gap(last, last, cause, f"{why}; how long it was off is not known: the clock went back")
+            now = last
+        elif now > last:
+            m.add_gap(last, now, cause, why)
+        else:
+            now = last
         m.closed, m.stopped = False, None
         self.restarts = sum(1 for g in m.gaps() if g["cause"] in ("power_cut", "restart"))
         self.log({"e": "recovered", "cause": cause, "gap_from": last.isoformat(), "gap_to": now.isoformat()})
+        return now
+
+    # -- station time ---------------------------------------------------------------------------
+    def _now(self) -> datetime:
+        """The station time of now for the recording: the clock (moved on by `clock_offset`), never before
+        the last recorded moment."""
+        now = self.clock.now() + self.clock_offset
+        floor = self._recorded_until()
+        if floor is None or now >= floor:
+            return now
+        if now < floor - timedelta(seconds=CLOCK_BACK_TOLERANCE_S):
+            self._clock_went_back(now - self.clock_offset, floor, "while recording")
+        return floor
+
+    def _recorded_until(self) -> datetime | None:
+        """The end of what is recorded: the last entry's end, or the open segment's last frame's."""
+        ends = [t for t in (self.manifest.last_end() if self.manifest is not None else None,
+                            self._last_time + timedelta(seconds=1 / self.profile.fps)
+                            if self._last_time is not None else None) if t is not None]
+        return max(ends) if ends else None
+
+    def _clock_went_back(self, clock: datetime, recorded_until: datetime, when: str) -> None:
+        """The clock is behind what is recorded: from now on station time = clock + the difference."""
+        assert self.manifest is not None
+        self.clock_offset = recorded_until - clock
+        offset_s = round(self.clock_offset.total_seconds(), 3)
+        self.manifest.add_event(recorded_until, "clock_backwards",
+                                f"{when} the clock said {clock.isoformat()}, {offset_s:g} s before the recording's "
+                                f"last moment {recorded_until.isoformat()}; station times from here are the "
+                                f"clock's + {offset_s:g} s", clock=clock.isoformat(), offset_s=offset_s)
+        self.log({"e": "clock_backwards", "clock": clock.isoformat(), "recorded_until": recorded_until.isoformat(),
+                  "offset_s": offset_s})
+        self._save()
 
     # -- recording ------------------------------------------------------------------------------
     def record_for(self, seconds: float) -> None:
         assert self.manifest is not None, "start() first"
-        end = self.clock.now() + timedelta(seconds=seconds)
+        end = self._now() + timedelta(seconds=seconds)
         while self._stopped is None and (self._last_time is None or self._last_time < end):
             self.step()
-            if self._last_time is None and self.clock.now() >= end:
+            if self._last_time is None and self._now() >= end:
                 break
         if self._stopped is not None:
             raise self._stopped
 
     def record_until(self, when: datetime) -> None:
-        """Record every frame due up to `when` (the next frame is one period after the last)."""
+        """Record every frame due up to `when`, a time on the clock (the next frame is one period after the
+        last)."""
         period = timedelta(seconds=1 / self.profile.fps)
+        when = when + self.clock_offset
         while self._stopped is None:
-            due = self._last_time + period if self._last_time is not None else self.clock.now()
+            due = self._last_time + period if self._last_time is not None else self._now()
             if due > when:
                 break
             self.step()
@@ -242,6 +301,16 @@ class Recorder:
             self.manifest.add_gap(at, at + timedelta(seconds=1 / self.profile.fps), "encoder_error", str(exc))
             self._save()
 
+    def burn_planes(self, y: Any, u: Any, v: Any, sensor_ns: int) -> None:
+        """The Pi 4 path's first stage (picamera2's pre_callback, on the buffer the SoC's encoder reads):
+        the mask, then the station overlay at the frame's station time. Raises MaskError."""
+        self.mask.apply_planes(y, u, v)
+        if self.overlay is not None:
+            if self._burn_anchor is None:
+                self._burn_anchor = (self.clock.now() + self.clock_offset, sensor_ns)  # the overlay's time only
+            t0, ns0 = self._burn_anchor
+            self.overlay.apply_luma(y, t0 + timedelta(microseconds=(sensor_ns - ns0) // 1000))
+
     def accept_packet(self, data: bytes, sensor_ns: int, keyframe: bool) -> None:
         """The Pi 4 path (hal.drivers.room_camera.PiHardwareH264): a packet of the SoC's H.264 encoder, whose
         frames were masked in picamera2's pre_callback. The segment switches at the first keyframe once
@@ -250,7 +319,7 @@ class Recorder:
             raise self._stopped
         assert self.manifest is not None, "start() first"
         if self._anchor is None:
-            self._anchor = (self.clock.now(), sensor_ns)
+            self._anchor = (self._now(), sensor_ns)
         t0, ns0 = self._anchor
         at = t0 + timedelta(microseconds=(sensor_ns - ns0) // 1000)
         last_t = self._last_time
@@ -275,12 +344,21 @@ class Recorder:
             self._segment_start = at
         self.writer.write(EncodedPacket(data, self.manifest.pts_of(at), keyframe))
 
+    def halt(self, cause: str, detail: str) -> RecordingStopped:
+        """Stop the recording for a reason found outside the recorder (the Pi 4 path's driver: a mask that
+        failed in pre_callback, the encoder): the segment closed, the reason in the manifest. stop() then
+        closes and signs it."""
+        if self._stopped is None:
+            self._stop(cause, detail, self._now())
+        assert self._stopped is not None
+        return self._stopped
+
     def stop(self, cause: str | None = None, detail: str = "") -> str:
         """Close the open segment, close the manifest, sign it; returns its SHA-256."""
         assert self.manifest is not None
         if self._stopped is None:
             self._close_segment()
-            now = self.clock.now()
+            now = self._now()
             self.manifest.add_event(now, "stopped", detail or (cause or "polls closed"))
             if cause is not None:
                 self.manifest.stopped = {"at": now.isoformat(), "cause": cause, "detail": detail}
@@ -294,7 +372,7 @@ class Recorder:
         """Station time of a frame: the sensor's clock from an anchor taken at the first frame (and again
         after every reconnect), so frame times are as even as the sensor's."""
         if self._anchor is None:
-            self._anchor = (self.clock.now(), frame.sensor_ns)
+            self._anchor = (self._now(), frame.sensor_ns)
         t0, ns0 = self._anchor
         return t0 + timedelta(microseconds=(frame.sensor_ns - ns0) // 1000)
 
@@ -318,7 +396,8 @@ class Recorder:
 
     def _camera_lost(self, exc: CameraDisconnected) -> None:
         assert self.manifest is not None
-        lost_at = self._last_time or self.clock.now()
+        period = timedelta(seconds=1 / self.profile.fps)
+        lost_at = self._last_time + period if self._last_time is not None else self._now()  # the last frame's end
         self._close_segment()
         self.log({"e": "camera_disconnected", "detail": exc.message})
         for _ in range(RECONNECT_TRIES):
@@ -330,7 +409,7 @@ class Recorder:
         else:
             self._stop("camera_disconnected", f"{exc.message}; not back after {RECONNECT_TRIES} tries", lost_at)
             return
-        back = self.clock.now()
+        back = self._now()
         self.manifest.add_gap(lost_at, back, "camera_disconnected", exc.message)
         self.log({"e": "camera_reconnected"})
         self._anchor = None  # a reopened camera's sensor clock starts again
@@ -369,7 +448,7 @@ class Recorder:
     def _guard_storage(self, at: datetime) -> None:
         assert self.manifest is not None and self.day_end is not None
         free = self.free_bytes()
-        hours_left = max(0.0, (self.day_end - at).total_seconds() / 3600)
+        hours_left = max(0.0, (self.day_end + self.clock_offset - at).total_seconds() / 3600)
         if free < STOP_RESERVE_BYTES:
             self._stop("storage_full", f"free {free / 1e6:.0f} MB, below the reserve of "
                        f"{STOP_RESERVE_BYTES / 1e6:.0f} MB; footage is never deleted", at)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.common.identity import fingerprint_of
+from hal.room_camera import i420_planes
 from video.manifest import (
     MANIFEST,
     PUBLIC_KEY,
@@ -37,7 +39,7 @@ BLANK_TOLERANCE = 4
 
 @dataclass(frozen=True)
 class Problem:
-    what: str  # missing | altered | reordered | inserted | manifest | chain | frames | mask
+    what: str  # missing | altered | reordered | inserted | manifest | chain | time | frames | mask
     segment: int | None
     detail: str
 
@@ -111,8 +113,17 @@ def _signature_problems(manifest: Manifest, signature: dict, given: bytes | None
 def _chain_problems(manifest: Manifest, problems: list[Problem]) -> None:
     prev = manifest.genesis
     expected_number = 1
+    recorded_until: datetime | None = None
+    jitter = timedelta(seconds=0.5 / manifest.fps)  # sensor timestamps are not exactly a period apart
     for i, entry in enumerate(manifest.entries):
         number = entry.get("segment")
+        start, end = _when(entry.get("start")), _when(entry.get("end"))
+        if entry.get("kind") in ("segment", "gap") and start is not None and end is not None:
+            if recorded_until is not None and start < recorded_until - jitter:
+                problems.append(Problem("time", number, f"entry {i} ({entry['kind']}) starts at {start.isoformat()}, "
+                                        f"before the entry before it ended ({recorded_until.isoformat()}): the "
+                                        "recording is not in time order (a clock that went back, or entries moved)"))
+            recorded_until = max(end, recorded_until) if recorded_until is not None else end
         if entry.get("index") != i or entry.get("prev") != prev or entry.get("hash") != entry_hash(entry):
             problems.append(Problem("chain", number, f"entry {i} does not chain to the one before it (index "
                                     f"{entry.get('index')}, prev {str(entry.get('prev'))[:12]}...): entries were "
@@ -125,6 +136,13 @@ def _chain_problems(manifest: Manifest, problems: list[Problem]) -> None:
             expected_number = (number or expected_number) + 1
     if manifest.entries and manifest.body()["head"] != prev:
         problems.append(Problem("chain", None, "the head is not the last entry's hash"))
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _file_problems(directory: Path, manifest: Manifest, problems: list[Problem]) -> str | None:
@@ -194,11 +212,8 @@ def _decode_check(directory: Path, result: Verification) -> Verification:
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
                     count += 1
-                    planes = frame.to_ndarray(format="yuv420p")
-                    h = m.height
-                    y = planes[:h]
-                    u = planes[h:h * 5 // 4].reshape(h // 2, m.width // 2)
-                    v = planes[h * 5 // 4:].reshape(h // 2, m.width // 2)
+                    y, u, v = i420_planes(np.ascontiguousarray(frame.to_ndarray(format="yuv420p")), m.width,
+                                          m.height)
                     if luma.any():
                         dev = max(int(y[luma].max()) - 16, int(np.abs(u[chroma].astype(int) - 128).max()),
                                   int(np.abs(v[chroma].astype(int) - 128).max()))

@@ -159,6 +159,9 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
     _e("video.camera_disconnected", _C.DEVICE_FAULT, VIDEO, "the room camera was lost: a gap until it is back",
        "detail"),
     _e("video.camera_reconnected", _C.DEVICE_FAULT, VIDEO, "the room camera answered again"),
+    _e("video.clock_backwards", _C.DEVICE_FAULT, VIDEO, "the clock was behind what is already recorded (no RTC, a "
+       "bad NTP step): station times moved on by the difference, so the manifest stays in time order",
+       "clock", "recorded_until", "offset_s"),
     _e("video.storage_degraded", _C.DEVICE_FAULT, VIDEO, "storage running low: frame rate or bitrate lowered "
        "one rung", "rung", "free"),
     _e("video.storage_alarm", _C.DEVICE_FAULT, VIDEO, "storage will not last the day even at the lowest rung: "
@@ -206,7 +209,7 @@ SCANNER_KINDS: dict[str, str] = {
 # The video recorder's kinds (its log's "e") and their ids.
 VIDEO_KINDS: dict[str, str] = {kind: f"video.{kind}" for kind in (
     "cut_segment_adopted", "recovered", "frame_stall", "camera_disconnected", "camera_reconnected",
-    "storage_degraded", "storage_alarm", "stopped", "closed")} | {"storage_check": "video.storage_checked"}
+    "clock_backwards", "storage_degraded", "storage_alarm", "stopped", "closed")} | {"storage_check": "video.storage_checked"}
 
 # The auth store's kinds (firmware/auth/store.py log_event) and their ids.
 AUTH_KINDS: dict[str, str] = {

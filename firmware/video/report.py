@@ -29,6 +29,16 @@ class GapLine:
 
 
 @dataclass(frozen=True)
+class ClockStep:
+    """The clock found behind the recording (video.recorder: clock_backwards): at `at` (station time, the
+    recording's last moment) the clock said `clock`; times after it are the clock's + `offset_s`."""
+
+    at: datetime
+    clock: datetime
+    offset_s: float
+
+
+@dataclass(frozen=True)
 class VideoRecord:
     kind: ClassVar[str] = "video_record"
 
@@ -47,6 +57,7 @@ class VideoRecord:
     free_bytes: int | None
     gaps: tuple[GapLine, ...]
     restarts: int
+    clock_steps: tuple[ClockStep, ...]
     storage_events: tuple[str, ...]  # lowered rate, alarm, warnings: in the manifest's words
     stopped_cause: str | None  # None: closed with the polls
     masks: int
@@ -80,6 +91,10 @@ class VideoRecord:
         page.items(t("video.record.label.gap_list"), tuple(
             f"{msgs.format_time(g.start)}–{msgs.format_time(g.end)} ({_hms(g.seconds)}): "
             f"{t('video.record.cause.' + g.cause)}" for g in self.gaps))
+        if self.clock_steps:
+            page.items(t("video.record.label.clock_steps"), tuple(
+                t("video.record.clock_step", at=msgs.format_time(c.at), clock=msgs.format_datetime(c.clock),
+                  behind=_hms(c.offset_s)) for c in self.clock_steps))
         page.items(t("video.record.section.storage"), self.storage_events)
         if self.stopped_cause is not None:
             page.text(t("video.record.label.stopped_by", cause=t("video.record.cause." + self.stopped_cause)),
@@ -110,12 +125,15 @@ def build_video_record(header: ReportHeader, manifest: Any, manifest_sha256: str
     gaps = tuple(GapLine(datetime.fromisoformat(g["start"]), datetime.fromisoformat(g["end"]), g["cause"])
                  for g in manifest.gaps())
     storage = tuple(e["detail"] for e in events if e["what"].startswith("storage_"))
+    clock = tuple(ClockStep(datetime.fromisoformat(e["at"]), datetime.fromisoformat(e["clock"]), float(e["offset_s"]))
+                  for e in events if e["what"] == "clock_backwards")
     return VideoRecord(
         header=header, started_at=started, stopped_at=stopped, width=manifest.width, height=manifest.height,
         fps=manifest.fps, segment_s=manifest.segment_s, segments=len(segments),
         cut_segments=sum(1 for s in segments if s.get("cut")), frames=sum(s["frames"] for s in segments),
         seconds_recorded=round(seconds, 1), bytes_stored=sum(s["bytes"] for s in segments), free_bytes=free_bytes,
-        gaps=gaps, restarts=sum(1 for g in gaps if g.cause in ("power_cut", "restart")), storage_events=storage,
+        gaps=gaps, restarts=sum(1 for g in gaps if g.cause in ("power_cut", "restart")), clock_steps=clock,
+        storage_events=storage,
         stopped_cause=(manifest.stopped or {}).get("cause"), masks=len(manifest.masks),
         masks_sha256=manifest.masks_sha256, manifest_sha256=manifest_sha256, head=manifest.head, remarks=remarks)
 

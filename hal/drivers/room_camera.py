@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,20 @@ READ_TIMEOUT_PERIODS = 3  # a frame later than 3 periods is a lost camera, not j
 
 
 class OpenCvRoomCamera:
-    """hal.room_camera.RoomCamera on a UVC (USB) camera through OpenCV's V4L2 backend."""
+    """hal.room_camera.RoomCamera on a USB camera through OpenCV.
+
+    `device` is the camera's V4L2 node (`/dev/video0`, or a /dev/v4l/by-id/ link, which survives the
+    camera coming back on another number after an unplug), read with OpenCV's V4L2 backend in Motion-JPEG
+    (what UVC cameras send at 720p); any other path or URL is a stream OpenCV's FFmpeg backend opens.
+    Frames come as OpenCV decodes them (BGR) and are converted to I420 (BT.601 video range, the range the
+    encoder declares). Their time is the capture's own (the V4L2 buffer's timestamp, the stream's pts);
+    a backend that gives none is timed by the monotonic clock, never a mix of both."""
 
     def __init__(self, device: str, width: int, height: int, fps: float) -> None:
         self.device, self.width, self.height, self.fps = device, width, height, fps
         self._cap: Any = None
         self._cv2: Any = None
+        self._last: tuple[float, int, int] | None = None  # (stamp ms, frame ns, monotonic ns) of the last frame
         self._open()
 
     def _open(self) -> None:
@@ -38,24 +47,48 @@ class OpenCvRoomCamera:
         except ImportError as exc:
             raise HardwareUnavailable(f"OpenCV cannot be imported ({exc})", "pip install opencv-python-headless")
         self._cv2 = cv2
-        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        read_ms = max(1000, round(READ_TIMEOUT_PERIODS * 1000 / self.fps))
+        if is_v4l2_node(self.device):
+            cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+            if cap.isOpened():
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+                cap.set(cv2.CAP_PROP_FPS, self.fps)
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 2)
+                cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms)  # V4L2's select() timeout: a hung camera
+        else:
+            cap = cv2.VideoCapture(self.device, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
+                                                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
         if not cap.isOpened():
+            cap.release()
             raise CameraDisconnected(f"room camera {self.device}: cannot be opened", "check the USB cable")
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-        cap.set(cv2.CAP_PROP_FPS, self.fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 2)
         self._cap = cap
+        self._last = None
 
     def read(self) -> RoomFrame:
         cv2 = self._cv2
         ok, bgr = self._cap.read() if self._cap is not None else (False, None)
         if not ok or bgr is None:
             raise CameraDisconnected(f"room camera {self.device}: no frame", "check the USB cable")
-        stamp_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)  # V4L2 buffer time (monotonic), 0 if unknown
-        ns = round(stamp_ms * 1e6) if stamp_ms > 0 else time.monotonic_ns()
         h, w = bgr.shape[:2]
-        return RoomFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), w, h, ns)  # a size mismatch: the mask refuses
+        if w % 2 or h % 2:  # no I420 of an odd size; the mask refuses a frame of any other size than its own
+            bgr = bgr[: h - h % 2, : w - w % 2]
+            h, w = bgr.shape[:2]
+        return RoomFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), w, h, self._stamp())
+
+    def _stamp(self) -> int:
+        """The frame's time in ns: the capture's timestamp while it moves forward; once it does not (a
+        backend without timestamps gives 0 every time), the monotonic clock's time since the last frame."""
+        stamp_ms = float(self._cap.get(self._cv2.CAP_PROP_POS_MSEC))
+        mono = time.monotonic_ns()
+        last = self._last
+        if last is None or stamp_ms > last[0]:
+            ns = round(stamp_ms * 1e6) if last is None else last[1] + round((stamp_ms - last[0]) * 1e6)
+        else:
+            ns = last[1] + max(1, mono - last[2])
+        self._last = (max(stamp_ms, last[0]) if last else stamp_ms, ns, mono)
+        return ns
 
     def reopen(self) -> None:
         self.close()
@@ -68,6 +101,12 @@ class OpenCvRoomCamera:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def is_v4l2_node(device: str) -> bool:
+    """A V4L2 device node (what a USB camera is on Linux), as opposed to a file, pipe or URL."""
+    path = Path(device)
+    return device.startswith("/dev/") and (not path.exists() or path.is_char_device())
 
 
 class PiRoomCamera:
@@ -125,74 +164,137 @@ class PiRoomCamera:
 
 
 def _frame_check(camera: OpenCvRoomCamera | PiRoomCamera, where: str) -> DeviceStatus:
-    """A room camera's self-test: one frame read, its size reported; no frame is a failed check."""
+    """A room camera's self-test: one frame read of the configured size; no frame, or a frame of another
+    size (the masks are drawn for the configured one), is a failed check naming why."""
     try:
         frame = camera.read()
     except CameraDisconnected as exc:
         return DeviceStatus("room_camera", False, exc.message)
+    if (frame.width, frame.height) != (camera.width, camera.height):
+        return DeviceStatus("room_camera", False, f"{where} gives {frame.width}x{frame.height} frames, the "
+                            f"settings (and the masks) are {camera.width}x{camera.height}: set video.width and "
+                            "video.height to a size the camera offers and redraw the masks")
     return DeviceStatus("room_camera", True, f"{where} {frame.width}x{frame.height}")
 
 
-def i420_from_strided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The (height * 3 / 2, width) I420 array from picamera2's YUV420 buffer, whose rows are padded to a
-    stride (a multiple of 64 bytes on the Pi's ISP): Y at the stride, then U and V at half the stride each.
-    Cropping the buffer's columns would mix the padding of one chroma row into the next where
-    width < stride."""
+def yuv420_planes(buffer: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (writable, no copy) of the Y, U and V planes in picamera2's YUV420 buffer, whose rows are
+    padded to a stride (a multiple of 64 bytes on the Pi's ISP): Y at the stride, then U and V at half the
+    stride each. The chroma planes are addressed in the flat buffer: taken as rows of the Y stride, a
+    chroma plane of an odd number of rows (height / 2 odd) does not even end on a row."""
     stride = buffer.shape[1]
-    flat = buffer.reshape(-1)
+    flat = buffer.reshape(-1)  # a view of the contiguous buffer
     chroma = stride // 2 * (height // 2)
     y = flat[: stride * height].reshape(height, stride)[:, :width]
     u = flat[stride * height: stride * height + chroma].reshape(height // 2, stride // 2)[:, : width // 2]
     v = flat[stride * height + chroma: stride * height + 2 * chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    return y, u, v
+
+
+def i420_from_strided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The (height * 3 / 2, width) I420 array from picamera2's strided YUV420 buffer (a copy). Cropping
+    the buffer's columns would mix the padding of one chroma row into the next where width < stride."""
+    y, u, v = yuv420_planes(buffer, width, height)
     return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
 
 
 class PiHardwareH264:
-    """The Pi 4 path: picamera2 -> mask (pre_callback, on the encoder's own buffer) -> H264Encoder (SoC)
-    -> `on_packet(data, sensor_ns, keyframe)`: wire it as PiHardwareH264(..., burn_mask=recorder.mask.apply_planes,
-    on_packet=recorder.accept_packet) with intra_period = fps x segment_s (video.recorder.Recorder).
+    """The Pi 4 path: picamera2 -> mask (pre_callback, on the buffer the encoder reads) -> H264Encoder (the
+    SoC's, V4L2 M2M) -> `on_packet(data, sensor_ns, keyframe)`. Frames never come up to Python:
 
-    `burn_mask(y, u, v)` is video.masks.PrivacyMask's work on the planes of the mapped buffer. Not run
-    in CI (no V4L2 M2M encoder here); the software path shares every stage after the packets."""
+        hw = PiHardwareH264(camera_num, width, height, fps, bitrate_kbps, intra_period=round(fps * segment_s))
+        rec = Recorder(hw, profile, masks, directory, ...)       # hw stands as the recorder's camera
+        rec.start()
+        hw.start(rec.burn_planes, rec.accept_packet)             # frames flow in picamera2's threads
+        ... hw.failure, hw.packets                               # the service loop watches them
+        hw.stop(); rec.stop()
 
-    def __init__(self, camera_num: int, width: int, height: int, fps: float, bitrate_kbps: int, intra_period: int,
-                 burn_mask: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-                 on_packet: Callable[[bytes, int, bool], None]) -> None:
+    `burn(y, u, v, sensor_ns)` burns the mask (and the station overlay) into the planes of the mapped
+    buffer before the encoder sees it. A burn or an `on_packet` that raises is kept in `failure`, and
+    from then on no packet is passed on: a frame whose mask failed never reaches the recording. The
+    intra period puts a keyframe at each segment's start, where the recorder switches segments."""
+
+    def __init__(self, camera_num: int, width: int, height: int, fps: float, bitrate_kbps: int,
+                 intra_period: int) -> None:
         try:
-            from picamera2 import MappedArray, Picamera2
+            from picamera2 import Picamera2
             from picamera2.encoders import H264Encoder
-            from picamera2.outputs import Output
         except ImportError as exc:
             raise HardwareUnavailable(f"picamera2 cannot be imported ({exc})", "install python3-picamera2 with apt")
-        cam = Picamera2(camera_num)
-        cam.configure(cam.create_video_configuration(main={"size": (width, height), "format": "YUV420"},
-                                                     controls={"FrameDurationLimits": (round(1e6 / fps),) * 2}))
+        self.camera_num, self.width, self.height, self.fps = camera_num, width, height, fps
+        try:
+            cam = Picamera2(camera_num)
+            cam.configure(cam.create_video_configuration(main={"size": (width, height), "format": "YUV420"},
+                                                         controls={"FrameDurationLimits": (round(1e6 / fps),) * 2}))
+        except Exception as exc:  # noqa: BLE001 - picamera2 raises IndexError / RuntimeError: no camera
+            raise CameraDisconnected(f"room camera {camera_num}: {type(exc).__name__}: {exc}",
+                                     "check the camera ribbon cable") from None
+        self._cam: Any = cam
+        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
+        self.failure: BaseException | None = None
+        self.packets = 0  # passed on to on_packet
+        self._recording = False
 
-        def mask(request: Any) -> None:
-            with MappedArray(request, "main") as m:
-                planes = m.array
-                y = planes[:height, :width]
-                u = planes[height: height * 5 // 4].reshape(height // 2, -1)[:, : width // 2]
-                v = planes[height * 5 // 4: height * 3 // 2].reshape(height // 2, -1)[:, : width // 2]
-                burn_mask(y, u, v)
+    def start(self, burn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None],
+              on_packet: Callable[[bytes, int, bool], None]) -> None:
+        from picamera2 import MappedArray
+        from picamera2.outputs import Output
+
+        driver, width, height = self, self.width, self.height
+
+        def mask(request: Any) -> None:  # picamera2's camera thread, before the request goes to the encoder
+            if driver.failure is not None:
+                return
+            try:
+                sensor_ns = int(request.get_metadata()["SensorTimestamp"])
+                with MappedArray(request, "main") as m:
+                    burn(*yuv420_planes(m.array, width, height), sensor_ns)
+            except Exception as exc:  # noqa: BLE001 - kept and acted on: nothing more is passed on
+                driver.failure = exc
 
         class _Packets(Output):  # type: ignore[misc]
             def outputframe(self, frame: bytes, keyframe: bool = True, timestamp: int | None = None,
                             packet: Any = None, audio: bool = False) -> None:
-                if not audio:
-                    on_packet(bytes(frame), int(timestamp or 0) * 1000, keyframe)  # picamera2 gives µs
+                if audio or frame is None or driver.failure is not None:
+                    return  # after a failure, the encoder may still hold a frame whose mask failed
+                try:
+                    on_packet(bytes(frame), int(timestamp or 0) * 1000, bool(keyframe))  # picamera2 gives µs
+                except Exception as exc:  # noqa: BLE001 - the encoder's thread must not die of it
+                    driver.failure = exc
+                    return
+                driver.packets += 1
 
-        cam.pre_callback = mask  # runs on every buffer before the encoder reads it
-        self._cam = cam
-        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
-        self._output = _Packets()
-
-    def start(self) -> None:
-        self._cam.start_recording(self._encoder, self._output)
+        self._cam.pre_callback = mask  # picamera2 runs it on every request before its encoders
+        self._cam.start_recording(self._encoder, _Packets())
+        self._recording = True
 
     def stop(self) -> None:
-        self._cam.stop_recording()
-        self._cam.close()
+        """Stop the camera and the encoder (their threads end): no packet comes after this."""
+        if self._recording:
+            self._recording = False
+            self._cam.stop_recording()
+
+    def close(self) -> None:
+        self.stop()
+        if self._cam is not None:
+            try:
+                self._cam.close()
+            finally:
+                self._cam = None
+
+    def self_test(self) -> DeviceStatus:
+        if self.failure is not None:
+            return DeviceStatus("room_camera", False, f"CSI {self.camera_num}: {self.failure}")
+        return DeviceStatus("room_camera", self._cam is not None,
+                            f"CSI {self.camera_num} {self.width}x{self.height}, H.264 on the SoC")
+
+
+SOC_H264_ENCODER = Path("/dev/video11")  # the Pi 4's bcm2835-codec H.264 encoder, which picamera2's opens
+
+
+def soc_h264_encoder_present() -> bool:
+    """The SoC's H.264 encoder is there (a Pi 4; a Pi 5 has none)."""
+    return SOC_H264_ENCODER.exists()
 
 
 def open_room_camera(video: Any) -> OpenCvRoomCamera | PiRoomCamera:
