@@ -170,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.trust_cli import add_parsers as add_trust_parsers
 
     add_trust_parsers(sub)  # package, provision, release, install, boot-check, service
+    from ballotbox.service_cli import add_parsers as add_service_parsers
+
+    add_service_parsers(sub)  # committee
     from ballotbox.video_cli import add_parsers as add_video_parsers
 
     add_video_parsers(sub, bench)

@@ -102,11 +102,15 @@ def add_parsers(sub: Any) -> None:
     boot.set_defaults(run=_boot_check)
 
     service = sub.add_parser("service", help="the box's services under systemd").add_subparsers(metavar="ACTION")
-    srun = service.add_parser("run", help="open the service's devices; READY and the watchdog fed while they answer")
+    srun = service.add_parser("run", help="run a service (systemd's ExecStart); READY and the watchdog fed only "
+                              "while its devices answer")
     srun.add_argument("name", choices=["scanner", "auth", "video", "uploader"])
     srun.add_argument("--settings", type=Path, default=None, help="device settings (default config/device-sim.json)")
     srun.add_argument("--interval", type=float, default=None, help="seconds between device probes (default 10)")
     srun.add_argument("--cycles", type=int, default=None, help="stop after N probes (default: run until stopped)")
+    from ballotbox.service_cli import add_run_options
+
+    add_run_options(srun)  # the scanner's state directory, control socket and simulated room
     srun.set_defaults(run=_service_run)
 
 
@@ -243,7 +247,7 @@ def _health_problems(root: Path) -> list[str]:
 
     current = (root / "current").resolve()
     problems = []
-    for name in ("ballotbox.cli", "firmware.scanner.service", "firmware.auth.service",
+    for name in ("ballotbox.cli", "firmware.scanner.service", "firmware.scanner.run", "firmware.auth.service",
                  "firmware.common.transmission.uploader", "firmware.trust.release", "config.election"):
         try:
             module = importlib.import_module(name)
@@ -265,6 +269,10 @@ def _health_problems(root: Path) -> list[str]:
 # -- services ----------------------------------------------------------------------------------------
 def _service_run(args: argparse.Namespace) -> int:
     from firmware.trust.watchdog import DEFAULT_INTERVAL_S, health_loop
+
+    if args.name == "scanner":  # the scanner's whole day: ballots, the committee, the watchdog
+        from ballotbox.service_cli import run_scanner
+        return run_scanner(args)
 
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")

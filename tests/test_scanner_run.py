@@ -1,0 +1,137 @@
+"""The scanner service's loop (firmware.scanner.run) in process: the watchdog fed only while the devices
+answer, a paper-path fault cleared by the operator's request, a power cut while a fault was being cleared
+waiting for the operator's answer, and the committee's refusals."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from config.election import Election
+from firmware.common.control import Request
+from firmware.common.i18n import Messages
+from firmware.common.identity import load_or_provision
+from firmware.common.roles import AccessControl
+from firmware.scanner.run import ScannerRun
+from firmware.scanner.service import ScannerService
+from firmware.scanner.store import ScannerStore
+from hal.panel import VoterChoice
+from simulator.credentials import TEST_PINS, provision_test_pins
+from simulator.devices import SimStation, build_sim_station
+from simulator.voters import ContestIntent, Expected, Intent, new_sheet
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def notify(self, state: str) -> None:
+        self.sent.append(state)
+
+
+def _run(tmp_path: Path, election: Election, sim: SimStation, notes: Notes) -> ScannerRun:
+    store = ScannerStore.for_election(tmp_path / "scanner.sqlite", election, rng=random.Random(1))
+    access = AccessControl(provision_test_pins(tmp_path), sim.clock, store.log_event)
+    svc = ScannerService(election, sim.devices, store, Messages.for_language("bs"),
+                         load_or_provision(tmp_path, "BB-TEST-0001"), access=access)
+    return ScannerRun(svc, None, notes, probe_interval_s=0.0, say=lambda line: None)
+
+
+def _ask(run: ScannerRun, action: str, role: str, **fields: object) -> dict:
+    return run.handle(Request({"action": action, "role": role, "pin": TEST_PINS[role], **fields}, None))  # type: ignore[index]
+
+
+def _open(run: ScannerRun) -> None:
+    for action, role in (("self-test", "technician"), ("zero-report", "operator"), ("open", "president")):
+        answer = _ask(run, action, role)
+        assert answer["ok"], answer
+
+
+def _mayor_sheet(election: Election) -> object:
+    valid = ContestIntent("nacelnik", Intent.VALID, frozenset({"m3"}), Expected("valid", None, ("m3",)))
+    return new_sheet("N", (valid,), random.Random(3))
+
+
+@pytest.fixture
+def sim(election: Election) -> SimStation:
+    return build_sim_station(election, random.Random(5))
+
+
+def test_watchdog_starves_while_a_device_fails_and_ready_waits_for_a_healthy_probe(
+        tmp_path: Path, election: Election, sim: SimStation) -> None:
+    notes = Notes()
+    run = _run(tmp_path, election, sim, notes)
+    run.boot()
+    sim.printer.paper_out = True
+    run.step()
+    assert "READY=1" not in notes.sent and "WATCHDOG=1" not in notes.sent
+    assert any(n.startswith("STATUS=") and "printer" in n for n in notes.sent)
+    sim.printer.paper_out = False
+    run.step()
+    assert notes.sent.count("READY=1") == 1 and "WATCHDOG=1" in notes.sent
+    fed = notes.sent.count("WATCHDOG=1")
+    sim.printer.paper_out = True  # a device gone quiet mid-day: no more feeding, systemd restarts the service
+    for _ in range(3):
+        run.step()
+    assert notes.sent.count("WATCHDOG=1") == fed
+
+
+def test_a_jam_waits_for_the_operators_clear_fault_and_the_watchdog_keeps_being_fed(
+        tmp_path: Path, election: Election, sim: SimStation) -> None:
+    notes = Notes()
+    run = _run(tmp_path, election, sim, notes)
+    run.boot()
+    _open(run)
+    sim.feeder.inject("jam_in")
+    sim.panel.respond = lambda verdict, castable: VoterChoice.CAST
+    sim.path.at_entry = _mayor_sheet(election)
+    run.step()
+    assert run.svc.fault == "paper_jam"
+    assert not _ask(run, "clear-fault", "operator")["ok"]  # it must say whether a sheet was taken out
+    fed = notes.sent.count("WATCHDOG=1")
+    run._fed_at = None  # the next step may feed again at once
+    run.step()  # the feeder's paper is the operator's business, not a failed device
+    assert notes.sent.count("WATCHDOG=1") == fed + 1
+    assert not _ask(run, "clear-fault", "president", sheet_removed=True)["ok"]
+    sheet = sim.feeder.clear_jam()
+    assert sheet is not None
+    answer = _ask(run, "clear-fault", "operator", sheet_removed=True)
+    assert answer["ok"] and answer["status"]["fault"] is None, answer
+    sim.path.at_entry = sheet  # fed again
+    run.step()
+    assert run.svc.store.counts().cast["N"] == 1
+
+
+def test_a_power_cut_while_clearing_a_jam_waits_for_the_operators_answer(
+        tmp_path: Path, election: Election, sim: SimStation) -> None:
+    run = _run(tmp_path, election, sim, Notes())
+    run.boot()
+    _open(run)
+    sim.feeder.inject("jam_drop")  # the drop began: only the operator knows where the sheet went
+    sim.panel.respond = lambda verdict, castable: VoterChoice.CAST
+    sim.path.at_entry = _mayor_sheet(election)
+    run.step()
+    assert run.svc.fault == "paper_jam" and run.svc.store.intent_in_doubt
+    sim.feeder.clear_jam()  # the operator has it in hand ... and the power goes
+    run.svc.store.close()
+    again = _run(tmp_path, election, sim, Notes())
+    assert again.boot() == [] and again.awaiting_operator
+    refused = _ask(again, "resume", "president")
+    assert not refused["ok"] and "clear-fault" in refused["message"]
+    answer = _ask(again, "clear-fault", "operator", sheet_removed=True)
+    assert answer["ok"] and not again.awaiting_operator, answer
+    assert "operator_taken_out" in answer["status"]["recovery"] and answer["status"]["polls"] == "paused"
+    assert again.svc.store.counts().cast["N"] == 0
+    assert _ask(again, "resume", "president")["ok"]
+
+
+def test_unknown_actions_and_roles_are_bad_requests(tmp_path: Path, election: Election, sim: SimStation) -> None:
+    run = _run(tmp_path, election, sim, Notes())
+    run.boot()
+    assert run.handle(Request({"action": "wipe-all", "role": "operator", "pin": "111111"}, None))["error"] == \
+        "unknown_action"
+    assert run.handle(Request({"action": "status", "role": "mayor", "pin": "1"}, None))["error"] == "bad_request"
+    assert _ask(run, "status", "operator")["status"]["polls"] == "setup"
+    assert run.handle(Request({"action": "status", "role": "operator", "pin": "000000"}, None))["error"] == "refused"
