@@ -25,6 +25,7 @@ from typing import Any
 from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 from firmware.trust.signing import (
     TEST_PACKAGE_KEY,
+    TEST_RECEIVER_PUBLIC_KEY,
     TEST_RELEASE_KEY,
     TRUSTED_PACKAGE_KEYS,
     TRUSTED_RELEASE_KEYS,
@@ -46,6 +47,9 @@ def add_parsers(sub: Any) -> None:
                        "the definition's own station)")
     build.add_argument("--register-extract", type=Path, help="the register extract the desk will load: its name "
                        "and SHA-256 go into the package")
+    build.add_argument("--receipt-key", type=Path, default=TEST_RECEIVER_PUBLIC_KEY,
+                       help="the receiver's public key that signs its receipts (STORE/receiver-key.pub.pem of "
+                       "`ballotbox receiver`); default: the TEST ONLY one")
     build.add_argument("--out", type=Path, required=True, help="the unsigned package (JSON) to write")
     build.set_defaults(run=_package_build)
     sign = actions.add_parser("sign", help="sign a built package (Ed25519)")
@@ -119,8 +123,11 @@ def _package_build(args: argparse.Namespace) -> int:
     from firmware.cec.packaging import build_package
 
     payload = build_package(args.election, endpoint=args.endpoint, pin=args.pin, stations_file=args.stations,
-                            register_extract=args.register_extract)
+                            register_extract=args.register_extract, receipt_key=args.receipt_key)
     _write_json(args.out, payload)
+    if args.receipt_key == TEST_RECEIVER_PUBLIC_KEY:
+        print(f"receipts: the TEST ONLY receiver key ({TEST_RECEIVER_PUBLIC_KEY.name}): the receiver must run "
+              "with --key config/keys/TEST-ONLY-cec-receiver.signing.pem; never for an election")
     print(f"{args.out}: election {payload['election']['id']}, stations "
           f"{', '.join(s['code'] for s in payload['stations'])}, receiver {payload['receiver']['endpoint']} "
           f"(unsigned: sign it with `ballotbox package sign {args.out} --key KEY --out SIGNED`)")
