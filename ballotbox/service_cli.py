@@ -35,6 +35,8 @@ def add_run_options(srun: argparse.ArgumentParser) -> None:
                       help="the box's state directory (default: the settings' data_dir)")
     srun.add_argument("--socket", type=Path, default=None,
                       help="the committee's control socket (default STATE/device/control/scanner.sock)")
+    srun.add_argument("--retry-cap", type=float, default=None, metavar="SECONDS",
+                      help="uploader: the longest wait between two tries after failures (default 300)")
     sim = srun.add_argument_group("simulator settings only (kind \"sim\"): the simulated room's day")
     sim.add_argument("--voters", type=int, default=None, help="voters of a new simulated day (default 20)")
     sim.add_argument("--seed", type=int, default=None, help="seed of a new simulated day (default 7)")
@@ -128,8 +130,7 @@ def _state_dir(given: Path | None, settings_path: Path | None) -> Path:
 
 # -- service run scanner ------------------------------------------------------------------------------
 def run_scanner(args: argparse.Namespace) -> int:
-    import sdnotify
-
+    from ballotbox.transmission_cli import receipt_key_for
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
     from firmware.common.control import ControlError, ControlServer, socket_path
     from firmware.common.i18n import Messages
@@ -140,10 +141,14 @@ def run_scanner(args: argparse.Namespace) -> int:
     from firmware.scanner.run import PROBE_INTERVAL_S, ScannerRun
     from firmware.scanner.service import ScannerService
     from firmware.scanner.store import ScannerStore
+    from firmware.trust.signing import TEST_RECEIVER_PUBLIC_KEY
+    from firmware.trust.watchdog import SystemdNotifier
 
     if args.cycles is not None:
         raise UserError(f"--cycles {args.cycles}: the scanner runs until it is stopped (SIGTERM); --cycles is for "
                         "the auth and video probes")
+    if args.retry_cap is not None:
+        raise UserError(f"--retry-cap {args.retry_cap:g}: an option of the uploader service, not the scanner's")
     try:
         settings = load_device_settings(args.settings or DEFAULT_DEVICE)
     except DeviceSettingsError as exc:
@@ -215,8 +220,9 @@ def run_scanner(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        run = ScannerRun(svc, server, sdnotify.SystemdNotifier(), probe_interval_s=interval,
-                         say=lambda line: print(f"scanner: {line}", flush=True))
+        run = ScannerRun(svc, server, SystemdNotifier(), probe_interval_s=interval, say=_say(SERVICE),
+                         receipt_key=receipt_key_for(state_dir, None, fallback=TEST_RECEIVER_PUBLIC_KEY
+                                                     if settings.kind == "sim" else None))
         try:
             run.boot()
             if room is not None:
@@ -253,6 +259,72 @@ def _single_instance(device_dir: Path) -> Any:
         raise UserError(f"{device_dir}: a scanner service is already running on this state directory; stop it "
                         "first (systemctl stop ballotbox-scanner)") from None
     return f
+
+
+# -- service run uploader -----------------------------------------------------------------------------
+def run_uploader(args: argparse.Namespace) -> int:
+    from firmware.common.control import socket_path
+    from firmware.common.i18n import Messages
+    from firmware.common.transmission.remote_outbox import RemoteOutbox
+    from firmware.common.transmission.upload_service import UploadService
+    from firmware.common.transmission.uploader import (
+        EndpointError,
+        RetryPolicy,
+        Uploader,
+        parse_endpoint,
+    )
+    from firmware.trust.package import installed_package
+    from firmware.trust.signing import TrustError
+    from firmware.trust.watchdog import SystemdNotifier
+
+    _refuse_scanner_only(args, "uploader")
+    state_dir = _state_dir(args.state_dir, args.settings)
+    device_dir = state_dir / "device"
+    try:
+        installed = installed_package(device_dir) if device_dir.is_dir() else None
+        if installed is None:
+            raise UserError(f"{device_dir}: no election package installed: the uploader sends to the receiver it "
+                            "names; provision the box first (ballotbox provision --package FILE --station CODE "
+                            "--state-dir DIR)")
+        receipt_key = installed.receiver_public_key()
+        endpoint = parse_endpoint(installed.endpoint, installed.pin_sha256)
+    except (TrustError, EndpointError) as exc:
+        raise UserError(f"{device_dir}: {exc}") from None
+    from config.election import load_election
+
+    messages = Messages.for_language(load_election(installed.election_path).station.language)
+    outbox = RemoteOutbox(args.socket or socket_path(device_dir, SERVICE))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    say = _say("uploader")
+    if args.retry_cap is not None and not 0 < args.retry_cap <= 3600:
+        raise UserError(f"--retry-cap {args.retry_cap:g}: give 0 to 3600 seconds (above 0)")
+    policy = RetryPolicy() if args.retry_cap is None else RetryPolicy(cap_s=args.retry_cap,
+                                                                       base_s=min(2.0, args.retry_cap))
+    with Uploader(outbox, endpoint, messages, receipt_key=receipt_key, sleep=stop.wait, policy=policy) as uploader:
+        service = UploadService(uploader, SystemdNotifier(), say=say,
+                                idle_s=5.0 if args.interval is None else args.interval)
+        say(f"station {installed.station}: sending the scanner's outbox ({outbox.socket_path}) to "
+            f"{endpoint.base_url}")
+        service.loop(stop)
+    say(f"stopped: {service.status}")
+    return EXIT_OK
+
+
+def _refuse_scanner_only(args: argparse.Namespace, name: str) -> None:
+    given = [f"--{n.replace('_', '-')}" for n in ("voters", "seed", "speed") if getattr(args, n) is not None]
+    given += ["--no-faults"] if args.no_faults else []
+    given += ["--cycles"] if args.cycles is not None else []
+    if given:
+        raise UserError(f"{' '.join(given)}: not an option of the {name} service (the scanner's, or the probes' "
+                        "of auth and video)")
+    if args.interval is not None and args.interval <= 0:
+        raise UserError(f"--interval {args.interval:g}: give a positive number of seconds")
+
+
+def _say(service: str) -> Any:
+    return lambda line: print(f"{service}: {line}", flush=True)
 
 
 def _election(kind: str, device_dir: Path, state_dir: Path, args: argparse.Namespace) -> tuple[Any, Path]:

@@ -280,6 +280,9 @@ def _service_run(args: argparse.Namespace) -> int:
     if args.name == "scanner":  # the scanner's whole day: ballots, the committee, the watchdog
         from ballotbox.service_cli import run_scanner
         return run_scanner(args)
+    if args.name == "uploader":  # the scanner's outbox to the package's receiver
+        from ballotbox.service_cli import run_uploader
+        return run_uploader(args)
 
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")
@@ -297,8 +300,8 @@ def _service_run(args: argparse.Namespace) -> int:
 
 
 def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
-    """(probe, close) of the devices a service owns; the uploader and video own none of the scanner's
-    (the uploader's health is its outbox, the video service's its camera: wired by their own work)."""
+    """(probe, close) of the devices a service owns; video owns none of the scanner's (its camera is wired
+    by its own work). The scanner and the uploader have their own loops (ballotbox/service_cli.py)."""
     import random
 
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
@@ -309,7 +312,7 @@ def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
         settings = load_device_settings(settings_path or DEFAULT_DEVICE)
     except DeviceSettingsError as exc:
         raise UserError(str(exc)) from None
-    if name in ("uploader", "video"):
+    if name == "video":
         return list, (lambda: None)
     try:
         if settings.kind == "pi":

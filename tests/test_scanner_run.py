@@ -135,3 +135,41 @@ def test_unknown_actions_and_roles_are_bad_requests(tmp_path: Path, election: El
     assert run.handle(Request({"action": "status", "role": "mayor", "pin": "1"}, None))["error"] == "bad_request"
     assert _ask(run, "status", "operator")["status"]["polls"] == "setup"
     assert run.handle(Request({"action": "status", "role": "operator", "pin": "000000"}, None))["error"] == "refused"
+
+
+def test_the_uploaders_outbox_requests_take_only_a_receipt_signed_by_the_packages_receiver_key(
+        tmp_path: Path, election: Election, sim: SimStation) -> None:
+    import base64
+    import hashlib
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from firmware.common.control import Peer
+    from firmware.common.transmission.receipts import load_public_key_pem, sign_receipt
+    from firmware.trust.signing import (
+        TEST_RECEIVER_KEY,
+        TEST_RECEIVER_PUBLIC_KEY,
+        load_private_key,
+    )
+
+    run = _run(tmp_path, election, sim, Notes())
+    run.receipt_key = load_public_key_pem(TEST_RECEIVER_PUBLIC_KEY.read_bytes(), "test")
+    run.boot()
+    _open(run)
+    me, stranger = Peer(1, os.getuid(), 0), Peer(1, os.getuid() + 1, 0)
+    unsent = run.handle(Request({"action": "outbox-unsent"}, me))
+    assert unsent["ok"] and len(unsent["entries"]) == 1 and unsent["summary"][-1] == "Poslano CIK-u: 0 od 1"
+    assert run.handle(Request({"action": "outbox-unsent"}, stranger))["error"] == "refused"
+    entry = unsent["entries"][0]
+    doc_hash = hashlib.sha256(base64.b64decode(entry["body"])).hexdigest()
+    fields = {"hash": doc_hash, "station": "089A012", "kind": entry["kind"], "device": "BB-TEST-0001",
+              "received_at": "2024-10-06T05:01:00Z", "receipt_id": "r-1"}
+    forged = sign_receipt(fields, Ed25519PrivateKey.generate())  # a receiver of its own, or anyone on the path
+    ack = {"action": "outbox-acknowledge", "hash": doc_hash, "at": "2024-10-06T07:01:00+02:00"}
+    refused = run.handle(Request({**ack, "receipt": forged}, me))
+    assert not refused["ok"] and "not by the CEC receiver's key" in refused["message"]
+    assert run.svc.store.unsent()
+    real = sign_receipt(fields, load_private_key(TEST_RECEIVER_KEY))
+    assert run.handle(Request({**ack, "receipt": real}, me))["ok"]
+    assert not run.svc.store.unsent()

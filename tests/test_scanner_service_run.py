@@ -72,13 +72,14 @@ def _counted(state: Path) -> int:
 
 def _committee(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ballotbox", "committee", *args, "--state-dir", str(state)],
-                          env=ENV, input=stdin, capture_output=True, text=True, timeout=60)
+                          check=False, env=ENV, input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def _in_box_by_style(state: Path, election) -> dict[str, int]:
+    import random
+
     from simulator.day import sheet_for
     from simulator.voters import make_population
-    import random
 
     population = make_population(election, VOTERS, random.Random(f"{SEED}:population"))
     world = replay(state / "world" / JOURNAL)
@@ -127,7 +128,7 @@ def test_a_day_under_the_service_loop_survives_sigkill_and_counts_agree_with_the
     assert (state / "device" / "reports" / "results-report.json").exists()
     check = subprocess.run([sys.executable, "-m", "ballotbox", "log", "verify",
                             str(state / "device" / "scanner-events.jsonl"), "--key",
-                            str(state / "device" / "device-key.pub.pem")], env=ENV, capture_output=True, text=True)
+                            str(state / "device" / "device-key.pub.pem")], check=False, env=ENV, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     log = (state / "device" / "scanner-events.jsonl").read_text()
     assert '"control.request"' in log and '"uid"' in log and "222222" not in log  # never the PIN
@@ -169,7 +170,7 @@ def test_committee_cli_exit_codes_and_refusals(tmp_path: Path) -> None:
         assert "Traceback" not in "".join(p.stderr for p in (not_yet, wrong, bad, missing, no_answer))
         # a second service on the same box is refused before it touches the store
         second = subprocess.run([sys.executable, "-m", "ballotbox", "service", "run", "scanner", "--state-dir",
-                                 str(state)], env=ENV, capture_output=True, text=True, timeout=60)
+                                 str(state)], check=False, env=ENV, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "already running" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -186,5 +187,5 @@ def test_committee_cli_exit_codes_and_refusals(tmp_path: Path) -> None:
 ])
 def test_service_run_scanner_refuses_bad_options(tmp_path: Path, args: list[str], words: str) -> None:
     run = subprocess.run([sys.executable, "-m", "ballotbox", "service", "run", "scanner", "--state-dir",
-                          str(tmp_path / "s"), *args], env=ENV, capture_output=True, text=True, timeout=60)
+                          str(tmp_path / "s"), *args], check=False, env=ENV, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and words in run.stderr and "Traceback" not in run.stderr, run.stderr

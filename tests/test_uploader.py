@@ -20,6 +20,7 @@ from firmware.cec.receiver.store import list_documents
 from firmware.common.i18n import Messages
 from firmware.common.transmission.documents import SignedDocument
 from firmware.common.transmission.memory_outbox import MemoryOutbox
+from firmware.common.transmission.receipts import load_public_key_pem
 from firmware.common.transmission.uploader import (
     EndpointError,
     RetryPolicy,
@@ -28,7 +29,6 @@ from firmware.common.transmission.uploader import (
     parse_endpoint,
     parse_pin,
 )
-from firmware.common.transmission.receipts import load_public_key_pem
 from firmware.trust.signing import TEST_RECEIVER_PUBLIC_KEY
 from hal.clock import SARAJEVO
 from simulator.fault_proxy import ProxyThread

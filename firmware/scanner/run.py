@@ -22,15 +22,21 @@ A stop (SIGTERM) is taken at a ballot boundary: a cycle in progress runs to its 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.common.control import ControlServer, Request
 from firmware.common.roles import AccessLocked, AccessRefused, Credential, Role
-from firmware.common.transmission.uploader import committee_status
+from firmware.common.transmission.receipts import receipt_problem
+from firmware.common.transmission.remote_outbox import entry_to_json
+from firmware.common.transmission.uploader import committee_status, describe_entry
 from firmware.scanner.committee import ACTIONS
 from firmware.scanner.reporting import PrintFailed
 from firmware.scanner.service import PollsError, ScannerService
@@ -57,13 +63,14 @@ class Health:
 class ScannerRun:
     def __init__(self, service: ScannerService, server: ControlServer | None, notifier: Notifier, *,
                  probe_interval_s: float = PROBE_INTERVAL_S, wall: Callable[[], float] = time.monotonic,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, receipt_key: Ed25519PublicKey | None = None) -> None:
         self.svc = service
         self.server = server
         self.notify = notifier
         self.probe_interval_s = probe_interval_s
         self.wall = wall
         self.say = say  # one line per event, to the journal (stdout under systemd)
+        self.receipt_key = receipt_key  # the receiver's, from the election package: what a receipt must verify with
         self.health = Health()
         self.ready = False
         self.recovery: list[tuple[str, str]] = []
@@ -110,6 +117,8 @@ class ScannerRun:
     def handle(self, request: Request) -> dict[str, Any]:
         body, action = request.body, request.action
         peer = request.peer
+        if action.startswith("outbox-"):
+            return self._outbox(request)
         who = f"pid {peer.pid} uid {peer.uid} gid {peer.gid}" if peer else "peer unknown"
         answer = self._answer(action, body)
         self.svc.store.log_event("control.request", self.svc.d.clock.now(), {
@@ -196,6 +205,41 @@ class ScannerRun:
         if self.svc.access is not None:
             self.svc.access.authorize("status", cred)
         return self.status_line()
+
+    # -- the uploader service (firmware.common.transmission.remote_outbox) ----------------------------------
+    def _outbox(self, request: Request) -> dict[str, Any]:
+        """The uploader's requests: only from a process of the service's own user (SO_PEERCRED), and an
+        acknowledgement only with a receipt that verifies with the election package's receiver key. Not
+        logged one by one (the uploader asks every few seconds); a refusal is."""
+        body, store, now = request.body, self.svc.store, self.svc.d.clock.now()
+        if request.peer is None or request.peer.uid != os.getuid():
+            self.svc.store.log_event("control.request", now, {"action": request.action[:40], "result": "refused", **(
+                {"pid": request.peer.pid, "uid": request.peer.uid, "gid": request.peer.gid} if request.peer else {})})
+            return _refused("refused", "the outbox is for the uploader service, running as the scanner's user")
+        try:
+            if request.action == "outbox-unsent":
+                entries = store.entries()
+                unsent = [e for e in entries if e.receipt is None and not e.given_up]
+                return {"ok": True, "message": "", "entries": [entry_to_json(e) for e in unsent],
+                        "summary": [describe_entry(e, self.svc.msg) for e in unsent]
+                        + committee_status(entries, self.svc.msg)[-1:]}
+            doc_hash, at = str(body["hash"]), datetime.fromisoformat(str(body["at"]))
+            if request.action == "outbox-acknowledge":
+                problem = "no receiver key in the election package" if self.receipt_key is None else \
+                    receipt_problem(body.get("receipt"), doc_hash, self.receipt_key)
+                if problem is not None:
+                    return _refused("refused", f"not an acknowledgement: {problem}")
+                store.acknowledge(doc_hash, body["receipt"], at)
+                self.say(f"outbox: {doc_hash[:12]} acknowledged, receipt {body['receipt'].get('receipt_id', '')[:8]}")
+            elif request.action == "outbox-failure":
+                store.note_failure(doc_hash, str(body.get("error", ""))[:500], at, give_up=body.get("give_up") is True)
+            else:
+                return _refused("unknown_action", f"no such outbox action {request.action!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            return _refused("bad_request", f"{request.action}: {type(exc).__name__}: {exc}")
+        except StoreError as exc:
+            return _refused("failed", f"the store refused: {exc}")
+        return {"ok": True, "message": "done"}
 
     # -- what the box says about itself -----------------------------------------------------------
     def status(self) -> dict[str, Any]:
