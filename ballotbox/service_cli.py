@@ -277,7 +277,9 @@ def run_uploader(args: argparse.Namespace) -> int:
     from firmware.trust.signing import TrustError
     from firmware.trust.watchdog import SystemdNotifier
 
-    _refuse_scanner_only(args, "uploader")
+    refuse_options(args, "uploader", ("voters", "seed", "speed", "no_faults", "cycles"))
+    if args.interval is not None and args.interval <= 0:
+        raise UserError(f"--interval {args.interval:g}: give a positive number of seconds")
     state_dir = _state_dir(args.state_dir, args.settings)
     device_dir = state_dir / "device"
     try:
@@ -312,15 +314,12 @@ def run_uploader(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _refuse_scanner_only(args: argparse.Namespace, name: str) -> None:
-    given = [f"--{n.replace('_', '-')}" for n in ("voters", "seed", "speed") if getattr(args, n) is not None]
-    given += ["--no-faults"] if args.no_faults else []
-    given += ["--cycles"] if args.cycles is not None else []
+def refuse_options(args: argparse.Namespace, name: str, options: tuple[str, ...]) -> None:
+    """`service run NAME` with an option of another service: refused, naming it (never silently ignored)."""
+    given = [f"--{n.replace('_', '-')}" for n in options if getattr(args, n, None) not in (None, False)]
     if given:
-        raise UserError(f"{' '.join(given)}: not an option of the {name} service (the scanner's, or the probes' "
-                        "of auth and video)")
-    if args.interval is not None and args.interval <= 0:
-        raise UserError(f"--interval {args.interval:g}: give a positive number of seconds")
+        raise UserError(f"{' '.join(given)}: not an option of the {name} service; see `ballotbox service run "
+                        "--help`")
 
 
 def _say(service: str) -> Any:

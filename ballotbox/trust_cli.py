@@ -283,6 +283,9 @@ def _service_run(args: argparse.Namespace) -> int:
     if args.name == "uploader":  # the scanner's outbox to the package's receiver
         from ballotbox.service_cli import run_uploader
         return run_uploader(args)
+    from ballotbox.service_cli import refuse_options
+
+    refuse_options(args, args.name, ("socket", "voters", "seed", "speed", "no_faults", "retry_cap"))
 
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")
