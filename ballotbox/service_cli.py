@@ -144,11 +144,7 @@ def run_scanner(args: argparse.Namespace) -> int:
     from firmware.trust.signing import TEST_RECEIVER_PUBLIC_KEY
     from firmware.trust.watchdog import SystemdNotifier
 
-    if args.cycles is not None:
-        raise UserError(f"--cycles {args.cycles}: the scanner runs until it is stopped (SIGTERM); --cycles is for "
-                        "the auth and video probes")
-    if args.retry_cap is not None:
-        raise UserError(f"--retry-cap {args.retry_cap:g}: an option of the uploader service, not the scanner's")
+    refuse_options(args, "scanner (it runs until SIGTERM)", ("cycles", "retry_cap"))
     try:
         settings = load_device_settings(args.settings or DEFAULT_DEVICE)
     except DeviceSettingsError as exc:

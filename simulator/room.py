@@ -18,6 +18,7 @@ tallies with what is physically in the box.
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -129,6 +130,7 @@ class ServiceRoom:
             pass
         except Exception as exc:  # noqa: BLE001 - the room's failure is reported by the service, not a crash
             self.error = f"{type(exc).__name__}: {exc}"
+            print(f"scanner: the simulated room stopped (no more voters): {self.error}", file=sys.stderr, flush=True)
 
     def _log(self, event: dict[str, Any]) -> None:
         self.journal.write({"t": round(self.clock.monotonic(), 3), **event})

@@ -182,7 +182,7 @@ def test_committee_cli_exit_codes_and_refusals(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, words", [
     (["--voters", "3", "--settings", str(ROOT / "config" / "device-pi.json")], "only with the simulator's settings"),
-    (["--cycles", "2"], "runs until it is stopped"),
+    (["--cycles", "2"], "not an option of the scanner (it runs until SIGTERM)"),
     (["--speed", "0"], "--speed 0"),
 ])
 def test_service_run_scanner_refuses_bad_options(tmp_path: Path, args: list[str], words: str) -> None:

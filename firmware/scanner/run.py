@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -57,7 +57,6 @@ class Health:
     healthy: bool = False
     status: str = "scanner: starting"
     probed_at: float | None = None
-    failing: list[str] = field(default_factory=list)
 
 
 class ScannerRun:
@@ -103,10 +102,16 @@ class ScannerRun:
             for request in self.server.pending():
                 request.answer(self.handle(request))
         self._watchdog()
-        if self.awaiting_operator or self.svc.fault is not None or self.svc.polls.state != PollsState.OPEN:
-            # nothing can move in the paper path: still, a turnout hour and the lid are watched while paused
-            if not self.awaiting_operator and self.svc.fault is None:
-                self.svc.process_ballot(wait_s=0)
+        if self.awaiting_operator:  # nothing moves until the operator has answered
+            time.sleep(AWAIT_S)
+            return
+        if self.svc.fault is not None:  # the paper path waits for the operator; the hours and the lid do not
+            self.svc.report_due_turnout()
+            self.svc.watch_tamper()
+            time.sleep(AWAIT_S)
+            return
+        if self.svc.polls.state != PollsState.OPEN:  # no ballot is taken in; a returned sheet, turnout, the lid
+            self.svc.process_ballot(wait_s=0)
             time.sleep(AWAIT_S)
             return
         result = self.svc.process_ballot(wait_s=IDLE_WAIT_S)
@@ -146,6 +151,9 @@ class ScannerRun:
             return _refused("device", f"{exc}; fix the device and try again")
         except StoreError as exc:
             return _refused("failed", f"the store refused: {exc}; call the technician")
+        except Exception as exc:  # noqa: BLE001 - a person's action that fails must not take the box down
+            self.say(f"committee {action!r} FAILED: {type(exc).__name__}: {exc}")
+            return _refused("failed", f"{action} failed ({type(exc).__name__}: {exc}); call the technician")
         return {"ok": True, "message": message, "status": self.status()}
 
     def _do_self_test(self, cred: Credential, body: dict[str, Any]) -> str:
@@ -284,13 +292,12 @@ class ScannerRun:
         try:
             statuses = list(self.svc.d.self_test())
         except Exception as exc:  # noqa: BLE001 - a driver that raises is a device that does not answer
-            return Health(False, f"device probe failed: {type(exc).__name__}: {exc}"[:200], now, ["?"])
+            return Health(False, f"device probe failed: {type(exc).__name__}: {exc}"[:200], now)
         if self.svc.fault is not None or self.awaiting_operator:
             statuses = [s for s in statuses if s.device != "feeder"]  # the operator's, not the watchdog's
         failing: list[DeviceStatus] = [s for s in statuses if not s.ok]
         if failing:
-            return Health(False, "; ".join(f"{s.device}: {s.detail}" for s in failing)[:200], now,
-                          [s.device for s in failing])
+            return Health(False, "; ".join(f"{s.device}: {s.detail}" for s in failing)[:200], now)
         return Health(True, f"{len(statuses)} devices ok", now)
 
 
