@@ -5,6 +5,7 @@ waiting for the operator's answer, and the committee's refusals."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,53 @@ def test_the_uploaders_outbox_requests_take_only_a_receipt_signed_by_the_package
     real = sign_receipt(fields, load_private_key(TEST_RECEIVER_KEY))
     assert run.handle(Request({**ack, "receipt": real}, me))["ok"]
     assert not run.svc.store.unsent()
+
+
+def test_the_simulated_room_clears_paper_path_faults_over_the_control_socket_and_counts_agree(
+        tmp_path: Path, election: Election) -> None:
+    """Many jams, double sheets and open covers: the room's operator sees the box call (ATTENTION), asks its
+    status and clears the fault with the operator's PIN over the real socket; every count agrees."""
+    import threading
+
+    from firmware.common.control import ControlServer, socket_path
+    from simulator.day import FaultRates
+    from simulator.room import ServiceRoom, check_day, room_parameters, voters_done
+
+    state = tmp_path / "box"
+    day = room_parameters(state, 6, 5, Path("sample.json"))
+    room = ServiceRoom(state, election, voters=day["voters"], seed=day["seed"], speed=20000,
+                       faults=FaultRates(jam_in=0.15, jam_drop=0.15, double=0.1, cover=0.05))
+    device = state / "device"
+    device.mkdir(parents=True)
+    store = ScannerStore.for_election(device / "scanner.sqlite", election, rng=random.Random(1))
+    svc = ScannerService(election, room.devices, store, Messages.for_language("bs"),
+                         load_or_provision(device, "BB-TEST-0001"),
+                         access=AccessControl(provision_test_pins(device), room.clock, store.log_event))
+    server = ControlServer(socket_path(device, "scanner"))
+    run = ScannerRun(svc, server, Notes(), say=lambda line: None)
+    run.boot()
+    _open(run)
+    room.start(server.path)
+    stop = threading.Event()
+    deadline = time.monotonic() + 120
+
+    def watch() -> None:  # the store belongs to the loop's thread: the loop runs here, the watcher beside it
+        while voters_done(state) < 6 and room.error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        run.loop(stop)
+        assert voters_done(state) == 6, "the voters did not finish"
+        assert room.error is None
+        closed = _ask(run, "close", "president")  # the results report is printed: the room's paper
+        assert closed["ok"], closed
+    finally:
+        room.stop()
+        server.close()
+    faults = [e for e in store.events() if e.kind == "feeder_fault"]
+    cleared = [e for e in store.events() if e.kind == "user.action" and e.detail.get("action") == "fault_cleared"]
+    assert len(faults) >= 2 and len(cleared) == len(faults), (len(faults), len(cleared))
+    store.close()
+    assert check_day(state, election) == []
