@@ -224,3 +224,30 @@ def test_the_simulated_room_clears_paper_path_faults_over_the_control_socket_and
     assert len(faults) >= 2 and len(cleared) == len(faults), (len(faults), len(cleared))
     store.close()
     assert check_day(state, election) == []
+
+
+def test_the_control_socket_never_removes_a_file_that_is_not_a_socket_nor_changes_a_folder(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from firmware.common.control import ControlError, ControlServer, request
+
+    os.chmod(tmp_path, 0o755)
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    with pytest.raises(ControlError, match="is not a socket"):
+        ControlServer(precious)
+    assert precious.read_text() == "keep me"
+    server = ControlServer(tmp_path / "s.sock")
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o755  # a folder given is left as it is
+        assert stat.S_IMODE(os.stat(tmp_path / "s.sock").st_mode) == 0o660
+        with pytest.raises(ControlError, match="another service already listens"):
+            ControlServer(tmp_path / "s.sock")
+    finally:
+        server.close()
+    made = ControlServer(tmp_path / "control" / "x.sock")  # the folder it makes is 0750
+    made.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "control").st_mode) == 0o750
+    with pytest.raises(ControlError, match="no service is listening"):
+        request(tmp_path / "control" / "x.sock", {"action": "status"})

@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import socket
+import stat
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -72,8 +73,9 @@ class ControlServer:
         self.timeout_s = timeout_s
         self._requests: queue.Queue[Request] = queue.Queue()
         self._stop = threading.Event()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o750)
+        if not self.path.parent.is_dir():  # made 0750; a folder that exists (a --socket elsewhere) is left as it is
+            self.path.parent.mkdir(parents=True, mode=0o750)
+            os.chmod(self.path.parent, 0o750)  # whatever the umask
         if len(os.fsencode(self.path)) >= 108:
             raise ControlError(f"{self.path}: a socket path must be under 108 bytes; give a shorter state directory "
                                "or --socket")
@@ -93,6 +95,8 @@ class ControlServer:
         """A socket left by a killed service is removed; one a live service answers on is not."""
         if not self.path.exists() and not self.path.is_symlink():
             return
+        if not stat.S_ISSOCK(self.path.lstat().st_mode):
+            raise ControlError(f"{self.path}: exists and is not a socket; give another --socket (nothing removed)")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(self.path))
