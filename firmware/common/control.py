@@ -140,27 +140,28 @@ class ControlServer:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(5.0)
-            peer = _peer(conn)
             try:
-                body = json.loads(_read_line(conn))
-            except (ValueError, OSError) as exc:
-                _send(conn, {"ok": False, "error": "bad_request", "message": f"not one JSON request: {exc}"})
-                return
-            if not isinstance(body, dict):
-                _send(conn, {"ok": False, "error": "bad_request", "message": "the request is not a JSON object"})
-                return
-            request = Request(body, peer)
-            self._requests.put(request)
-            try:
-                reply = request._answer.get(timeout=self.timeout_s)
-            except queue.Empty:
-                reply = {"ok": False, "error": "busy", "message": f"the service did not answer within "
-                                                                  f"{self.timeout_s:.0f} s; try again"}
-            try:
+                reply = self._handle(conn)
                 _send(conn, reply)
             except OSError:
-                pass  # the caller gave up; the action itself was done (or refused) all the same
+                pass  # the caller went away (or only probed the socket); an action taken stays taken
+
+    def _handle(self, conn: socket.socket) -> dict[str, Any]:
+        conn.settimeout(5.0)
+        peer = _peer(conn)
+        try:
+            body = json.loads(_read_line(conn))
+        except ValueError as exc:
+            return {"ok": False, "error": "bad_request", "message": f"not one JSON request: {exc}"}
+        if not isinstance(body, dict):
+            return {"ok": False, "error": "bad_request", "message": "the request is not a JSON object"}
+        request = Request(body, peer)
+        self._requests.put(request)
+        try:
+            return request._answer.get(timeout=self.timeout_s)
+        except queue.Empty:
+            return {"ok": False, "error": "busy", "message": f"the service did not answer within "
+                                                            f"{self.timeout_s:.0f} s; try again"}
 
 
 def request(path: Path, body: dict[str, Any], *, timeout_s: float = CLIENT_TIMEOUT_S) -> dict[str, Any]:
