@@ -7,7 +7,8 @@
     ballotbox release build --out BUNDLE.tar.gz [--key KEY.pem] [--version V] [--source DIR]
     ballotbox install BUNDLE --root DIR [--trust DIR]   |   ballotbox install --rollback --root DIR
     ballotbox boot-check --root DIR [--health]
-    ballotbox service run scanner|auth|video|uploader [--settings F] [--interval S] [--cycles N]
+    ballotbox service run scanner|auth|video|uploader [--settings F] [--interval S] [--cycles N] [--state-dir DIR]
+                                                      (scanner and uploader: ballotbox/service_cli.py)
 
 A refused package or bundle exits 2 and says why; nothing is installed. boot-check exits 1 naming every
 file that is not the signed manifest's.
