@@ -251,3 +251,24 @@ def test_the_control_socket_never_removes_a_file_that_is_not_a_socket_nor_change
     assert stat.S_IMODE(os.stat(tmp_path / "control").st_mode) == 0o750
     with pytest.raises(ControlError, match="no service is listening"):
         request(tmp_path / "control" / "x.sock", {"action": "status"})
+
+
+def test_the_watchdog_is_fed_beside_a_long_cycle_but_not_past_its_bound(
+        tmp_path: Path, election: Election, sim: SimStation) -> None:
+    """A voter has 60 s to choose (longer than WatchdogSec): the thread beside the loop feeds while a cycle
+    runs, and stops once the cycle has run MAX_CYCLE_S - a hung cycle is a restart."""
+    from firmware.scanner.run import MAX_CYCLE_S
+
+    now = [1000.0]
+    notes = Notes()
+    run = _run(tmp_path, election, sim, notes)
+    run.wall = lambda: now[0]
+    run.boot()
+    run.step()  # a healthy probe
+    assert not run.cycle_beat()  # no cycle: the loop itself feeds
+    run._cycle_started = now[0]
+    now[0] += 45.0  # the voter still deciding
+    fed = notes.sent.count("WATCHDOG=1")
+    assert run.cycle_beat() and notes.sent.count("WATCHDOG=1") == fed + 1
+    now[0] += MAX_CYCLE_S
+    assert not run.cycle_beat()

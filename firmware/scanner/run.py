@@ -39,7 +39,11 @@ from firmware.common.transmission.remote_outbox import entry_to_json
 from firmware.common.transmission.uploader import committee_status, describe_entry
 from firmware.scanner.committee import ACTIONS
 from firmware.scanner.reporting import PrintFailed
-from firmware.scanner.service import PollsError, ScannerService
+from firmware.scanner.service import (
+    VOTER_DECISION_TIMEOUT_S,
+    PollsError,
+    ScannerService,
+)
 from firmware.scanner.states import PollsState
 from firmware.scanner.store import StoreError
 from firmware.trust.watchdog import Notifier
@@ -49,6 +53,10 @@ IDLE_WAIT_S = 0.5  # station seconds the loop waits at the feeder's entry before
 PROBE_INTERVAL_S = 10.0  # wall seconds between device probes: a third of WatchdogSec (30 s)
 FEED_INTERVAL_S = 1.0  # wall seconds between two WATCHDOG=1
 AWAIT_S = 0.05  # wall seconds the loop sleeps while nothing can move (a fault, a question at boot)
+# The longest a ballot's cycle may take (wall): the voter has 60 s to choose cast or return, the motors and the
+# reading a few more. Longer than WatchdogSec (30 s), so while a cycle runs the watchdog is fed from a thread
+# beside the loop - and only until this bound: a cycle that hangs past it starves the watchdog.
+MAX_CYCLE_S = VOTER_DECISION_TIMEOUT_S + 30.0
 
 
 
@@ -76,6 +84,7 @@ class ScannerRun:
         self.awaiting_operator = False  # a sheet was being cleared at the power cut: the operator must say
         self._fed_at: float | None = None
         self._status_sent = ""
+        self._cycle_started: float | None = None  # wall time a ballot's cycle began, while it runs
 
     # -- start --------------------------------------------------------------------------------------
     def boot(self) -> list[tuple[str, str]]:
@@ -93,8 +102,24 @@ class ScannerRun:
 
     # -- the loop -----------------------------------------------------------------------------------
     def loop(self, stop: threading.Event) -> None:
+        beside = threading.Thread(target=self._feed_during_cycles, args=(stop,), name="watchdog", daemon=True)
+        beside.start()
         while not stop.is_set():
             self.step()
+        beside.join(timeout=2 * FEED_INTERVAL_S)
+
+    def _feed_during_cycles(self, stop: threading.Event) -> None:
+        while not stop.wait(FEED_INTERVAL_S):
+            self.cycle_beat()
+
+    def cycle_beat(self) -> bool:
+        """WATCHDOG=1 while a ballot's cycle runs (the loop cannot feed then: the voter may take a minute to
+        choose), if the devices were healthy and the cycle is within MAX_CYCLE_S. Whether it fed."""
+        started = self._cycle_started
+        if started is None or not self.health.healthy or self.wall() - started > MAX_CYCLE_S:
+            return False
+        self.notify.notify("WATCHDOG=1")
+        return True
 
     def step(self) -> None:
         """One turn: the committee's requests, the watchdog, then one ballot (or a short wait)."""
@@ -114,7 +139,11 @@ class ScannerRun:
             self.svc.process_ballot(wait_s=0)
             time.sleep(AWAIT_S)
             return
-        result = self.svc.process_ballot(wait_s=IDLE_WAIT_S)
+        self._cycle_started = self.wall()
+        try:
+            result = self.svc.process_ballot(wait_s=IDLE_WAIT_S)
+        finally:
+            self._cycle_started = None
         if result is not None and result.fault is not None:
             self.say(f"paper path: {result.fault} ({result.state.value}): the operator clears it")
 
