@@ -167,7 +167,7 @@ def run_scanner(args: argparse.Namespace) -> int:
     device_dir = state_dir / "device"
     device_dir.mkdir(parents=True, exist_ok=True)
     lock = _single_instance(device_dir)  # before the store, the log or the room is touched
-    election, election_path = _election(settings.kind, device_dir, state_dir, args)
+    election, election_path = _election(settings.kind, device_dir, state_dir)
     messages = Messages.for_language(election.station.language)
     identity = load_or_provision(device_dir, settings.device_id)
 
@@ -204,7 +204,7 @@ def run_scanner(args: argparse.Namespace) -> int:
         access = AccessControl(pins, devices.clock, store.log_event)
         log = open_scanner_log(device_dir, identity, devices.clock.now, store)
         s = settings.self_test
-        svc = ScannerService(election, devices, store, messages, identity, on_report=_report_saver(device_dir, election),
+        svc = ScannerService(election, devices, store, messages, identity, on_report=_report_saver(device_dir),
                              access=access, day_check_settings=DayCheckSettings(
                                  Path(s.video_dir) if s.video_dir else None, s.video_bitrate_kbps, s.endpoint))
         if settings.kind == "sim":
@@ -322,7 +322,7 @@ def _say(service: str) -> Any:
     return lambda line: print(f"{service}: {line}", flush=True)
 
 
-def _election(kind: str, device_dir: Path, state_dir: Path, args: argparse.Namespace) -> tuple[Any, Path]:
+def _election(kind: str, device_dir: Path, state_dir: Path) -> tuple[Any, Path]:
     """The installed package's election; a simulated box without a package runs its day's (or the sample)."""
     from config.election import SAMPLE_ELECTION, ElectionError, load_election
     from firmware.trust.package import installed_package
@@ -346,7 +346,7 @@ def _election(kind: str, device_dir: Path, state_dir: Path, args: argparse.Names
         raise UserError(str(exc)) from None
 
 
-def _report_saver(device_dir: Path, election: Any) -> Any:
+def _report_saver(device_dir: Path) -> Any:
     """Each report the service prints is kept as data too (DEVICE/reports/KIND-report.json)."""
     from firmware.common.reports import report_to_json
 

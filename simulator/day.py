@@ -253,8 +253,8 @@ class _Day:
         svc, store, st = self.svc, self.store, self.st
         box = svc.tallies()
         truth = truth_tallies(self.e, st.box.sheets)
-        box_json = {cid: _tally_json(t) for cid, t in box.items()}
-        differences = _compare(box_json, truth)
+        box_json = {cid: tally_json(t) for cid, t in box.items()}
+        differences = compare_tallies(box_json, truth)
         cast_counts = store.counts()
         physical = Counter(s.style for s in st.box.sheets)
         for style in self.e.ballot_styles:
@@ -507,12 +507,12 @@ def truth_tallies(election: Election, sheets: list[Sheet]) -> dict[str, Any]:
     return out
 
 
-def _tally_json(t: Any) -> dict[str, Any]:
+def tally_json(t: Any) -> dict[str, Any]:
     return {"ballots": t.ballots, "valid": t.valid, "invalid_by_reason": {k: v for k, v in t.invalid_by_reason.items() if v},
             "ambiguous": t.ambiguous, "list_votes": dict(t.list_votes), "candidate_votes": dict(t.candidate_votes)}
 
 
-def _compare(box: dict[str, Any], truth: dict[str, Any]) -> list[str]:
+def compare_tallies(box: dict[str, Any], truth: dict[str, Any]) -> list[str]:
     diffs = []
     for cid, want in truth.items():
         got = box.get(cid)

@@ -287,7 +287,7 @@ def check_day(state_dir: Path, election: Election) -> list[str]:
     (from the world's journal, recomputed from the voters' intentions): the differences, [] if they agree."""
     from firmware.scanner.store import ScannerStore
     from firmware.scanner.tally import tally
-    from simulator.day import _compare, _tally_json
+    from simulator.day import compare_tallies, tally_json
 
     day = read_day_file(Path(state_dir) / WORLD_DIR)
     population = make_population(election, day["voters"], random.Random(f"{day['seed']}:population"))
@@ -297,10 +297,10 @@ def check_day(state_dir: Path, election: Election) -> list[str]:
     store = ScannerStore.for_election(Path(state_dir) / DEVICE_DIR / "scanner.sqlite", election)
     try:
         counts = store.counts()
-        box = {cid: _tally_json(t) for cid, t in tally(election, store.cast_vote_records()).items()}
+        box = {cid: tally_json(t) for cid, t in tally(election, store.cast_vote_records()).items()}
     finally:
         store.close()
-    diffs = _compare(box, truth_tallies(election, in_box))
+    diffs = compare_tallies(box, truth_tallies(election, in_box))
     physical = Counter(s.style for s in in_box)
     for style in election.ballot_styles:
         if counts.cast.get(style.id, 0) != physical.get(style.id, 0):
