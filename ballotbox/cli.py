@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--endpoint", default=None, help="send the day's signed documents live to this CEC receiver "
                      "(https:// with --pin; http:// on loopback)")
     sim.add_argument("--pin", default=None, help="SHA-256 pin of the receiver's certificate (for https://)")
+    sim.add_argument("--receipt-key", type=Path, default=None, help="the receiver's public key its receipts must "
+                     "verify with (default: the installed package's, else the TEST ONLY receiver key)")
     sim.add_argument("--election", type=Path, default=None, help="election definition (default: sample)")
     sim.add_argument("--no-faults", action="store_true", default=None,
                      help="no paper jams, double sheets or open covers")
@@ -170,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     from ballotbox.trust_cli import add_parsers as add_trust_parsers
 
     add_trust_parsers(sub)  # package, provision, release, install, boot-check, service
+    from ballotbox.service_cli import add_parsers as add_service_parsers
+
+    add_service_parsers(sub)  # committee
     from ballotbox.video_cli import add_parsers as add_video_parsers
 
     add_video_parsers(sub, bench)
@@ -262,6 +267,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     use_installed_package(args, state_dir)  # a provisioned box runs its package's election and receiver
     endpoint = _endpoint(args) if args.endpoint else None  # refused before the day writes anything
+    if endpoint is not None:
+        from ballotbox.transmission_cli import receipt_key_for
+        from firmware.trust.signing import TEST_RECEIVER_PUBLIC_KEY
+
+        receipt_key = receipt_key_for(state_dir, args.receipt_key, fallback=TEST_RECEIVER_PUBLIC_KEY)
     _day_parameters(args, out, state_dir)  # a new day over an old one is refused; a resumed one reads its own
     election = load_election(args.election)
     console = Console(stderr=False)
@@ -283,7 +293,7 @@ def _simulate(args: argparse.Namespace) -> int:
         from firmware.common.transmission.uploader import Uploader
 
         def uploader_for(store: Any, clock: Any) -> Any:
-            return Uploader(store, endpoint, messages, now=clock.now, sleep=clock.sleep)
+            return Uploader(store, endpoint, messages, receipt_key=receipt_key, now=clock.now, sleep=clock.sleep)
     started = time.perf_counter()
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
                   f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"

@@ -37,6 +37,9 @@ def add_parsers(sub: Any, bench: Any) -> None:
     send.add_argument("--endpoint", required=True, help="the CEC receiver's base URL (https://…; http:// on loopback)")
     send.add_argument("--pin", help="SHA-256 of the CEC's certificate or public key (64 hex digits): needed "
                                     "for https://")
+    send.add_argument("--receipt-key", type=Path, default=None, metavar="PEM",
+                      help="the CEC receiver's public key its receipts must verify with (default: the one in "
+                      "the box's installed election package)")
     send.add_argument("--give-up-after", type=number(0, unit="seconds"), default=None, metavar="SECONDS",
                       help="stop trying after this long and exit 1 (default: keep trying)")
     send.add_argument("--timeout", type=number(0, 600, "seconds", above=True), default=None, metavar="SECONDS",
@@ -63,6 +66,10 @@ def add_parsers(sub: Any, bench: Any) -> None:
     receiver.add_argument("--tls-key", type=input_file("its private key (PEM)"), help="its private key (PEM)")
     receiver.add_argument("--max-body-mb", type=number(0, 4096, "MB", above=True), default=32.0,
                           help="largest document taken (default 32 MB)")
+    receiver.add_argument("--key", type=input_file("the receipt signing key (PEM)"), default=None,
+                          help="the Ed25519 key that signs the receipts (default: STORE/receiver-key.pem, made at "
+                          "the first start); its public half goes into the election package (package build "
+                          "--receipt-key). config/keys/TEST-ONLY-cec-receiver.signing.pem for training")
     receiver.set_defaults(run=_receiver)
     actions = receiver.add_subparsers(metavar="ACTION")
     listing = actions.add_parser("list", help="every stored document (station, kind, hash, received_at, receipt)")
@@ -105,8 +112,40 @@ def _outbox_send(args: argparse.Namespace) -> int:
     except EndpointError as exc:
         raise UserError(str(exc)) from None
     policy = RetryPolicy() if args.timeout is None else RetryPolicy(timeout_s=args.timeout)
-    return send_outbox(_open_outbox(args.state_dir), endpoint, _messages(args.language), policy=policy,
-                       give_up_after=args.give_up_after)
+    outbox = _open_outbox(args.state_dir)
+    receipt_key = receipt_key_for(args.state_dir, args.receipt_key)
+    return send_outbox(outbox, endpoint, _messages(args.language), policy=policy,
+                       give_up_after=args.give_up_after, receipt_key=receipt_key)
+
+
+def receipt_key_for(state_dir: Path, given: Path | None, *, fallback: Path | None = None) -> Any:
+    """The CEC receiver's public key that receipts must verify with: the one given (PEM), else the box's
+    installed election package's, else `fallback` (simulate's TEST ONLY key); UserError if there is none."""
+    from firmware.common.transmission.receipts import load_public_key_pem
+    from firmware.trust.package import installed_package
+    from firmware.trust.signing import TrustError
+
+    path = given
+    if path is None:
+        try:
+            installed = installed_package(state_dir / "device") if (state_dir / "device").is_dir() else None
+            if installed is not None:
+                return installed.receiver_public_key()
+        except TrustError as exc:
+            raise UserError(str(exc)) from None
+        path = fallback
+    if path is None:
+        raise UserError(f"--receipt-key: {state_dir} has no election package installed to take the CEC receiver's "
+                        "key from; give --receipt-key RECEIVER.pub.pem (STORE/receiver-key.pub.pem of `ballotbox "
+                        "receiver`)")
+    try:
+        return load_public_key_pem(path.read_bytes(), f"--receipt-key {path}")
+    except FileNotFoundError:
+        raise UserError(f"--receipt-key {path}: no such file; give the receiver's public key (PEM)") from None
+    except IsADirectoryError:
+        raise UserError(f"--receipt-key {path}: is a folder; give the receiver's public key (PEM)") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def send_outbox(outbox: Any, endpoint: Any, messages: Any, *, give_up_after: float | None,
@@ -179,7 +218,7 @@ def _receiver(args: argparse.Namespace) -> int:
     config = ReceiverConfig(args.store, args.devices, args.database, int(args.max_body_mb * 1024 * 1024))
     try:
         serve(config, host=args.host, port=args.port, workers=args.workers, tls_cert=args.tls_cert,
-              tls_key=args.tls_key)
+              tls_key=args.tls_key, receipt_key=args.key)
     except KeysError as exc:
         raise UserError(str(exc)) from None
     return EXIT_OK

@@ -7,7 +7,8 @@
     ballotbox release build --out BUNDLE.tar.gz [--key KEY.pem] [--version V] [--source DIR]
     ballotbox install BUNDLE --root DIR [--trust DIR]   |   ballotbox install --rollback --root DIR
     ballotbox boot-check --root DIR [--health]
-    ballotbox service run scanner|auth|video|uploader [--settings F] [--interval S] [--cycles N]
+    ballotbox service run scanner|auth|video|uploader [--settings F] [--interval S] [--cycles N] [--state-dir DIR]
+                                                      (scanner and uploader: ballotbox/service_cli.py)
 
 A refused package or bundle exits 2 and says why; nothing is installed. boot-check exits 1 naming every
 file that is not the signed manifest's.
@@ -25,6 +26,7 @@ from typing import Any
 from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 from firmware.trust.signing import (
     TEST_PACKAGE_KEY,
+    TEST_RECEIVER_PUBLIC_KEY,
     TEST_RELEASE_KEY,
     TRUSTED_PACKAGE_KEYS,
     TRUSTED_RELEASE_KEYS,
@@ -46,6 +48,9 @@ def add_parsers(sub: Any) -> None:
                        "the definition's own station)")
     build.add_argument("--register-extract", type=Path, help="the register extract the desk will load: its name "
                        "and SHA-256 go into the package")
+    build.add_argument("--receipt-key", type=Path, default=TEST_RECEIVER_PUBLIC_KEY,
+                       help="the receiver's public key that signs its receipts (STORE/receiver-key.pub.pem of "
+                       "`ballotbox receiver`); default: the TEST ONLY one")
     build.add_argument("--out", type=Path, required=True, help="the unsigned package (JSON) to write")
     build.set_defaults(run=_package_build)
     sign = actions.add_parser("sign", help="sign a built package (Ed25519)")
@@ -105,11 +110,15 @@ def add_parsers(sub: Any) -> None:
     boot.set_defaults(run=_boot_check)
 
     service = sub.add_parser("service", help="the box's services under systemd").add_subparsers(metavar="ACTION")
-    srun = service.add_parser("run", help="open the service's devices; READY and the watchdog fed while they answer")
+    srun = service.add_parser("run", help="run a service (systemd's ExecStart); READY and the watchdog fed only "
+                              "while its devices answer")
     srun.add_argument("name", choices=["scanner", "auth", "video", "uploader"])
     srun.add_argument("--settings", type=Path, default=None, help="device settings (default config/device-sim.json)")
     srun.add_argument("--interval", type=float, default=None, help="seconds between device probes (default 10)")
     srun.add_argument("--cycles", type=int, default=None, help="stop after N probes (default: run until stopped)")
+    from ballotbox.service_cli import add_run_options
+
+    add_run_options(srun)  # the scanner's state directory, control socket and simulated room
     srun.set_defaults(run=_service_run)
 
 
@@ -118,8 +127,11 @@ def _package_build(args: argparse.Namespace) -> int:
     from firmware.cec.packaging import build_package
 
     payload = build_package(args.election, endpoint=args.endpoint, pin=args.pin, stations_file=args.stations,
-                            register_extract=args.register_extract)
+                            register_extract=args.register_extract, receipt_key=args.receipt_key)
     _write_json(args.out, payload)
+    if args.receipt_key == TEST_RECEIVER_PUBLIC_KEY:
+        print(f"receipts: the TEST ONLY receiver key ({TEST_RECEIVER_PUBLIC_KEY.name}): the receiver must run "
+              "with --key config/keys/TEST-ONLY-cec-receiver.signing.pem; never for an election")
     print(f"{args.out}: election {payload['election']['id']}, stations "
           f"{', '.join(s['code'] for s in payload['stations'])}, receiver {payload['receiver']['endpoint']} "
           f"(unsigned: sign it with `ballotbox package sign {args.out} --key KEY --out SIGNED`)")
@@ -270,7 +282,7 @@ def _health_problems(root: Path) -> list[str]:
 
     current = (root / "current").resolve()
     problems = []
-    for name in ("ballotbox.cli", "firmware.scanner.service", "firmware.auth.service",
+    for name in ("ballotbox.cli", "firmware.scanner.service", "firmware.scanner.run", "firmware.auth.service",
                  "firmware.common.transmission.uploader", "firmware.trust.release", "config.election"):
         try:
             module = importlib.import_module(name)
@@ -291,11 +303,21 @@ def _health_problems(root: Path) -> list[str]:
 
 # -- services ----------------------------------------------------------------------------------------
 def _service_run(args: argparse.Namespace) -> int:
+    from ballotbox.service_cli import refuse_options
     from firmware.trust.watchdog import DEFAULT_INTERVAL_S, health_loop
 
     if args.name == "video":  # records, rather than probes: fed while frames arrive (ballotbox/video_cli.py)
+        refuse_options(args, "video", ("socket", "voters", "seed", "speed", "no_faults", "retry_cap"))
         from ballotbox.video_cli import service_run_video
         return service_run_video(args)
+    if args.name == "scanner":  # the scanner's whole day: ballots, the committee, the watchdog
+        from ballotbox.service_cli import run_scanner
+        return run_scanner(args)
+    if args.name == "uploader":  # the scanner's outbox to the package's receiver
+        from ballotbox.service_cli import run_uploader
+        return run_uploader(args)
+    refuse_options(args, args.name, ("socket", "voters", "seed", "speed", "no_faults", "retry_cap"))
+
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")
     interval = DEFAULT_INTERVAL_S if args.interval is None else args.interval
@@ -312,8 +334,8 @@ def _service_run(args: argparse.Namespace) -> int:
 
 
 def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
-    """(probe, close) of the devices a service owns; the uploader and video own none of the scanner's
-    (the uploader's health is its outbox, the video service's its camera: wired by their own work)."""
+    """(probe, close) of the devices a service owns; video owns none of the scanner's (its camera is wired
+    by its own work). The scanner and the uploader have their own loops (ballotbox/service_cli.py)."""
     import random
 
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
@@ -324,7 +346,7 @@ def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
         settings = load_device_settings(settings_path or DEFAULT_DEVICE)
     except DeviceSettingsError as exc:
         raise UserError(str(exc)) from None
-    if name in ("uploader", "video"):
+    if name == "video":
         return list, (lambda: None)
     try:
         if settings.kind == "pi":

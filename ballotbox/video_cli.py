@@ -186,7 +186,7 @@ def _record_sim(args: argparse.Namespace) -> int:
 
 def service_run_video(args: argparse.Namespace) -> int:
     """`ballotbox service run video`: the room camera the settings name, recorded until SIGTERM into
-    DATA/<video.directory>/ (firmware/video/daemon.py)."""
+    STATE/device/<video.directory>/ (firmware/video/daemon.py)."""
     from firmware.common.identity import load_or_provision
     from firmware.trust.package import installed_package
     from firmware.video.daemon import run_video_service
@@ -204,16 +204,19 @@ def service_run_video(args: argparse.Namespace) -> int:
     if not video.enabled:
         raise UserError(f"{args.settings or 'the device settings'}: video.enabled is false: this box records no "
                         "video; set it to true to run the video service")
-    data_dir = Path(settings.data_dir)
-    package = installed_package(data_dir)  # TrustError (a UserError) if it cannot be read
+    state_dir = args.state_dir or Path(settings.data_dir)  # the box's storage, as the scanner's service reads it
+    if state_dir.exists() and not state_dir.is_dir():
+        raise UserError(f"--state-dir {state_dir}: is a file; give the box's state directory")
+    device_dir = state_dir / "device"  # the package and the one device key of every service
+    package = installed_package(device_dir)  # TrustError (a UserError) if it cannot be read
     try:
         camera = _service_camera(video)
     except HalError as exc:
         raise UserError(f"service video: cannot open the room camera: {exc}") from None
     try:
-        identity = load_or_provision(data_dir, settings.device_id)
+        identity = load_or_provision(device_dir, settings.device_id)
         return run_video_service(camera, settings, clock=SystemClock(), identity=identity,
-                                 station=package.station if package else "unprovisioned")
+                                 station=package.station if package else "unprovisioned", state_dir=state_dir)
     except (MaskError, StorageRefused, ManifestError) as exc:
         raise UserError(f"service video: recording refused: {exc}") from None
     finally:

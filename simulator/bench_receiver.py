@@ -30,6 +30,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from firmware.cec.receiver.keys import RECEIVER_PUBLIC_KEY
 from firmware.common.i18n import Messages
 from firmware.common.transmission.documents import (
     ELECTION_REPORT,
@@ -119,7 +120,8 @@ def bench(stations: int, fail: float, workers: int, database: str, seed: int, co
         start_new_session=True)
     try:
         _wait_healthy(port, receiver)
-        result = asyncio.run(_evening(plan, port, fail, rng, concurrency))
+        receipt_key = serialization.load_pem_public_key((store / RECEIVER_PUBLIC_KEY).read_bytes())
+        result = asyncio.run(_evening(plan, port, fail, rng, concurrency, receipt_key))
     finally:
         os.killpg(receiver.pid, signal.SIGTERM)
         try:
@@ -151,7 +153,7 @@ def bench(stations: int, fail: float, workers: int, database: str, seed: int, co
 
 
 async def _evening(plan: list[list[SignedDocument]], port: int, fail: float, rng: random.Random,
-                   concurrency: int) -> dict[str, Any]:
+                   concurrency: int, receipt_key: Any) -> dict[str, Any]:
     parent, child = multiprocessing.get_context("spawn").Pipe()
     proxy = multiprocessing.get_context("spawn").Process(target=_proxy_process,
                                                          args=(port, fail, rng.random(), HOLD_S, child))
@@ -184,7 +186,8 @@ async def _evening(plan: list[list[SignedDocument]], port: int, fail: float, rng
                     except httpx.TransportError as exc:
                         fault = f"connection ({type(exc).__name__})"
                     else:
-                        attempt = judge_response(response.status_code, response.content, doc.hash, messages)
+                        attempt = judge_response(response.status_code, response.content, doc.hash, messages,
+                                                 receipt_key)
                         answers[str(response.status_code)] += 1
                         if attempt.acknowledged:
                             latencies.append(time.perf_counter() - t0)

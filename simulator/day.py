@@ -139,27 +139,11 @@ class _Day:
     def _restore_world(self) -> None:
         """Put the physical world back as the journal left it: sheets where they were, the clock on
         (the power was off for a few minutes), no fault pending (a jam does not outlive a restart)."""
-        w, st = self.world, self.st
-        outage = random.Random(f"{self.seed}:outage:{self.boot}").uniform(30, 300)
-        st.clock.sleep(w.t + outage)
-        st.box.sheets.extend(self._sheet(k) for k in w.box)
-        path = st.path
-        journal, path.journal = path.journal, None  # restoring is not a move
-        path.move(at_entry=self._opt(w.at_entry), held=self._opt(w.held), returned=self._opt(w.returned))
-        path.journal = journal
-
-    def _opt(self, key: str | None) -> Sheet | None:
-        return None if key is None else self._sheet(key)
+        self.st.clock.sleep(self.world.t + outage_s(self.seed, self.boot))
+        restore_physical(self.st, self.world, self._sheet)
 
     def _sheet(self, key: str) -> Sheet:
-        """The sheet named `key` ("v{voter}.b{ballot}.{s|f|c}{attempt}"), the same in every process."""
-        if key not in self.sheets:
-            voter, ballot, attempt = key.split(".")
-            plan = self.population[int(voter[1:])].ballots[int(ballot[1:])]
-            intents = {"s": plan.spoiled_first, "f": plan.final, "c": plan.corrected or plan.final}[attempt[0]]
-            assert intents is not None, key
-            self.sheets[key] = new_sheet(plan.style, intents, random.Random(f"{self.seed}:sheet:{key}"), key=key)
-        return self.sheets[key]
+        return sheet_for(self.population, self.seed, key, self.sheets)
 
     def _operator_took_the_sheet_out(self, question: str) -> bool:
         """The operator, asked after a power cut in the middle of clearing a fault: the sheet being cast is
@@ -269,8 +253,8 @@ class _Day:
         svc, store, st = self.svc, self.store, self.st
         box = svc.tallies()
         truth = truth_tallies(self.e, st.box.sheets)
-        box_json = {cid: _tally_json(t) for cid, t in box.items()}
-        differences = _compare(box_json, truth)
+        box_json = {cid: tally_json(t) for cid, t in box.items()}
+        differences = compare_tallies(box_json, truth)
         cast_counts = store.counts()
         physical = Counter(s.style for s in st.box.sheets)
         for style in self.e.ballot_styles:
@@ -351,12 +335,7 @@ class _Day:
             last = attempt == MAX_SHEETS_PER_BALLOT - 1
 
             def respond(verdict: PanelVerdict, castable: bool, last: bool = last) -> VoterChoice:
-                if verdict == PanelVerdict.VALID:
-                    return VoterChoice.CAST
-                if verdict == PanelVerdict.INVALID and (plan.casts_invalid or last):
-                    return VoterChoice.CAST
-                # accidental invalid, or an unclear mark: take it back and ask for a new ballot
-                return VoterChoice.CAST if last and castable else VoterChoice.RETURN
+                return voter_choice(plan, verdict, castable, last)
 
             end = self.world.attempts.get(key) or self._attempt(i, b, key, respond)
             if end["result"] == "cast":
@@ -462,6 +441,44 @@ class _Day:
             r -= rate
 
 
+def voter_choice(plan: BallotPlan, verdict: PanelVerdict, castable: bool, last: bool) -> VoterChoice:
+    """What the voter answers at the panel for a sheet of `plan`; `last`: no more ballots will be asked for."""
+    if verdict == PanelVerdict.VALID:
+        return VoterChoice.CAST
+    if verdict == PanelVerdict.INVALID and (plan.casts_invalid or last):
+        return VoterChoice.CAST
+    # accidental invalid, or an unclear mark: take it back and ask for a new ballot
+    return VoterChoice.CAST if last and castable else VoterChoice.RETURN
+
+
+def sheet_for(population: Sequence[Any], seed: int, key: str, cache: dict[str, Sheet]) -> Sheet:
+    """The sheet named `key` ("v{voter}.b{ballot}.{s|f|c}{attempt}"), the same in every process."""
+    if key not in cache:
+        voter, ballot, attempt = key.split(".")
+        plan = population[int(voter[1:])].ballots[int(ballot[1:])]
+        intents = {"s": plan.spoiled_first, "f": plan.final, "c": plan.corrected or plan.final}[attempt[0]]
+        assert intents is not None, key
+        cache[key] = new_sheet(plan.style, intents, random.Random(f"{seed}:sheet:{key}"), key=key)
+    return cache[key]
+
+
+def outage_s(seed: int, boot: int) -> float:
+    """How long the power was off before boot `boot` (station seconds), the same in every process."""
+    return random.Random(f"{seed}:outage:{boot}").uniform(30, 300)
+
+
+def restore_physical(st: SimStation, world: World, sheet: Callable[[str], Sheet]) -> None:
+    """Put the sheets back where the journal left them: in the box and in the paper path (no fault
+    pending: a jam does not outlive a restart). The clock is the caller's."""
+    st.box.sheets.extend(sheet(k) for k in world.box)
+    path = st.path
+    journal, path.journal = path.journal, None  # restoring is not a move
+    path.move(at_entry=None if world.at_entry is None else sheet(world.at_entry),
+              held=None if world.held is None else sheet(world.held),
+              returned=None if world.returned is None else sheet(world.returned))
+    path.journal = journal
+
+
 def truth_tallies(election: Election, sheets: list[Sheet]) -> dict[str, Any]:
     """Tallies of what is physically in the box, from the voters' intentions (not from any reading)."""
     out: dict[str, Any] = {}
@@ -490,12 +507,12 @@ def truth_tallies(election: Election, sheets: list[Sheet]) -> dict[str, Any]:
     return out
 
 
-def _tally_json(t: Any) -> dict[str, Any]:
+def tally_json(t: Any) -> dict[str, Any]:
     return {"ballots": t.ballots, "valid": t.valid, "invalid_by_reason": {k: v for k, v in t.invalid_by_reason.items() if v},
             "ambiguous": t.ambiguous, "list_votes": dict(t.list_votes), "candidate_votes": dict(t.candidate_votes)}
 
 
-def _compare(box: dict[str, Any], truth: dict[str, Any]) -> list[str]:
+def compare_tallies(box: dict[str, Any], truth: dict[str, Any]) -> list[str]:
     diffs = []
     for cid, want in truth.items():
         got = box.get(cid)

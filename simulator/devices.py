@@ -9,6 +9,8 @@ records what actually dropped, kept apart from the firmware's store; the clock i
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,6 +66,31 @@ class AcceleratedClock:
         return AcceleratedClock(station_time(date, hhmm))
 
 
+class PacedClock:
+    """Simulated station time that runs `speed` times faster than the wall clock, for a box run as a
+    service (`service run scanner` with sim settings): the service and the simulated room run on their
+    own threads and share it. `elapsed`: station seconds already gone at start (a resumed day)."""
+
+    MIN_SLEEP_S = 0.002  # wall: a waiting loop does not spin a core
+
+    def __init__(self, start: datetime, speed: float, elapsed: float = 0.0) -> None:
+        self._start, self.speed, self._base = start, speed, elapsed
+        self._wall0 = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self._base + (time.monotonic() - self._wall0) * self.speed
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.monotonic())
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(self.MIN_SLEEP_S, seconds / self.speed))
+
+    def advance_to(self, when: datetime) -> None:
+        while self.now() < when:
+            self.sleep((when - self.now()).total_seconds())
+
+
 @dataclass
 class PhysicalBallotBox:
     """What is really in the box under the scanner. The firmware never sees this object."""
@@ -86,6 +113,7 @@ class PaperPath:
 
     def __init__(self, journal: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.journal = journal
+        self._lock = threading.Lock()  # a voter's hand and the rollers may move sheets from two threads
         self._at_entry: Sheet | None = None
         self._held: Sheet | None = None
         self._returned: Sheet | None = None  # pushed back out, waiting for the voter to take it
@@ -120,15 +148,16 @@ class PaperPath:
              drop_into: PhysicalBallotBox | None = None) -> None:
         """Set the given positions at once; `drop_into`: the held sheet falls into that box."""
         keep = PaperPath._KEEP
-        new = (self._at_entry if at_entry is keep else at_entry, self._held if held is keep else held,
-               self._returned if returned is keep else returned)
-        dropped = self._held if drop_into is not None else None
-        if self.journal is not None:
-            self.journal({"e": "path", "at_entry": _key(new[0]), "held": _key(new[1]), "returned": _key(new[2]),
-                          "dropped": _key(dropped)})
-        self._at_entry, self._held, self._returned = new
-        if drop_into is not None and dropped is not None:
-            drop_into.sheets.append(dropped)
+        with self._lock:
+            new = (self._at_entry if at_entry is keep else at_entry, self._held if held is keep else held,
+                   self._returned if returned is keep else returned)
+            dropped = self._held if drop_into is not None else None
+            if self.journal is not None:
+                self.journal({"e": "path", "at_entry": _key(new[0]), "held": _key(new[1]),
+                              "returned": _key(new[2]), "dropped": _key(dropped)})
+            self._at_entry, self._held, self._returned = new
+            if drop_into is not None and dropped is not None:
+                drop_into.sheets.append(dropped)
 
 
 def _key(sheet: Sheet | None) -> str | None:
@@ -139,10 +168,11 @@ class SimFeeder:
     # seconds of simulated motor time per action: measured on the reference mechanism's datasheet class
     TAKE_IN_S, DROP_S, RETURN_S = 0.7, 0.5, 0.6
 
-    def __init__(self, path: PaperPath, box: PhysicalBallotBox, clock: AcceleratedClock) -> None:
+    def __init__(self, path: PaperPath, box: PhysicalBallotBox, clock: AcceleratedClock | PacedClock) -> None:
         self.path, self.box, self.clock = path, box, clock
         self.faults: deque[str] = deque()  # one-shot faults for the next actions: jam_in, jam_drop, double, cover
         self.cover_open = False
+        self.entry_seen_clear = 0  # reads of the entry sensor that found the slot empty (a voter waits for one)
 
     def inject(self, fault: str) -> None:
         if fault not in ("jam_in", "jam_drop", "double", "cover"):
@@ -158,6 +188,8 @@ class SimFeeder:
     def sensors(self) -> FeederSensors:
         # a returned sheet sticks out of the slot, over the entry sensor, until the voter takes it
         at_entry = self.path.at_entry is not None or self.path.returned is not None
+        if not at_entry:
+            self.entry_seen_clear += 1
         return FeederSensors(entry=at_entry, imaging=self.path.held is not None,
                              exit=False, double_sheet=False, box_full=self.box.full, cover_open=self.cover_open)
 
@@ -366,12 +398,15 @@ class SimSwitches:
         self.state = SealState(seal_intact=True, lid_closed=True)
         self.indicators: dict[Indicator, bool] = {i: False for i in Indicator}
         self.beeps = 0
+        self.cycles_ended = 0  # times the BUSY lamp went out: a sheet's cycle is over (a voter waits for it)
 
     def read(self) -> SealState:
         return self.state
 
     def set_indicator(self, indicator: Indicator, on: bool) -> None:
         self.indicators[indicator] = on
+        if indicator == Indicator.BUSY and not on:
+            self.cycles_ended += 1
 
     def beep(self, times: int = 1) -> None:
         self.beeps += times
@@ -392,7 +427,7 @@ class SimStation:
     devices: DeviceSet
     path: PaperPath
     box: PhysicalBallotBox
-    clock: AcceleratedClock
+    clock: AcceleratedClock | PacedClock
     feeder: SimFeeder
     camera: SimCamera
     panel: SimPanel
@@ -402,8 +437,9 @@ class SimStation:
 
 def build_sim_station(election: Election, rng: random.Random, dpi: float = 200.0,
                       profile: CaptureProfile = MILD, printer_width: int = 576,
-                      journal: Callable[[dict[str, Any]], None] | None = None) -> SimStation:
-    clock = AcceleratedClock.for_day(election.date)
+                      journal: Callable[[dict[str, Any]], None] | None = None,
+                      clock: AcceleratedClock | PacedClock | None = None) -> SimStation:
+    clock = clock or AcceleratedClock.for_day(election.date)
     path = PaperPath(journal)
     box = PhysicalBallotBox(capacity=max(3000, election.station.registered_voters * len(election.ballot_styles) * 2))
     feeder = SimFeeder(path, box, clock)

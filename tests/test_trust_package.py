@@ -311,3 +311,35 @@ def test_a_state_dir_made_by_device_provision_alone_is_still_no_day_yet(tmp_path
     assert _provisioned_only(tmp_path / "state")
     (tmp_path / "state" / "world").mkdir()
     assert not _provisioned_only(tmp_path / "state")
+
+
+def test_the_package_carries_the_receivers_receipt_key_and_the_installed_box_reads_it(tmp_path: Path) -> None:
+    from firmware.common.transmission.documents import key_id
+    from firmware.common.transmission.receipts import load_public_key_pem
+    from firmware.trust.signing import (
+        TEST_PACKAGE_KEY,
+        TEST_RECEIVER_PUBLIC_KEY,
+        load_private_key,
+    )
+
+    own = Ed25519PrivateKey.generate().public_key()
+    pem = tmp_path / "receiver-key.pub.pem"
+    pem.write_bytes(own.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    signed = _build_and_sign(tmp_path, "--receipt-key", str(pem))
+    assert main(["provision", "--package", str(signed), "--station", STATION, "--state-dir", str(tmp_path / "s"),
+                 "--json"]) == 0
+    installed = installed_package(tmp_path / "s" / "device")
+    assert installed is not None and key_id(installed.receiver_public_key()) == key_id(own)
+    test_only = load_public_key_pem(TEST_RECEIVER_PUBLIC_KEY.read_bytes(), "test")
+    assert key_id(test_only) != key_id(own)  # --receipt-key was taken, not the TEST ONLY default
+    payload = json.loads(signed.read_text())["payload"]
+    payload["receiver"]["receipt_key"] = "not-a-key"  # not base64 of 32 bytes
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(sign_envelope(payload, load_private_key(TEST_PACKAGE_KEY))))
+    with pytest.raises(TrustError) as refused:
+        verify_package(broken, station=STATION)
+    assert refused.value.reason == "schema" and "receipt_key" in str(refused.value), str(refused.value)
+    del payload["receiver"]["receipt_key"]
+    broken.write_text(json.dumps(sign_envelope(payload, load_private_key(TEST_PACKAGE_KEY))))
+    with pytest.raises(TrustError, match="receipt_key"):
+        verify_package(broken, station=STATION)

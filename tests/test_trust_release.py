@@ -214,6 +214,8 @@ def test_install_writes_a_notify_unit_with_a_watchdog_for_each_service(flashed_v
         text = (root / "systemd" / name).read_text()
         assert "Type=notify" in text and "WatchdogSec=30" in text
         assert f"ExecStartPre={os.sys.executable} -m ballotbox boot-check --root {root}" in text
+        service = name.removeprefix("ballotbox-").removesuffix(".service")
+        assert f"service run {service} --settings {root}/current/config/device-pi.json" in text
 
 
 def test_private_signing_keys_never_go_into_a_release() -> None:
@@ -261,10 +263,10 @@ def test_service_run_speaks_the_notify_protocol_to_systemd_and_is_silent_without
     sock.settimeout(5)
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     try:
-        assert main(["service", "run", "scanner", "--cycles", "1"]) == 0
+        assert main(["service", "run", "auth", "--cycles", "1"]) == 0  # the scanner's: test_scanner_service_run.py
         received = [sock.recv(4096).decode() for _ in range(3)]
     finally:
         sock.close()
-    assert received[:2] == ["READY=1", "WATCHDOG=1"] and received[2].startswith("STATUS=scanner: ")
+    assert received[:2] == ["READY=1", "WATCHDOG=1"] and received[2].startswith("STATUS=auth: ")
     monkeypatch.delenv("NOTIFY_SOCKET")
-    assert main(["service", "run", "uploader", "--cycles", "1"]) == 0
+    assert main(["service", "run", "video", "--cycles", "1"]) == 0

@@ -20,6 +20,7 @@ from firmware.cec.receiver.store import list_documents
 from firmware.common.i18n import Messages
 from firmware.common.transmission.documents import SignedDocument
 from firmware.common.transmission.memory_outbox import MemoryOutbox
+from firmware.common.transmission.receipts import load_public_key_pem
 from firmware.common.transmission.uploader import (
     EndpointError,
     RetryPolicy,
@@ -28,6 +29,7 @@ from firmware.common.transmission.uploader import (
     parse_endpoint,
     parse_pin,
 )
+from firmware.trust.signing import TEST_RECEIVER_PUBLIC_KEY
 from hal.clock import SARAJEVO
 from simulator.fault_proxy import ProxyThread
 
@@ -62,9 +64,11 @@ def _outbox(docs: list[SignedDocument]) -> MemoryOutbox:
 
 
 def _uploader(outbox: MemoryOutbox, url: str, clock: FakeClock, pin: str | None = None,
-              policy: RetryPolicy = FAST, messages: Messages = BS) -> Uploader:
-    return Uploader(outbox, parse_endpoint(url, pin), messages, policy=policy, now=clock.now, sleep=clock.sleep,
-                    rng=random.Random(3))
+              policy: RetryPolicy = FAST, messages: Messages = BS, receipt_key: Path = TEST_RECEIVER_PUBLIC_KEY,
+              ) -> Uploader:
+    key = load_public_key_pem(receipt_key.read_bytes(), str(receipt_key))
+    return Uploader(outbox, parse_endpoint(url, pin), messages, receipt_key=key, policy=policy, now=clock.now,
+                    sleep=clock.sleep, rng=random.Random(3))
 
 
 def _config(tmp_path: Path) -> ReceiverConfig:
@@ -237,7 +241,8 @@ def test_outbox_send_exits_0_once_all_are_acknowledged_and_1_when_it_gives_up(tm
     lines: list[str] = []
     clock = FakeClock()
     dead = parse_endpoint(f"http://127.0.0.1:{free_port()}")
-    options = {"now": clock.now, "sleep": clock.sleep, "rng": random.Random(1), "policy": FAST}
+    options = {"now": clock.now, "sleep": clock.sleep, "rng": random.Random(1), "policy": FAST,
+               "receipt_key": load_public_key_pem(TEST_RECEIVER_PUBLIC_KEY.read_bytes(), "test key")}
     outbox = _outbox(docs)
     assert send_outbox(outbox, dead, BS, give_up_after=900, print_line=lines.append, **options) == 1
     assert lines[-2] == "Poslano CIK-u: 0 od 6" and lines[0].startswith("otvaranje biračkog mjesta: čeka mrežu (")
@@ -257,7 +262,8 @@ def test_outbox_send_command_opens_the_state_dirs_outbox(tmp_path: Path, monkeyp
     opened: list[Path] = []
     monkeypatch.setattr(scanner_store, "open_outbox", lambda d: opened.append(d) or outbox, raising=False)
     with ReceiverThread(_config(tmp_path)) as url:
-        assert main(["outbox", "send", "--state-dir", str(tmp_path / "state"), "--endpoint", url]) == 0
+        assert main(["outbox", "send", "--state-dir", str(tmp_path / "state"), "--endpoint", url,
+                     "--receipt-key", str(TEST_RECEIVER_PUBLIC_KEY)]) == 0
     assert opened == [tmp_path / "state"]
     assert main(["outbox", "status", "--state-dir", str(tmp_path / "state"), "--language", "en"]) == 0
     out = capsys.readouterr().out
@@ -272,3 +278,20 @@ def test_outbox_send_refuses_bad_input_with_exit_2(tmp_path: Path, capsys: pytes
     assert "--pin" in capsys.readouterr().err
     assert main(["outbox", "send", "--state-dir", str(tmp_path / "nowhere"), "--endpoint", "http://127.0.0.1"]) == 2
     assert "no device/ folder" in capsys.readouterr().err
+
+
+def test_a_receipt_not_signed_by_the_packages_receiver_key_is_no_acknowledgement(tmp_path: Path) -> None:
+    """A receiver (or anyone on the path) answering 201 with the right hash but another key: retried, the
+    reason noted in the outbox; the real receiver's signed receipt then acknowledges it."""
+    docs = provision(tmp_path / "devices")
+    outbox, clock = _outbox(docs[:1]), FakeClock()
+    with ReceiverThread(ReceiverConfig(tmp_path / "impostor", tmp_path / "devices"), receipt_key=None) as url, \
+            _uploader(outbox, url, clock, messages=EN) as uploader:
+        result = uploader.send_pending()
+    assert result.acknowledged == [] and result.failed is not None and result.failed.fault == "receipt"
+    entry = outbox.entries()[0]
+    assert not entry.acknowledged and not entry.given_up and entry.attempts == 1
+    assert "not by the CEC receiver's key of the election package" in (entry.last_error or "")
+    with ReceiverThread(_config(tmp_path)) as url, _uploader(outbox, url, clock) as uploader:
+        assert uploader.run(give_up_after=60).complete
+    assert outbox.entries()[0].acknowledged

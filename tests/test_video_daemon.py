@@ -83,7 +83,7 @@ def test_the_service_records_until_sigterm_fed_by_frames_then_closes_and_signs(
         tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
     sock, path = notify_socket
     settings = _settings(tmp_path / "device.json", tmp_path / "data")
-    recording = tmp_path / "data" / "video" / "recording"
+    recording = tmp_path / "data" / "device" / "video" / "recording"
     proc = _start(settings, path)
     try:
         before_ready = _messages(sock, "READY=1")
@@ -108,7 +108,7 @@ def test_after_a_sigkill_the_next_start_adopts_the_cut_segment_and_records_the_t
         tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
     sock, path = notify_socket
     settings = _settings(tmp_path / "device.json", tmp_path / "data")
-    recording = tmp_path / "data" / "video" / "recording"
+    recording = tmp_path / "data" / "device" / "video" / "recording"
     proc = _start(settings, path)
     try:
         _messages(sock, "READY=1")
@@ -147,7 +147,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     unmasked = _settings(tmp_path / "unmasked.json", tmp_path / "data", masks=[])
     assert main(["service", "run", "video", "--settings", str(unmasked)]) == 2
     assert "video.masks is empty" in capsys.readouterr().err
-    assert not (tmp_path / "data" / "video" / "recording").exists()  # nothing recorded, nothing left open
+    assert not (tmp_path / "data" / "device" / "video" / "recording").exists()  # nothing recorded, nothing left open
 
 
 def test_a_camera_that_never_comes_back_stops_the_recording_and_starves_the_watchdog(tmp_path: Path) -> None:
@@ -182,10 +182,10 @@ def test_a_camera_that_never_comes_back_stops_the_recording_and_starves_the_watc
     assert [i for i, (m, _) in enumerate(sent) if m == "READY=1"] == [1]  # after "waiting for the first frame"
     assert all(frames <= 25 for m, frames in sent if m == "WATCHDOG=1")  # fed only while frames came
     assert sent[-1][0].startswith("STATUS=video: recording stopped: camera_disconnected")
-    m, _, _ = read_manifest(tmp_path / "data" / "video" / "recording")
+    m, _, _ = read_manifest(tmp_path / "data" / "device" / "video" / "recording")
     assert m.closed and m.stopped is not None and m.stopped["cause"] == "camera_disconnected"
     assert sum(s["frames"] for s in m.segments()) == 25
-    assert verify_recording(tmp_path / "data" / "video" / "recording").intact
+    assert verify_recording(tmp_path / "data" / "device" / "video" / "recording").intact
 
 
 def _hardware_run(tmp_path: Path, *, fail_after: int | None = None) -> tuple[int, list[str]]:
@@ -241,7 +241,7 @@ def test_the_service_on_the_pi4_hardware_path_records_until_stopped(tmp_path: Pa
     code, sent = _hardware_run(tmp_path)
     assert code == 0 and sent.count("READY=1") == 1 and "WATCHDOG=1" in sent
     assert sent.index("READY=1") < sent.index("WATCHDOG=1")
-    recording = tmp_path / "data" / "video" / "recording"
+    recording = tmp_path / "data" / "device" / "video" / "recording"
     m, _, _ = read_manifest(recording)
     assert [s["frames"] for s in m.segments()] == [10, 10, 10, 5] and m.closed and not m.gaps()
     check = verify_recording(recording, decode=True)
@@ -251,7 +251,7 @@ def test_the_service_on_the_pi4_hardware_path_records_until_stopped(tmp_path: Pa
 def test_a_mask_failing_on_the_hardware_path_stops_the_service_with_the_reason(tmp_path: Path) -> None:
     code, sent = _hardware_run(tmp_path, fail_after=12)
     assert code == 1 and sent[-1].startswith("STATUS=video: recording stopped: mask_unusable")
-    m, _, _ = read_manifest(tmp_path / "data" / "video" / "recording")
+    m, _, _ = read_manifest(tmp_path / "data" / "device" / "video" / "recording")
     assert m.closed and m.stopped is not None and m.stopped["cause"] == "mask_unusable"
     assert "not the 160 x 96 frame" in m.stopped["detail"]
-    assert verify_recording(tmp_path / "data" / "video" / "recording", decode=True).intact
+    assert verify_recording(tmp_path / "data" / "device" / "video" / "recording", decode=True).intact

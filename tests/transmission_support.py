@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from firmware.cec.receiver.app import ReceiverConfig, build_app
+from firmware.cec.receiver.keys import load_or_make_receiver_key
 from firmware.common.transmission.documents import SignedDocument
+from firmware.trust.signing import TEST_RECEIVER_KEY
 from simulator.bench_receiver import station_documents
 from simulator.pg_cluster import free_port
 
@@ -53,11 +55,15 @@ def self_signed(folder: Path) -> tuple[Path, Path, str]:
 class ReceiverThread:
     """The receiver app on uvicorn in a thread: `with ReceiverThread(config) as url:`."""
 
-    def __init__(self, config: ReceiverConfig, *, port: int | None = None, tls: tuple[Path, Path] | None = None):
+    def __init__(self, config: ReceiverConfig, *, port: int | None = None, tls: tuple[Path, Path] | None = None,
+                 receipt_key: Path | None = TEST_RECEIVER_KEY):
+        """`receipt_key`: the key that signs receipts (the TEST ONLY one the boxes' packages carry by default;
+        None: a key of the store's own, made at the first start)."""
         self.port = port or free_port()
         ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
         self.scheme = "https" if tls else "http"
-        self.server = uvicorn.Server(uvicorn.Config(build_app(config), host="127.0.0.1", port=self.port,
+        app = build_app(config, receiver_key=load_or_make_receiver_key(config.store, receipt_key))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", access_log=False, **ssl))
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 

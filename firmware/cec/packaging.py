@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config.election import Station, load_election
+from firmware.common.transmission.receipts import load_public_key_pem, public_key_b64
 from firmware.common.transmission.uploader import EndpointError, parse_endpoint
 from firmware.errors import UserError
 from firmware.trust.package import PACKAGE_SCHEMA, ElectionPackage
@@ -24,16 +25,22 @@ from firmware.trust.release import (
     RELEASE_FILES_PREFIX,
     release_files,
 )
-from firmware.trust.signing import TEST_ONLY_MARK, load_private_key, sign_envelope
+from firmware.trust.signing import (
+    TEST_ONLY_MARK,
+    TEST_RECEIVER_PUBLIC_KEY,
+    load_private_key,
+    sign_envelope,
+)
 
 # A tar member carries a fixed mode and time, not the build machine's owners, modes or times.
 MEMBER_MODE, MEMBER_MTIME = 0o644, 0
 
 
 def build_package(election_path: Path, *, endpoint: str, pin: str | None, stations_file: Path | None = None,
-                  register_extract: Path | None = None) -> dict[str, Any]:
+                  register_extract: Path | None = None, receipt_key: Path = TEST_RECEIVER_PUBLIC_KEY) -> dict[str, Any]:
     """The unsigned package payload: the definition, its stations (the definition's own unless a JSON list
-    of stations is given), the receiver, the register extract's name and hash."""
+    of stations is given), the receiver (endpoint, pin, the public key its receipts are signed with), the
+    register extract's name and hash."""
     election = load_election(election_path)
     stations = [election.station.model_dump(mode="json")]
     if stations_file is not None:
@@ -42,10 +49,18 @@ def build_package(election_path: Path, *, endpoint: str, pin: str | None, statio
         parsed = parse_endpoint(endpoint, pin)
     except EndpointError as exc:
         raise UserError(f"--endpoint {endpoint}: {exc}") from None
+    try:
+        receiver_key = load_public_key_pem(receipt_key.read_bytes(), f"--receipt-key {receipt_key}")
+    except FileNotFoundError:
+        raise UserError(f"--receipt-key {receipt_key}: no such file; give the receiver's public key "
+                        "(STORE/receiver-key.pub.pem of `ballotbox receiver`)") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
     payload: dict[str, Any] = {
         "schema": PACKAGE_SCHEMA, "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "election": json.loads(election_path.read_text(encoding="utf-8")), "stations": stations,
-        "receiver": {"endpoint": endpoint, "pin_sha256": parsed.pin.hex() if parsed.pin else None}}
+        "receiver": {"endpoint": endpoint, "pin_sha256": parsed.pin.hex() if parsed.pin else None,
+                     "receipt_key": public_key_b64(receiver_key)}}
     if register_extract is not None:
         if not register_extract.is_file():
             raise UserError(f"--register-extract {register_extract}: no such file")

@@ -124,6 +124,9 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
        "until", "lockouts"),
     _e("user.unlocked", _C.USER_ACTION, SCANNER | AUTH, "a locked role unlocked", "role", "by"),
     _e("user.action", _C.USER_ACTION, ALL, "an operator, president or technician action", "role", "action"),
+    _e("control.request", _C.USER_ACTION, SCANNER, "a committee request on the running service's control "
+       "socket: the action, its outcome and the caller's process (SO_PEERCRED), never the PIN", "action",
+       "result", "pid", "uid", "gid"),
     # -- software, package, keys (issue 12, items 1-3) ---------------------------------------------------
     _e("package.installed", _C.SECURITY, SCANNER, "the CEC's signed election package installed",
        "package_hash", "election_id", "station"),

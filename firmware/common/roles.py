@@ -52,6 +52,7 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "clear_fault": frozenset({Role.OPERATOR, Role.TECHNICIAN}),
     "operator_decision": frozenset({Role.OPERATOR, Role.TECHNICIAN}),  # e.g. after a power cut: "taken out?"
     "print_report": frozenset({Role.OPERATOR, Role.TECHNICIAN}),
+    "status": frozenset(Role),  # the committee's look at the running service (ballots counted, faults)
     "self_test": frozenset({Role.TECHNICIAN}),
     "provision": frozenset({Role.TECHNICIAN}),
     "wipe": frozenset({Role.PRESIDENT, Role.TECHNICIAN}),  # the biometric data and the sensor's flash, at close

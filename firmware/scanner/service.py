@@ -419,6 +419,12 @@ class ScannerService:
             self.d.panel.show_message(self.msg.t("panel.insert_ballot"))
         return result
 
+    @property
+    def fault(self) -> str | None:
+        """The paper-path fault waiting for the operator's clear_fault(), or None."""
+        b = self._ballot
+        return None if b is None else (b.fault or b.machine.state.value)
+
     def clear_fault(self, sheet_removed: bool, credential: Credential | None = None) -> None:
         """The operator has cleared a fault. `sheet_removed`: a ballot was taken out of the paper path
         (it goes back to the voter) - which also tells an interrupted drop did NOT reach the box."""

@@ -30,10 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.election import Election, ElectionError, Station, parse_election
 from firmware.common.durable import fsync_path
+from firmware.common.transmission.receipts import public_key_from_b64
 from firmware.common.transmission.uploader import EndpointError, parse_endpoint
 from firmware.trust.signing import (
     TRUSTED_PACKAGE_KEYS,
@@ -55,10 +57,13 @@ class _Strict(BaseModel):
 
 
 class Receiver(_Strict):
-    """Where the uploader sends the box's documents, and the pin of the CEC's certificate (SHA-256, hex)."""
+    """Where the uploader sends the box's documents, the pin of the CEC's certificate (SHA-256, hex), and
+    the receiver's Ed25519 public key that signs its receipts (raw 32 bytes, base64): a receipt that does
+    not verify with it is not an acknowledgement."""
 
     endpoint: Annotated[str, Field(min_length=8, max_length=300)]
     pin_sha256: Annotated[str, Field(pattern=HEX64)] | None = None  # checked with the endpoint (parse_endpoint)
+    receipt_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")]
 
 
 class RegisterExtract(_Strict):
@@ -102,10 +107,19 @@ class InstalledPackage:
     endpoint: str
     pin_sha256: str | None
     signer: str
+    receipt_key: str | None  # base64; None only in a package installed before receipts were checked
 
     @property
     def election_path(self) -> Path:
         return self.folder / "election.json"
+
+    def receiver_public_key(self) -> Ed25519PublicKey:
+        """The key the CEC receiver signs its receipts with, or TrustError saying to provision again."""
+        try:
+            return public_key_from_b64(self.receipt_key or "")
+        except ValueError:
+            raise TrustError("schema", f"{self.folder}: the installed package has no usable receiver key for "
+                                       "receipts; provision the box again with a current package") from None
 
 
 def verify_package(path: Path, *, station: str | None, election_id: str | None = None,
@@ -142,6 +156,10 @@ def verify_package(path: Path, *, station: str | None, election_id: str | None =
         parse_endpoint(package.receiver.endpoint, package.receiver.pin_sha256)
     except EndpointError as exc:
         raise TrustError("schema", f"{path.name}: receiver: {exc}") from None
+    try:
+        public_key_from_b64(package.receiver.receipt_key)
+    except ValueError as exc:
+        raise TrustError("schema", f"{path.name}: receiver.receipt_key: {exc}") from None
     if election_id is not None and election.id != election_id:
         raise TrustError("wrong_election", f"{path.name}: the package is for election {election.id!r}, not "
                                            f"{election_id!r}; take the package of election {election_id}")
@@ -174,7 +192,7 @@ def install_package(verified: VerifiedPackage, device_dir: Path) -> InstalledPac
         receiver = verified.package.receiver
         installed = {"station": verified.station, "election": verified.election.id, "package_sha256":
                      verified.sha256, "endpoint": receiver.endpoint, "pin_sha256": receiver.pin_sha256,
-                     "signer": verified.signer.source, "installed_at": _now()}
+                     "receipt_key": receiver.receipt_key, "signer": verified.signer.source, "installed_at": _now()}
         _write_synced(staging / "package.json", verified.raw)
         _write_synced(staging / "election.json", json.dumps(
             verified.election.model_dump(mode="json"), ensure_ascii=False, indent=1).encode() + b"\n")
@@ -203,7 +221,7 @@ def installed_package(device_dir: Path) -> InstalledPackage | None:
     try:
         d = json.loads(meta.read_text(encoding="utf-8"))
         return InstalledPackage(folder, d["station"], d["election"], d["package_sha256"], d["endpoint"],
-                                d.get("pin_sha256"), d["signer"])
+                                d.get("pin_sha256"), d["signer"], d.get("receipt_key"))
     except (ValueError, KeyError, TypeError) as exc:
         raise TrustError("schema", f"{meta}: unreadable ({exc}); provision the box again") from None
 

@@ -299,9 +299,12 @@ WorkingDirectory={root}/current
 Environment=PYTHONPATH={root}/current PYTHONDONTWRITEBYTECODE=1
 # The installed files are checked against the signed manifest first: a mismatch keeps the service down.
 ExecStartPre={python} -m ballotbox boot-check --root {root}
-ExecStart={python} -m ballotbox service run {service}
+# The reference box's wiring and data directory, signed with the release (config/device-pi.json).
+ExecStart={python} -m ballotbox service run {service} --settings {root}/current/config/device-pi.json
 # Fed only while the service's devices answer (firmware/trust/watchdog.py): silence means a restart.
 WatchdogSec={watchdog}
+# SIGTERM stops the scanner at a ballot boundary: a cycle takes about a second.
+TimeoutStopSec=30
 Restart=on-failure
 RestartSec=2
 

@@ -36,6 +36,10 @@ TRUSTED_RELEASE_KEYS = KEYS_DIR / "trusted-release-keys"
 # they sign proves nothing: every output names them TEST ONLY.
 TEST_PACKAGE_KEY = KEYS_DIR / "TEST-ONLY-cec-package.signing.pem"
 TEST_RELEASE_KEY = KEYS_DIR / "TEST-ONLY-release.signing.pem"
+# the CEC receiver's receipt key: `receiver --key` signs with the private half, `package build` puts the public
+# half into the package by default, and the box checks every receipt with it
+TEST_RECEIVER_KEY = KEYS_DIR / "TEST-ONLY-cec-receiver.signing.pem"
+TEST_RECEIVER_PUBLIC_KEY = KEYS_DIR / "TEST-ONLY-cec-receiver.pub.pem"
 TEST_ONLY_MARK = "TEST-ONLY"
 SIGNATURE_BYTES = 64
 

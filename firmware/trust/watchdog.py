@@ -9,12 +9,12 @@ is a no-op, and nothing else changes.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-import sdnotify
 
 from hal.errors import DeviceStatus
 
@@ -23,6 +23,40 @@ DEFAULT_INTERVAL_S = 10.0  # a third of WatchdogSec (30 s): two missed probes in
 
 class Notifier(Protocol):
     def notify(self, state: str) -> None: ...
+
+
+class SystemdNotifier:
+    """sd_notify(3): datagrams to $NOTIFY_SOCKET (a path, or "@" for the abstract namespace), in UTF-8 as
+    systemd reads them - a station's name or a status in Cyrillic or with č must not be lost (the sdnotify
+    package encodes Latin-1 and drops what does not fit, silently). Without NOTIFY_SOCKET, or when the
+    socket is gone, every call is a no-op: a service never fails for want of systemd. A send waits at
+    most SEND_TIMEOUT_S for a full queue."""
+
+    SEND_TIMEOUT_S = 1.0
+
+    def __init__(self, address: str | None = None) -> None:
+        address = os.environ.get("NOTIFY_SOCKET") if address is None else address
+        self._sock: socket.socket | None = None
+        if not address:
+            return
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.settimeout(self.SEND_TIMEOUT_S)
+        try:
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            return
+        self._sock = sock
+
+    def notify(self, state: str) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.send(state.encode("utf-8"))
+        except OSError:
+            pass  # systemd gone or its queue full for a second: the next beat tries again
 
 
 @dataclass
@@ -36,7 +70,7 @@ def health_loop(service: str, probe: Callable[[], Sequence[DeviceStatus]], *, in
                 sleep: Callable[[float], None] = time.sleep) -> list[Beat]:
     """Probe the devices every interval; READY=1 at the first healthy probe, WATCHDOG=1 after each healthy
     one, never after a failing one. Runs `cycles` times (None: until stopped); returns what it did."""
-    notify = notifier or sdnotify.SystemdNotifier()
+    notify = notifier or SystemdNotifier()
     beats: list[Beat] = []
     ready = False
     n = 0

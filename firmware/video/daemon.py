@@ -24,11 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sdnotify
-
 from firmware.common.identity import DeviceIdentity
 from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK
-from firmware.trust.watchdog import Notifier
+from firmware.trust.watchdog import Notifier, SystemdNotifier
 from firmware.video.service import VideoService
 from hal.drivers.room_camera import PiHardwareH264
 from hal.room_camera import RoomCamera
@@ -39,22 +37,24 @@ FEED_EVERY_S = 1.0  # WATCHDOG=1 at most this often (the unit's WatchdogSec is 3
 HARDWARE_POLL_S = 0.1  # the Pi 4 path: how often the loop looks at the packets and the driver's failure
 
 
-def video_state_dir(settings: Any) -> Path:
-    """The video service's own directory: DATA/<video.directory> (the recording in it, and its log)."""
-    return Path(settings.data_dir) / settings.video.directory
+def video_state_dir(settings: Any, state_dir: Path | None = None) -> Path:
+    """The video service's own directory: STATE/device/<video.directory> (the recording in it, and its log),
+    beside the scanner's store on the box's storage, as `simulate` lays it out; STATE is the settings'
+    data_dir unless given."""
+    return Path(state_dir or settings.data_dir) / "device" / settings.video.directory
 
 
 def run_video_service(camera: RoomCamera | PiHardwareH264, settings: Any, *, clock: Clock, identity: DeviceIdentity,
                       station: str,
                       notifier: Notifier | None = None, say: Callable[[str], None] = print,
-                      stop: threading.Event | None = None) -> int:
+                      stop: threading.Event | None = None, state_dir: Path | None = None) -> int:
     """Record until SIGTERM/SIGINT (or `stop` is set). `camera` is a room camera (frames come up to the
     recorder) or the Pi 4's PiHardwareH264 (packets of the SoC's encoder, masked in pre_callback). Raises
     video.masks.MaskError and video.storage.StorageRefused before anything is recorded."""
-    notify = notifier or sdnotify.SystemdNotifier()
+    notify = notifier or SystemdNotifier()
     stop = stop or threading.Event()
     profile = RecordingProfile.from_settings(settings.video)
-    service = VideoService(camera, profile, settings.video.masks, video_state_dir(settings), clock=clock,
+    service = VideoService(camera, profile, settings.video.masks, video_state_dir(settings, state_dir), clock=clock,
                            identity=identity, station=station)
     recorder = service.recorder
     previous = _on_stop_signals(stop)

@@ -82,16 +82,20 @@ class DeviceKeys:
             self._scanned = time.monotonic()
 
 
-def load_or_make_receiver_key(store: Path) -> Ed25519PrivateKey:
-    """The key that signs receipts: STORE/receiver-key.pem (made once, mode 0600), its public half beside it."""
+def load_or_make_receiver_key(store: Path, given: Path | None = None) -> Ed25519PrivateKey:
+    """The key that signs receipts: STORE/receiver-key.pem (made once, mode 0600), its public half beside it.
+    `given` (`receiver --key`): that key instead, put into a store that has none; a store that holds another
+    is refused (the boxes' packages carry the public half of one key)."""
     path = store / RECEIVER_KEY
+    wanted = _load_private(given) if given is not None else None
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeysError(f"{path}: not an Ed25519 private key; move it away and start again to make a new one")
+        key = _load_private(path)
+        if wanted is not None and key_id(key.public_key()) != key_id(wanted.public_key()):
+            raise KeysError(f"--key {given}: the store {store} already signs receipts with another key "
+                            f"({path}); give that one, or another --store")
         return key
     store.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
+    key = wanted or Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:
@@ -102,6 +106,18 @@ def load_or_make_receiver_key(store: Path) -> Ed25519PrivateKey:
         f.write(pem)
     (store / RECEIVER_PUBLIC_KEY).write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key
+
+
+def _load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise KeysError(f"{path}: no such file; give the receiver's Ed25519 private key (PEM)") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise KeysError(f"{path}: not a PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeysError(f"{path}: not an Ed25519 private key; move it away and start again to make a new one")
     return key
 
 

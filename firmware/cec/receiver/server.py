@@ -17,7 +17,8 @@ from firmware.errors import UserError
 
 
 def serve(config: ReceiverConfig, *, host: str = "127.0.0.1", port: int, workers: int = 1,
-          tls_cert: Path | None = None, tls_key: Path | None = None, log_level: str = "warning") -> None:
+          tls_cert: Path | None = None, tls_key: Path | None = None, log_level: str = "warning",
+          receipt_key: Path | None = None) -> None:
     """Serve until interrupted. Refuses (UserError) what cannot work before it binds the port."""
     if workers < 1:
         raise UserError(f"--workers {workers}: give 1 or more")
@@ -30,7 +31,7 @@ def serve(config: ReceiverConfig, *, host: str = "127.0.0.1", port: int, workers
         if path is not None and not path.is_file():
             raise UserError(f"{path}: no such file")
     DeviceKeys(config.devices)  # a bad key file is refused now, not in every worker
-    key = load_or_make_receiver_key(config.store)  # made once, before the workers race to make it
+    key = load_or_make_receiver_key(config.store, receipt_key)  # made once, before the workers race to make it
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
     common = {"host": host, "port": port, "log_level": log_level, "access_log": False, **tls}
     if workers == 1:

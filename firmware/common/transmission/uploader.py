@@ -6,9 +6,10 @@ receiver (wire contract in documents.py) and stores the receipts it gets back.
   anchor, so neither a CA nor the host name is consulted, and the pin is checked right after the TLS
   handshake, before a byte of the document is written. ``http://`` is accepted on loopback only
   (tests, training).
-- 2xx with a receipt for this document: acknowledged. 4xx: the receiver refuses the document itself;
-  retrying cannot cure it, so it is given up (a person must look). 5xx, a timeout, a dropped
-  connection, a wrong certificate, a garbled receipt: noted, and tried again later.
+- 2xx with a receipt for this document, signed by the CEC receiver's key of the election package:
+  acknowledged. 4xx: the receiver refuses the document itself; retrying cannot cure it, so it is given
+  up (a person must look). 5xx, a timeout, a dropped connection, a wrong certificate, a garbled receipt,
+  a receipt whose signature does not verify: noted, and tried again later.
 - Between passes it waits with exponential backoff and full jitter (a random delay in
   [0, min(cap, base·2^(failures-1))]), so 6,000 boxes coming back online together do not knock in
   step; the cap keeps an offline box trying every few minutes for as long as it takes.
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.common.i18n import Messages
 from firmware.common.transmission.documents import TURNOUT, SignedDocument
@@ -137,14 +139,16 @@ class Attempt:
         return self.receipt is not None
 
 
-def judge_response(status: int, body: bytes, doc_hash: str, messages: Messages) -> Attempt:
-    """An HTTP answer to a document's POST, judged by the wire contract."""
+def judge_response(status: int, body: bytes, doc_hash: str, messages: Messages,
+                   receipt_key: Ed25519PublicKey) -> Attempt:
+    """An HTTP answer to a document's POST, judged by the wire contract; `receipt_key` is the CEC
+    receiver's public key (election package) that a receipt must be signed with."""
     if 200 <= status < 300:
         try:
             receipt = json.loads(body)
         except ValueError:
             receipt = None
-        problem = receipt_problem(receipt, doc_hash)
+        problem = receipt_problem(receipt, doc_hash, receipt_key)
         if problem is None:
             return Attempt(receipt=dict(receipt))
         return Attempt(error=messages.t("outbox.error.receipt", detail=problem), fault="receipt")
@@ -175,12 +179,13 @@ class RunResult:
 
 
 class Uploader:
-    def __init__(self, outbox: Outbox, endpoint: Endpoint, messages: Messages, *,
+    def __init__(self, outbox: Outbox, endpoint: Endpoint, messages: Messages, *, receipt_key: Ed25519PublicKey,
                  policy: RetryPolicy | None = None, now: Callable[[], datetime] | None = None,
                  sleep: Callable[[float], object] = time.sleep, rng: random.Random | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.outbox = outbox
         self.endpoint = endpoint
+        self.receipt_key = receipt_key  # the CEC receiver's, from the election package: receipts must verify
         self.messages = messages
         self.policy = policy or RetryPolicy()
         self.now = now or (lambda: datetime.now(UTC).astimezone())
@@ -258,7 +263,8 @@ class Uploader:
             return Attempt(error=t("outbox.error.timeout", seconds=f"{self.policy.timeout_s:g}"), fault="timeout")
         except httpx.TransportError as exc:
             return Attempt(error=t("outbox.error.connect", detail=_transport_detail(exc)), fault="connect")
-        return judge_response(response.status_code, response.content, document.hash, self.messages)
+        return judge_response(response.status_code, response.content, document.hash, self.messages,
+                              self.receipt_key)
 
     def _check_pin(self, event: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: right after the TLS handshake, before the request is written."""
