@@ -203,10 +203,8 @@ def run_scanner(args: argparse.Namespace) -> int:
         store = ScannerStore.for_election(device_dir / "scanner.sqlite", election)
         access = AccessControl(pins, devices.clock, store.log_event)
         log = open_scanner_log(device_dir, identity, devices.clock.now, store)
-        s = settings.self_test
         svc = ScannerService(election, devices, store, messages, identity, on_report=_report_saver(device_dir),
-                             access=access, day_check_settings=DayCheckSettings(
-                                 Path(s.video_dir) if s.video_dir else None, s.video_bitrate_kbps, s.endpoint))
+                             access=access, day_check_settings=DayCheckSettings.from_device(settings, state_dir))
         if settings.kind == "sim":
             svc.test_type = "simulation"
         try:

@@ -97,7 +97,9 @@ def test_the_self_test_reads_the_recorders_own_video_settings() -> None:
     checks = DayCheckSettings.from_device(settings)
     profile = RecordingProfile.from_settings(settings.video)  # what the recorder runs with
     assert (checks.video_bitrate_kbps, checks.video_hours) == (profile.bitrate_kbps, profile.hours) == (800, 12.0)
-    assert checks.video_dir == Path("/var/lib/ballotbox/vid") and checks.endpoint == "https://rezultati.example"
+    # where the video service records: STATE/device/<video.directory>, STATE the data_dir unless given
+    assert checks.video_dir == Path("/var/lib/ballotbox/device/vid") and checks.endpoint == "https://rezultati.example"
+    assert DayCheckSettings.from_device(settings, Path("/srv/box")).video_dir == Path("/srv/box/device/vid")
     no_video = DeviceSettings(video=VideoSettings(enabled=False))
     assert DayCheckSettings.from_device(no_video).video_dir is None
 

@@ -101,7 +101,7 @@ def test_the_service_records_until_sigterm_fed_by_frames_then_closes_and_signs(
     assert len(m.segments()) >= 3 and all(s["frames"] for s in m.segments())  # the open one closed at SIGTERM
     check = verify_recording(recording, decode=True)
     assert check.intact and check.worst_masked_deviation == 0, [str(p) for p in check.problems]
-    assert main(["log", "verify", str(tmp_path / "data" / "video" / "video-events.jsonl")]) == 0
+    assert main(["log", "verify", str(tmp_path / "data" / "device" / "video" / "video-events.jsonl")]) == 0
 
 
 def test_after_a_sigkill_the_next_start_adopts_the_cut_segment_and_records_the_time_off(
@@ -134,7 +134,7 @@ def test_after_a_sigkill_the_next_start_adopts_the_cut_segment_and_records_the_t
     assert m.segments()[-1]["segment"] > cut[0]["segment"] and m.closed
     check = verify_recording(recording, decode=True)
     assert check.intact, [str(p) for p in check.problems]
-    assert main(["log", "verify", str(tmp_path / "data" / "video" / "video-events.jsonl")]) == 0
+    assert main(["log", "verify", str(tmp_path / "data" / "device" / "video" / "video-events.jsonl")]) == 0
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,12 +49,13 @@ class DayCheckSettings:
     endpoint: str | None = None  # the CEC receiver the results go to (reported, never blocking)
 
     @classmethod
-    def from_device(cls, settings: DeviceSettings) -> DayCheckSettings:
+    def from_device(cls, settings: DeviceSettings, state_dir: Path | None = None) -> DayCheckSettings:
         """From the device settings: `video` as the recorder reads it (RecordingProfile.from_settings, and the
-        video service's folder data_dir/video.directory), `self_test.endpoint`."""
+        video service's folder STATE/device/video.directory, STATE the settings' data_dir unless given),
+        `self_test.endpoint`."""
         video = settings.video
-        return cls(Path(settings.data_dir) / video.directory if video.enabled else None, video.bitrate_kbps,
-                   video.hours, settings.self_test.endpoint)
+        folder = Path(state_dir or settings.data_dir) / "device" / video.directory
+        return cls(folder if video.enabled else None, video.bitrate_kbps, video.hours, settings.self_test.endpoint)
 
 
 def day_checks(clock: _Clock, election: Election, msg: Messages, settings: DayCheckSettings) -> list[DeviceStatus]:
