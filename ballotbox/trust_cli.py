@@ -316,7 +316,8 @@ def _service_run(args: argparse.Namespace) -> int:
     if args.name == "uploader":  # the scanner's outbox to the package's receiver
         from ballotbox.service_cli import run_uploader
         return run_uploader(args)
-    refuse_options(args, args.name, ("socket", "voters", "seed", "speed", "no_faults", "retry_cap"))
+    # the authentication desk: its devices probed under the watchdog (its day's loop is not built yet)
+    refuse_options(args, args.name, ("state_dir", "socket", "voters", "seed", "speed", "no_faults", "retry_cap"))
 
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: give 1 or more")
@@ -334,28 +335,22 @@ def _service_run(args: argparse.Namespace) -> int:
 
 
 def _service_devices(name: str, settings_path: Path | None) -> tuple[Any, Any]:
-    """(probe, close) of the devices a service owns; video owns none of the scanner's (its camera is wired
-    by its own work). The scanner and the uploader have their own loops (ballotbox/service_cli.py)."""
-    import random
-
+    """(probe, close) of the authentication desk's devices (document reader, fingerprint sensor). The
+    scanner, the uploader and the video service have their own loops (ballotbox/service_cli.py, video_cli.py)."""
     from config.device import DEFAULT_DEVICE, DeviceSettingsError, load_device_settings
-    from config.election import SAMPLE_ELECTION, load_election
     from hal.errors import HalError
 
     try:
         settings = load_device_settings(settings_path or DEFAULT_DEVICE)
     except DeviceSettingsError as exc:
         raise UserError(str(exc)) from None
-    if name == "video":
-        return list, (lambda: None)
     try:
         if settings.kind == "pi":
-            from hal.devices import build_pi_auth_devices, build_pi_devices
-            devices: Any = build_pi_devices(settings) if name == "scanner" else build_pi_auth_devices(settings)
+            from hal.devices import build_pi_auth_devices
+            devices: Any = build_pi_auth_devices(settings)
         else:
-            from simulator.devices import build_sim_auth_devices, build_sim_station
-            devices = build_sim_station(load_election(SAMPLE_ELECTION), random.Random(0)).devices \
-                if name == "scanner" else build_sim_auth_devices()
+            from simulator.devices import build_sim_auth_devices
+            devices = build_sim_auth_devices()
     except HalError as exc:
         raise UserError(f"service {name}: cannot open the devices: {exc}") from None
     return devices.self_test, devices.close

@@ -255,3 +255,44 @@ def test_a_mask_failing_on_the_hardware_path_stops_the_service_with_the_reason(t
     assert m.closed and m.stopped is not None and m.stopped["cause"] == "mask_unusable"
     assert "not the 160 x 96 frame" in m.stopped["detail"]
     assert verify_recording(tmp_path / "data" / "device" / "video" / "recording", decode=True).intact
+
+
+def test_sigterm_while_the_camera_is_gone_stops_at_once_with_the_gap(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from config.device import load_device_settings
+    from firmware.common.identity import load_or_provision
+    from firmware.video.daemon import run_video_service
+    from hal.clock import SystemClock
+    from hal.room_camera import CameraDisconnected
+    from simulator.scene import SyntheticRoomCamera
+
+    settings = load_device_settings(_settings(tmp_path / "device.json", tmp_path / "data"))
+    clock = SystemClock()  # real waits: the reconnect tries are 5 s apart on this clock
+    stop = threading.Event()
+    lost: list[float] = []
+
+    class Unplugged(SyntheticRoomCamera):
+        def reopen(self) -> None:
+            if not lost:
+                lost.append(time.monotonic())
+                threading.Timer(1.0, stop.set).start()  # systemd's SIGTERM a second into the outage
+            raise CameraDisconnected("room camera: not there", "check the cable")
+
+    class Notes:
+        def notify(self, state: str) -> None:
+            pass
+
+    camera = Unplugged(W, H, FPS, clock=clock)
+    camera.disconnect_at = 10
+    code = run_video_service(camera, settings, clock=clock, identity=load_or_provision(tmp_path / "data" / "device",
+                             "BB-SIM-0001"), station="089A012", notifier=Notes(), say=lambda line: None, stop=stop,
+                             state_dir=tmp_path / "data")
+    assert code == 0 and lost
+    assert time.monotonic() - lost[0] < 3.0  # stopped a second into the outage, not after 12 tries x 5 s
+    recording = tmp_path / "data" / "device" / "video" / "recording"
+    m, _, _ = read_manifest(recording)
+    assert m.closed and m.stopped is None
+    assert [g["cause"] for g in m.gaps()] == ["camera_disconnected"]
+    assert verify_recording(recording).intact

@@ -22,6 +22,7 @@ starts where the one before ended.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,6 +124,8 @@ class Recorder:
         self._anchor: tuple[datetime, int] | None = None  # (station time, sensor_ns) of the anchor frame
         self._burn_anchor: tuple[datetime, int] | None = None  # the same for burn_planes (the Pi 4 path)
         self.clock_offset = timedelta(0)  # station time = clock + this, after the clock went back
+        # set by the service's stop (SIGTERM): the reconnect tries end at once rather than after a minute
+        self.interrupt: threading.Event | None = None
         self._last_sensor_ns: int | None = None
         self._last_time: datetime | None = None
         self._segment_start: datetime | None = None
@@ -394,6 +397,17 @@ class Recorder:
         self._save()
         return False
 
+    def _wait_for_reconnect(self) -> bool:
+        """RECONNECT_WAIT_S on the recorder's clock, in slices; True as soon as `interrupt` is set."""
+        waited = 0.0
+        while waited < RECONNECT_WAIT_S:
+            if self.interrupt is not None and self.interrupt.is_set():
+                return True
+            step = min(0.25, RECONNECT_WAIT_S - waited)
+            self.clock.sleep(step)
+            waited += step
+        return self.interrupt is not None and self.interrupt.is_set()
+
     def _camera_lost(self, exc: CameraDisconnected) -> None:
         assert self.manifest is not None
         period = timedelta(seconds=1 / self.profile.fps)
@@ -405,7 +419,10 @@ class Recorder:
                 self.camera.reopen()
                 break
             except CameraDisconnected:
-                self.clock.sleep(RECONNECT_WAIT_S)
+                if self._wait_for_reconnect():
+                    # stopped while the camera was gone: the time off is the gap; the caller closes the recording
+                    self.manifest.add_gap(lost_at, self._now(), "camera_disconnected", exc.message)
+                    return
         else:
             self._stop("camera_disconnected", f"{exc.message}; not back after {RECONNECT_TRIES} tries", lost_at)
             return

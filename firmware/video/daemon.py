@@ -57,6 +57,7 @@ def run_video_service(camera: RoomCamera | PiHardwareH264, settings: Any, *, clo
     service = VideoService(camera, profile, settings.video.masks, video_state_dir(settings, state_dir), clock=clock,
                            identity=identity, station=station)
     recorder = service.recorder
+    recorder.interrupt = stop  # a SIGTERM during a camera outage ends the reconnect tries at once
     previous = _on_stop_signals(stop)
     try:
         for warning in service.open():
