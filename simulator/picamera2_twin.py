@@ -54,6 +54,8 @@ class Picamera2Twin:
         self.configs: list[dict[str, Any]] = []
         self.opened = self.closed = 0
         self.encoded: list[tuple[int, bool, int]] = []  # (bytes, keyframe, timestamp µs) of every access unit
+        self.controls: list[dict[str, Any]] = []  # every set_controls, in order
+        self.sensor_frames = 0  # frames the scene gave the recording camera (delivered or skipped)
         self._allowed = 0  # frames the camera may still deliver (run_frames)
         self._delivered = 0
         self._cond = threading.Condition()
@@ -217,6 +219,8 @@ class Picamera2Twin:
                 self.camera_num, self.started, self.config = camera_num, False, None
                 self.pre_callback: Any = None
                 self.post_callback: Any = None
+                self.controls: dict[str, Any] = {}
+                self._every = 1  # sensor frames per frame delivered (FrameDurationLimits over the scene's period)
                 self._encoders: set[H264Encoder] = set()
                 self._thread: threading.Thread | None = None
                 twin.opened += 1
@@ -232,6 +236,15 @@ class Picamera2Twin:
                                        f"not {size[0]}x{size[1]} {fmt}")
                 self.config = config
                 twin.configs.append(config)
+
+            def set_controls(self, controls: dict[str, Any]) -> None:
+                """libcamera controls, applied from the next frame; the twin acts on FrameDurationLimits (a
+                longer frame duration: the scene's frames in between are not delivered)."""
+                self.controls.update(controls)
+                twin.controls.append(dict(controls))
+                if "FrameDurationLimits" in controls:
+                    duration_us = controls["FrameDurationLimits"][0]
+                    self._every = max(1, round(duration_us * twin.scene.fps / 1e6))
 
             def camera_configuration(self) -> dict[str, Any]:
                 assert self.config is not None
@@ -255,7 +268,7 @@ class Picamera2Twin:
                 encoder.width, encoder.height = stream["size"]
                 encoder.format, encoder.stride = stream["format"], stream["stride"]
                 if encoder.framerate is None:
-                    encoder.framerate = min(30.0, twin.scene.fps)
+                    encoder.framerate = min(30.0, twin.scene.fps / self._every)
                 encoder.start(quality=quality)
                 self._encoders.add(encoder)
 
@@ -286,12 +299,14 @@ class Picamera2Twin:
                         if not self.started:
                             return
                     frame = twin.scene.read()
-                    request = _Request(_strided_yuv420(frame.y, frame.u, frame.v), frame.sensor_ns)
-                    if self.pre_callback is not None:
-                        self.pre_callback(request)
-                    for encoder in list(self._encoders):
-                        encoder.encode("main", request)
-                    request.release()
+                    if twin.sensor_frames % self._every == 0:  # (a longer frame duration skips the rest)
+                        request = _Request(_strided_yuv420(frame.y, frame.u, frame.v), frame.sensor_ns)
+                        if self.pre_callback is not None:
+                            self.pre_callback(request)
+                        for encoder in list(self._encoders):
+                            encoder.encode("main", request)
+                        request.release()
+                    twin.sensor_frames += 1
                     with twin._cond:
                         twin._delivered += 1
                         twin._cond.notify_all()

@@ -146,3 +146,41 @@ def test_the_hardware_path_with_no_camera_is_a_disconnect() -> None:
     twin, _ = _twin(AcceleratedClock(START))
     with installed_picamera2(twin), pytest.raises(CameraDisconnected, match="room camera 3: IndexError"):
         PiHardwareH264(3, W, H, FPS, bitrate_kbps=800, intra_period=10)
+
+
+def test_the_hardware_path_steps_down_the_storage_ladder_by_restarting_the_encoder(tmp_path: Path) -> None:
+    from video.storage import STOP_RESERVE_BYTES
+
+    clock = AcceleratedClock(START)
+    twin = Picamera2Twin(SyntheticRoomCamera(W, HW_H, FPS, seed=3, clock=clock), clock)
+    free = [10**12]
+    with installed_picamera2(twin):
+        hw = PiHardwareH264(1, W, HW_H, FPS, bitrate_kbps=800, intra_period=round(FPS * 2.0))
+        rec = Recorder(hw, RecordingProfile(W, HW_H, FPS, segment_s=2.0, bitrate_kbps=800), default_masks(W, HW_H),
+                       tmp_path / "video", clock=clock, signer=KEY, station="089A012", device_id="BB-SIM-0001",
+                       free_bytes=lambda: free[0])
+        rec.start(day_end=START + timedelta(hours=1))
+        hw.start(rec.burn_planes, rec.accept_packet)
+        twin.run_frames(10)
+        twin.wait_frames()
+        assert rec.hardware_rate() is None  # the day fits: the encoder runs at the full rate
+        free[0] = STOP_RESERVE_BYTES + 200_000_000  # the hour left fits only at half the rate (rung 2)
+        twin.run_frames(1)  # the next keyframe: the segment switches, the guard steps down, packets wait
+        twin.wait_frames()
+        assert rec.hardware_rate() == (2.5, 400, 2)
+        fps, kbps, rung = rec.hardware_rate()  # type: ignore[misc]
+        hw.set_rate(fps, kbps, between=lambda: rec.hardware_rate_applied(rung))  # what the service loop does
+        assert rec.hardware_rate() is None
+        twin.run_frames(20)  # 4 s of the sensor at 2.5 fps
+        twin.wait_frames()
+        hw.stop()
+        rec.stop()
+    assert hw.failure is None
+    assert twin.controls == [{"FrameDurationLimits": (400000, 400000)}]
+    m, _, _ = read_manifest(tmp_path / "video")
+    assert [s["frames"] for s in m.segments()] == [10, 5, 5]  # iperiod 5 at 2.5 fps: still one per segment
+    assert [g["cause"] for g in m.gaps()] == ["rate_change"]
+    assert any(e["what"] == "storage_degraded" for e in m.events())
+    check = verify_recording(tmp_path / "video", decode=True)
+    assert check.intact, [str(p) for p in check.problems]
+    assert check.worst_masked_deviation is not None and check.worst_masked_deviation <= 2

@@ -36,7 +36,7 @@ MANIFEST = "manifest.json"
 PUBLIC_KEY = "device-key.pub.pem"
 FORMAT = "ballotbox-video/1"
 GAP_CAUSES = ("power_cut", "restart", "camera_disconnected", "frame_stall", "encoder_error", "storage_full",
-              "mask_unusable")
+              "mask_unusable", "rate_change")
 
 
 class ManifestError(ValueError):

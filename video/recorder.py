@@ -126,6 +126,10 @@ class Recorder:
         self.clock_offset = timedelta(0)  # station time = clock + this, after the clock went back
         # set by the service's stop (SIGTERM): the reconnect tries end at once rather than after a minute
         self.interrupt: threading.Event | None = None
+        # the Pi 4 path: the rung the SoC's encoder runs at; packets of another rung's rate are dropped until
+        # the service loop has restarted it at this rung's (hardware_rate / hardware_rate_applied)
+        self.hardware_rung = 0
+        self._rate_gap_from: datetime | None = None
         self._last_sensor_ns: int | None = None
         self._last_time: datetime | None = None
         self._segment_start: datetime | None = None
@@ -339,13 +343,40 @@ class Recorder:
             self._guard_storage(at)
             if self._stopped is not None:
                 raise self._stopped
+        if self.rung != self.hardware_rung:  # the storage guard stepped down: the encoder must follow first
+            self._close_segment()
+            if self._rate_gap_from is None:
+                self._rate_gap_from = at
+            return
         if not self.writer.is_open:
             if not keyframe:
                 return  # a segment starts with a keyframe: what comes before the next one cannot decode alone
-            self.writer.fps = self.profile.fps
+            if self._rate_gap_from is not None:
+                div, share = LADDER[self.rung]
+                self.manifest.add_gap(self._rate_gap_from, at, "rate_change",
+                                      f"the encoder restarted at {self.profile.fps / div:g} fps, "
+                                      f"{round(self.profile.bitrate_kbps * share)} kbit/s")
+                self._rate_gap_from = None
+            self.writer.fps = self.profile.fps / LADDER[self.rung][0]
             self.writer.open(max(self.manifest.last_number(), self.writer.number) + 1)
             self._segment_start = at
         self.writer.write(EncodedPacket(data, self.manifest.pts_of(at), keyframe))
+
+    def hardware_rate(self) -> tuple[float, int, int] | None:
+        """The Pi 4 path: (fps, bitrate_kbps, rung) the SoC's encoder must be restarted at, when the storage
+        guard has stepped down since it was started (None: it runs at the right rate)."""
+        if self.rung == self.hardware_rung:
+            return None
+        div, share = LADDER[self.rung]
+        return self.profile.fps / div, round(self.profile.bitrate_kbps * share), self.rung
+
+    def hardware_rate_applied(self, rung: int) -> None:
+        """The encoder is stopped and about to start at `rung`'s rate: its packets are taken again (the first
+        keyframe opens a segment; the time between is a `rate_change` gap). A new encoder counts its
+        timestamps from its own first frame, as picamera2's do: the times are anchored again."""
+        self.hardware_rung = rung
+        self._anchor = None
+        self._last_time = None
 
     def halt(self, cause: str, detail: str) -> RecordingStopped:
         """Stop the recording for a reason found outside the recorder (the Pi 4 path's driver: a mask that

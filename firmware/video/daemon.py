@@ -103,6 +103,10 @@ def _record_hardware(hw: PiHardwareH264, recorder: Any, notify: Notifier, stop: 
     try:
         while True:
             feed(hw.packets)
+            wanted = recorder.hardware_rate()  # the storage guard stepped down: the SoC's encoder follows
+            if wanted is not None and hw.failure is None:
+                fps, kbps, rung = wanted
+                hw.set_rate(fps, kbps, between=lambda rung=rung: recorder.hardware_rate_applied(rung))
             failure = hw.failure
             if failure is not None:
                 hw.stop()  # picamera2's threads end before the recorder is touched from this one

@@ -231,6 +231,8 @@ class PiHardwareH264:
                                      "check the camera ribbon cable") from None
         self._cam: Any = cam
         self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True, iperiod=intra_period)
+        self._segment_s = intra_period / fps  # the intra period puts a keyframe at each segment's start
+        self._output: Any = None
         self.failure: BaseException | None = None
         self.packets = 0  # passed on to on_packet
         self._recording = False
@@ -265,8 +267,25 @@ class PiHardwareH264:
                 driver.packets += 1
 
         self._cam.pre_callback = mask  # picamera2 runs it on every request before its encoders
-        self._cam.start_recording(self._encoder, _Packets())
+        self._output = _Packets()
+        self._cam.start_recording(self._encoder, self._output)
         self._recording = True
+
+    def set_rate(self, fps: float, bitrate_kbps: int, between: Callable[[], None] = lambda: None) -> None:
+        """The storage guard's lower rung (video/storage.py LADDER): the sensor to `fps` (FrameDurationLimits,
+        live) and the SoC's encoder restarted at `bitrate_kbps`, its intra period kept at one segment.
+        `between` runs while the encoder is stopped: no packet of the old rate comes after it."""
+        from picamera2.encoders import H264Encoder
+
+        if not self._recording:
+            raise RuntimeError("set_rate: the recording is not running (start() first)")
+        self._cam.stop_encoder()
+        self._cam.set_controls({"FrameDurationLimits": (round(1e6 / fps),) * 2})
+        between()
+        self.fps = fps
+        self._encoder = H264Encoder(bitrate=bitrate_kbps * 1000, repeat=True,
+                                    iperiod=max(1, round(fps * self._segment_s)))
+        self._cam.start_encoder(self._encoder, self._output)
 
     def stop(self) -> None:
         """Stop the camera and the encoder (their threads end): no packet comes after this."""
