@@ -47,6 +47,16 @@ class FaultRates:
     double: float = 0.003
     cover: float = 0.001
 
+    def draw(self, rng: random.Random) -> str | None:
+        """The fault this insertion suffers (the feeder's inject() name), or None."""
+        r = rng.random()
+        for name, rate in (("jam_in", self.jam_in), ("jam_drop", self.jam_drop), ("double", self.double),
+                           ("cover", self.cover)):
+            if r < rate:
+                return name
+            r -= rate
+        return None
+
 
 @dataclass
 class DayResult:
@@ -431,14 +441,10 @@ class _Day:
             assert self.svc.process_ballot(wait_s=0.5) is None
 
     def _maybe_fault(self, rng: random.Random) -> None:
-        r = rng.random()
-        f = self.faults
-        for name, rate in (("jam_in", f.jam_in), ("jam_drop", f.jam_drop), ("double", f.double), ("cover", f.cover)):
-            if r < rate:
-                self.st.feeder.inject(name)
-                self._stat(f"injected_{name}")
-                return
-            r -= rate
+        name = self.faults.draw(rng)
+        if name is not None:
+            self.st.feeder.inject(name)
+            self._stat(f"injected_{name}")
 
 
 def voter_choice(plan: BallotPlan, verdict: PanelVerdict, castable: bool, last: bool) -> VoterChoice:

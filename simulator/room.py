@@ -250,13 +250,9 @@ class ServiceRoom:
             raise RuntimeError(str(exc)) from None
 
     def _maybe_fault(self, rng: random.Random) -> None:
-        r = rng.random()
-        f = self.faults
-        for name, rate in (("jam_in", f.jam_in), ("jam_drop", f.jam_drop), ("double", f.double), ("cover", f.cover)):
-            if r < rate:
-                self.st.feeder.inject(name)
-                return
-            r -= rate
+        name = self.faults.draw(rng)
+        if name is not None:
+            self.st.feeder.inject(name)
 
 
 class _Stopped(Exception):
