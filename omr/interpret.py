@@ -72,7 +72,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
             or min(image.shape[:2]) < 64 or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         return Interpretation(Verdict.UNREADABLE, (Reason.IMAGE_INVALID,))
     rgb = image if image.ndim == 2 or image.shape[2] == 3 else image[:, :, :3]
-    grey_job = _submit(pool, _green, rgb)  # (with a pool: copied out beside the registration)
+    grey = rgb if rgb.ndim == 2 else cv2.extractChannel(rgb, 1)  # green: black print at full contrast
 
     found, thumb, ppm_guess = _find(rgb, election, dpi)
     emit("registration_marks", found)
@@ -86,7 +86,6 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
-    grey = grey_job.result()
     # With a pool, the checks that need only the registration (streaks, the paper level, later the ink
     # outside the boxes) run beside the code, fit and box scores; the results, the trace and the early
     # returns are those of the one-thread order (each stage is pure; only what runs when differs).
@@ -141,11 +140,6 @@ def _submit(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future
     done: Future[Any] = Future()
     done.set_result(fn(*args))
     return done
-
-
-def _green(rgb: np.ndarray) -> np.ndarray:
-    """The green channel: black print at full contrast (the code, the streaks, the fit read it)."""
-    return rgb if rgb.ndim == 2 else cv2.extractChannel(rgb, 1)
 
 
 def _any_streak(grey: np.ndarray, thumb: np.ndarray, found: Found) -> int | None:
