@@ -30,7 +30,6 @@ import functools
 import heapq
 import itertools
 import os
-import sys
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -41,6 +40,7 @@ from enum import StrEnum
 from config.device import FeederPins, PanelPins, SwitchPins
 from hal.clock import SARAJEVO
 from hal.switches import Indicator
+from simulator.modules import installed_modules
 
 # RPi.GPIO's constants, with the values of the real module (and of rpi-lgpio).
 BOARD = 10
@@ -329,17 +329,8 @@ def installed_rpi_gpio(twin: GpioTwin) -> Iterator[types.ModuleType]:
     package = types.ModuleType("RPi", "Simulated RPi package (ballotbox simulator.gpio_twin).")
     package.__path__ = []  # a package, so that `import RPi.GPIO` resolves through sys.modules
     package.__dict__["GPIO"] = twin.module
-    saved = {name: sys.modules.get(name) for name in ("RPi", "RPi.GPIO")}
-    sys.modules["RPi"] = package
-    sys.modules["RPi.GPIO"] = twin.module
-    try:
+    with installed_modules({"RPi": package, "RPi.GPIO": twin.module}):
         yield twin.module
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 # -- the paper path ------------------------------------------------------------------------------

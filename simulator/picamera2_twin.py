@@ -30,7 +30,6 @@ clock: the scene's frames are on the simulated clock, delivered as fast as the e
 
 from __future__ import annotations
 
-import sys
 import threading
 import types
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from typing import Any, Self
 import av
 import numpy as np
 
+from simulator.modules import installed_modules
 from simulator.scene import SyntheticRoomCamera
 
 STRIDE_ALIGN = 64  # bytes: the Pi ISP's row alignment for the Y plane
@@ -362,13 +362,5 @@ def _unstrided(buffer: np.ndarray, width: int, height: int) -> np.ndarray:
 @contextmanager
 def installed_picamera2(twin: Picamera2Twin) -> Iterator[types.ModuleType]:
     """`import picamera2` (and its `encoders` and `outputs`) gives the twin's modules for the block."""
-    saved = {name: sys.modules.get(name) for name in twin.modules}
-    sys.modules.update(twin.modules)
-    try:
+    with installed_modules(twin.modules):
         yield twin.module
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module

@@ -120,10 +120,7 @@ class ControlServer:
         self._stop.set()
         self._thread.join(timeout=2 * ACCEPT_POLL_S + 1)
         self._sock.close()
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
         for request in self.pending():
             request.answer({"ok": False, "error": "stopping", "message": "the service is stopping; try again "
                                                                          "when it is back"})
