@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config.election import Language
 from firmware.common.arguments import (
     input_dir,
     input_file,
@@ -26,7 +27,7 @@ from firmware.common.arguments import (
 )
 from firmware.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 
-LANGUAGES = ["bs", "hr", "sr-Latn", "sr-Cyrl", "en"]  # the message catalogues (config/messages/)
+LANGUAGES = [language.value for language in Language]  # the message catalogues (config/messages/)
 
 
 def add_parsers(sub: Any, bench: Any) -> None:
