@@ -74,7 +74,24 @@ def test_an_unreadable_document_asks_for_the_typed_jmbg_and_counts_a_problem(tmp
     assert view.state == VoterState.TYPING_JMBG and view.detail
     view = service.type_jmbg(people[0].jmbg.digits)
     assert (view.state, view.voter_name) == (VoterState.CAPTURING, f"{people[0].given_names} {people[0].surname}")
-    assert service.store.counters()["problem.document"] == 1
+    # a visit is one transaction: nothing of it is on disk before its verdict (a power cut now leaves no trace)
+    assert service.store.counters()["problem.document"] == 0
+    service.close_polls()  # the close cuts the visit short: what it counted is kept, without a verdict
+    counters = service.store.counters()
+    assert (counters["problem.document"], counters["visits"]) == (1, 0)
+    assert service.store.last_visit() is None
+
+
+def test_a_visit_goes_into_the_store_in_one_transaction_at_its_verdict(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    service.read_document("IDBIH<<<garbage")
+    assert service.store.counters()["problem.document"] == 0
+    assert service.type_jmbg(people[2].jmbg.digits).state == VoterState.REFUSED  # not on the register
+    counters = service.store.counters()
+    assert (counters["problem.document"], counters["not_in_register"], counters["visits"]) == (1, 1, 1)
+    last = service.store.last_visit()
+    assert last is not None and (last.number, last.verdict, last.pseudonym) == (1, "refused", None)
 
 
 def test_an_authenticated_voter_coming_again_raises_the_impersonation_alarm(tmp_path: Path) -> None:

@@ -29,12 +29,14 @@ def _voter(jmbg: str) -> dict[str, object]:
     return {"sex": "MF"[n % 2], "age": 18 + n, "attempts": 1 + n % 3, "seconds": 8.0 + n}
 
 
-def _run(directory: Path, order: list[str]) -> bytes:
+def _run(directory: Path, order: list[str], close: bool = True) -> bytes:
     store = AuthStore.create(directory, KEY, JMBGS)
     store.set_polls("opened_at", AT)
     for jmbg in order:
         store.record_authenticated(jmbg, **_voter(jmbg))  # type: ignore[arg-type]
     store.count("failures", 2)
+    if close:
+        store.set_polls("closed_at", AT.replace(hour=19))
     store.close()
     return (directory / DB_FILE).read_bytes()
 
@@ -48,12 +50,32 @@ def test_the_same_authentications_in_another_order_give_a_byte_identical_store(t
     assert not journal.exists() or set(journal.read_bytes()) <= {0}
 
 
+def test_during_the_day_only_the_last_visit_depends_on_the_order(tmp_path: Path) -> None:
+    """Before the close the last_visit slot names the latest visit (for the committee after a power cut);
+    two orders that end with the same voter are byte-identical, and the slot goes at the close."""
+    chosen = JMBGS[5:45]
+    last = chosen[-1]
+    shuffled = random.Random(5).sample(chosen[:-1], len(chosen) - 1) + [last]
+    a = _run(tmp_path / "a", list(chosen), close=False)
+    b = _run(tmp_path / "b", shuffled, close=False)
+    c = _run(tmp_path / "c", list(reversed(chosen)), close=False)
+    assert a == b and a != c
+    store = AuthStore(tmp_path / "a", KEY)
+    slot = store.last_visit()
+    assert slot is not None and (slot.number, slot.verdict, slot.pseudonym) == (40, "authenticated",
+                                                                                 store.pseudonym(last))
+    store.set_polls("closed_at", AT.replace(hour=19))
+    assert store.last_visit() is None
+    store.close()
+
+
 def test_the_store_holds_no_jmbg_and_the_log_no_voter(tmp_path: Path) -> None:
     _run(tmp_path, JMBGS[:10])
     data = (tmp_path / DB_FILE).read_bytes()
     assert not any(j.encode() in data for j in JMBGS)
     lines = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
-    assert lines == [{"kind": "polls.opened", "at": AT.isoformat()}]
+    assert lines == [{"kind": "polls.opened", "at": AT.isoformat()},
+                     {"kind": "polls.closed", "at": AT.replace(hour=19).isoformat()}]
 
 
 def test_counters_sum_the_authentications_by_sex_age_attempts_and_duration(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ the voter state table (firmware/auth/flow.py).
     view = service.committee_decides(True)    # in COMMITTEE: identified (re-identification register) or not
     service.next_voter()
     service.close_polls()                     # the desk stops; the templates and the gallery leave memory
+    recovery = service.resume_polls()         # after a power cut: the polls as the store kept them, the last visit
     deletion = service.wipe(credential)       # the president's (or technician's) PIN: register and sensor wiped
 
 The polls state crosses the secrecy wall as a plain value (`polls_open: bool` given by whoever owns
@@ -32,6 +33,7 @@ from biometrics.iso19794 import read_record
 from biometrics.match import THRESHOLD, Gallery, MatchTemplate, prepare, verify
 from biometrics.threads import limit_blas_threads, opencv_on_one_thread
 from firmware.auth.flow import (
+    FINAL_STATES,
     MAX_ATTEMPTS,
     PANEL,
     VoterEvent,
@@ -44,7 +46,7 @@ from firmware.auth.register import (
     RegisterExtract,
     RegisterVoter,
 )
-from firmware.auth.store import AuthStore, LegalRecord
+from firmware.auth.store import AuthStore, LegalRecord, Visit
 from firmware.common.i18n import Messages
 from firmware.common.roles import (
     AccessControl,
@@ -84,6 +86,25 @@ class _Voter:
     attempts: int = 0
     started: float | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    visit: Visit = field(default_factory=Visit)  # what the store gets at the verdict, in one transaction
+
+
+_VERDICT = {VoterState.AUTHENTICATED: "authenticated", VoterState.REIDENTIFIED: "reidentified",
+            VoterState.REFUSED: "refused", VoterState.IMPERSONATION: "impersonation"}
+
+
+@dataclass(frozen=True)
+class DeskRecovery:
+    """What the desk decided at boot after a power cut, for the committee's screen and the simulator.
+    `last_*`: the latest visit the store recorded before the cut (its number counts the visits decided);
+    the voter at the desk at the cut was recorded only if the committee's screen names them."""
+
+    polls_open: bool
+    visits_recorded: int
+    last_verdict: str | None
+    last_name: str | None
+    last_register_number: int | None
+    lines: tuple[str, ...]  # the committee's screen, in the station's language
 
 
 def desk_access(hashes: Mapping[Role, SecretHash], clock: Clock, store: AuthStore) -> AccessControl:
@@ -117,6 +138,57 @@ class AuthService:
 
     # -- polls -------------------------------------------------------------------------------------
     def open_polls(self) -> None:
+        self._open_register()
+        self.polls_open = True
+        self.store.set_polls("opened_at", self.clock.now())
+        self.store.log_event("register.opened", {"records": len(self.register), "at": self.clock.now().isoformat()})
+
+    def resume_polls(self) -> DeskRecovery:
+        """Boot after a power cut on the store the desk kept: the polls stay as they were (never opened or
+        closed by a restart). Open polls: the register is opened again and the desk serves; a visit not
+        decided before the cut left nothing in the store (a visit is one transaction), so that voter starts
+        again. The committee's screen says the last visit recorded, so the committee knows whether the
+        voter standing at the desk was decided before the cut. The log says what was decided, never who."""
+        opened, closed = self.store.polls("opened_at"), self.store.polls("closed_at")
+        if opened is None:
+            raise RegisterClosed(f"{self.store.path}: the polls were never opened at this desk; there is nothing "
+                                 "to resume (open the polls)")
+        counters = self.store.counters()
+        last = self.store.last_visit()
+        now = self.clock.now()
+        if closed is not None:
+            lines = (self.msgs.t("auth.recovery.polls_closed"),)
+            self.store.log_event("power_cut_recovery", {"decisions": ["polls closed at the cut: the desk stays "
+                                                                      "closed"], "at": now.isoformat()})
+            return DeskRecovery(False, counters["visits"], None, None, None, lines)
+        self._open_register()
+        self.polls_open = True
+        voter = self._voter_by_pseudonym(last.pseudonym) if last is not None and last.pseudonym else None
+        lines = [self.msgs.t("auth.recovery.polls_open")]
+        if last is None:
+            lines.append(self.msgs.t("auth.recovery.no_visit"))
+        elif voter is not None:
+            lines.append(self.msgs.t("auth.recovery.last_visit", number=last.number, name=voter.name,
+                                     register_number=voter.register_number,
+                                     verdict=self.msgs.t(f"auth.verdict.{last.verdict}")))
+        else:
+            lines.append(self.msgs.t("auth.recovery.last_visit_outsider", number=last.number,
+                                     verdict=self.msgs.t(f"auth.verdict.{last.verdict}")))
+        self.store.log_event("power_cut_recovery", {
+            "decisions": ["polls open at the cut: the desk serves again, the register reopened",
+                          "a visit not decided before the cut is not recorded: that voter starts again",
+                          "the last visit recorded is shown to the committee"], "at": now.isoformat()})
+        self.store.log_event("register.opened", {"records": len(self.register), "at": now.isoformat()})
+        return DeskRecovery(True, counters["visits"], last.verdict if last else None,
+                            voter.name if voter else None, voter.register_number if voter else None, tuple(lines))
+
+    def _voter_by_pseudonym(self, pseudonym: bytes) -> RegisterVoter | None:
+        for voter in self.register.voters():
+            if self.store.pseudonym(voter.jmbg) == pseudonym:
+                return voter
+        return None
+
+    def _open_register(self) -> None:
         self.register.open()
         self._enrolled = {}
         templates, ids = [], []
@@ -126,13 +198,14 @@ class AuthService:
             templates += prepared
             ids += [voter.jmbg] * len(prepared)
         self._gallery = Gallery(templates, ids) if templates else None
-        self.polls_open = True
-        self.store.set_polls("opened_at", self.clock.now())
-        self.store.log_event("register.opened", {"records": len(self.register), "at": self.clock.now().isoformat()})
 
     def close_polls(self) -> None:
         """The desk stops serving; the decrypted templates and the 1:N gallery leave memory. The register's
-        file, its key and the sensor's flash stay until the wipe (`wipe`, with a PIN)."""
+        file, its key and the sensor's flash stay until the wipe (`wipe`, with a PIN). A visit the close cut
+        short keeps what it counted (a document problem, failed touches), without a verdict."""
+        if self._current.visit.counts or self._current.visit.legal:
+            self.store.record_visit(self._current.visit, None)
+        self._current = _Voter()
         self.polls_open = False
         self.store.set_polls("closed_at", self.clock.now())
         self._enrolled, self._gallery = {}, None
@@ -169,7 +242,7 @@ class AuthService:
             identity = parse_document(scan, self.day)
         except DocumentError as exc:
             self._fire(VoterEvent.DOCUMENT_UNREADABLE)
-            self.store.count("problem.document")
+            self._current.visit.count("problem.document")
             return self.view(str(exc))
         return self._identified(VoterEvent.DOCUMENT_READ, identity)
 
@@ -178,7 +251,7 @@ class AuthService:
         try:
             identity = parse_typed_jmbg(text, self.day)
         except DocumentError as exc:
-            self.store.count("problem.document")
+            self._current.visit.count("problem.document")
             return self.view(str(exc))
         return self._identified(VoterEvent.JMBG_TYPED, identity)
 
@@ -196,7 +269,7 @@ class AuthService:
         except NoFinger:
             return self._poor_capture(last)
         except FingerprintError as exc:
-            self.store.count("problem.sensor")
+            self._current.visit.count("problem.sensor")
             return self._poor_capture(last, str(exc))
         with opencv_on_one_thread():  # as the bench measures it
             extraction = extract(image.pixels, image.dpi)
@@ -209,15 +282,15 @@ class AuthService:
         # voter is that voter's, and the 1:N pass costs ~25 consolidations (the matcher's shortlist).
         other = None if result.matched else self._another_voter(probe, voter.jmbg, result.score)
         if result.matched:
-            self._fire(VoterEvent.MATCHED)
             self._record(voter, reidentified=False)
+            self._fire(VoterEvent.MATCHED)
         elif other is not None:
-            self._fire(VoterEvent.MATCHES_ANOTHER)
             self._record_impersonation("finger_of_another_voter", voter, other)
+            self._fire(VoterEvent.MATCHES_ANOTHER)
         else:
-            self._fire(VoterEvent.FINAL_NOT_MATCHED if last else VoterEvent.NOT_MATCHED)
             if last:
-                self.store.count("failures")
+                self._current.visit.count("failures")
+            self._fire(VoterEvent.FINAL_NOT_MATCHED if last else VoterEvent.NOT_MATCHED)
         return self.view()
 
     def committee_decides(self, identified: bool) -> DeskView:
@@ -225,13 +298,15 @@ class AuthService:
         register, Art. 12(5)) or did not (the voter is refused)."""
         self._require_open()
         voter = self._current.voter
+        if self.machine.state != VoterState.COMMITTEE or voter is None:  # refused by the table, state named
+            self._fire(VoterEvent.COMMITTEE_IDENTIFIED if identified else VoterEvent.COMMITTEE_REFUSED)
+        assert voter is not None
         if identified:
-            self._fire(VoterEvent.COMMITTEE_IDENTIFIED)
-            assert voter is not None
             self._record(voter, reidentified=True)
+            self._fire(VoterEvent.COMMITTEE_IDENTIFIED)
         else:
+            self._current.visit.count("refused")
             self._fire(VoterEvent.COMMITTEE_REFUSED)
-            self.store.count("refused")
         return self.view()
 
     def next_voter(self) -> DeskView:
@@ -241,9 +316,9 @@ class AuthService:
 
     # -- internals ---------------------------------------------------------------------------------
     def _poor_capture(self, last: bool, detail: str | None = None) -> DeskView:
-        self._fire(VoterEvent.ATTEMPTS_EXHAUSTED if last else VoterEvent.POOR_CAPTURE)
         if last:
-            self.store.count("failures")
+            self._current.visit.count("failures")
+        self._fire(VoterEvent.ATTEMPTS_EXHAUSTED if last else VoterEvent.POOR_CAPTURE)
         return self.view(detail)
 
     def _identified(self, event: VoterEvent, identity: DocumentIdentity) -> DeskView:
@@ -252,17 +327,18 @@ class AuthService:
         self._current.started = self.clock.monotonic()
         voter = self.register.lookup(identity.lookup_keys())
         if voter is None:
+            self._current.visit.count("not_in_register")
             self._fire(VoterEvent.NOT_IN_REGISTER)
-            self.store.count("not_in_register")
             return self.view()
         self._current.voter = voter
+        self._current.visit.jmbg = voter.jmbg
         if self.store.state_of(voter.jmbg) != "N":
-            self._fire(VoterEvent.ALREADY_AUTHENTICATED)
             self._record_impersonation("already_authenticated", voter, None)
+            self._fire(VoterEvent.ALREADY_AUTHENTICATED)
             return self.view()
         if not self._enrolled.get(voter.jmbg):
+            self._current.visit.count("no_template")
             self._fire(VoterEvent.NO_TEMPLATE)
-            self.store.count("no_template")
             return self.view()
         self._fire(VoterEvent.FOUND)
         return self.view()
@@ -281,8 +357,8 @@ class AuthService:
         if reidentified:
             legal = LegalRecord("reidentified", self.clock.now(),
                                 {"name": voter.name, "register_number": voter.register_number})
-        self.store.record_authenticated(voter.jmbg, sex=voter.sex, age=self.day.year - voter.birth_year,
-                                        attempts=self._current.attempts, seconds=seconds, reidentified=legal)
+        self._current.visit.authenticate(voter.jmbg, sex=voter.sex, age=self.day.year - voter.birth_year,
+                                         attempts=self._current.attempts, seconds=seconds, reidentified=legal)
 
     def _record_impersonation(self, what: str, claimed: RegisterVoter, other_jmbg: str | None) -> None:
         detail: dict[str, Any] = {"what": what, "name": claimed.name, "register_number": claimed.register_number}
@@ -290,10 +366,17 @@ class AuthService:
             other = self.register.lookup([("jmbg", other_jmbg)])
             if other is not None:
                 detail["finger_of"] = {"name": other.name, "register_number": other.register_number}
-        self.store.record_impersonation(LegalRecord("impersonation", self.clock.now(), detail))
+        self._current.visit.impersonation(LegalRecord("impersonation", self.clock.now(), detail))
 
     def _fire(self, event: VoterEvent) -> tuple[str, ...]:
-        return self.machine.fire(event)
+        """One event of the table. Landing in a final state decides the visit: everything it gathered goes
+        into the store in one transaction, before the panel shows the verdict (synchronous=FULL)."""
+        actions = self.machine.fire(event)
+        verdict = _VERDICT.get(self.machine.state) if self.machine.state in FINAL_STATES else None
+        if verdict is not None and event != VoterEvent.NEXT_VOTER:
+            visit, self._current.visit = self._current.visit, Visit()
+            self.store.record_visit(visit, verdict)
+        return actions
 
     def _require_open(self) -> None:
         if not self.polls_open:

@@ -18,6 +18,13 @@ Secrecy, as the scanner's store (firmware/scanner/store.py) and for the same rea
 3. The rollback journal runs in PERSIST mode with locking_mode=EXCLUSIVE, and after every write
    transaction it is overwritten with zeros (its pre-image pages are the state before the last voter).
 4. synchronous=FULL: an authentication is on disk before the panel says so.
+5. A visit is one transaction (`record_visit`): whatever the desk counted for a voter (a document
+   problem, failed touches, the verdict, a legal record) is written together when the visit reaches its
+   verdict, so a power cut leaves a visit either wholly on disk or not at all, never half of it.
+   The one place that depends on order is the `last_visit` slot: the number of visits decided so far
+   and the verdict and keyed hash of the latest, overwritten in place by each visit and zeroed at the
+   close. After a power cut it tells the committee whether the voter at the desk was decided before the
+   cut (`firmware.auth.service.AuthService.resume_polls`); after the close it holds nothing.
 The legal records are inserted under random 16-byte keys; they carry their time by law, so their
 order is public anyway. The store shares no id, sequence or clock with the scanner: its keys are
 random or keyed hashes, its only times are those of the legal records and of the polls.
@@ -35,19 +42,21 @@ import os
 import sqlite3
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from firmware.common import failpoints
 from firmware.common.eventlog import EventLog
 from firmware.common.events import AUTH_KINDS
 from firmware.common.sqlite_secrecy import pad, scrub_journal, unpad
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: visits are one transaction, the last_visit slot
 PSEUDONYM_BYTES = 16
 RECORD_SIZE = 256  # a legal record's blob: 2-byte length + canonical JSON + zero padding
 VALUE_SIZE = 64  # a polls value (ISO time), padded
+LAST_VISIT_SIZE = 128  # the last_visit slot: {"visit": n, "verdict": ..., "voter": pseudonym hex}, padded
 PAGE_SIZE = 4096
 JOURNAL_KEEP_PAGES = 16  # a larger journal (the vacuum at set-up) is zeroed, then truncated
 LOG_FILE = "auth-events.jsonl"
@@ -60,11 +69,12 @@ AGE_GROUPS = ((18, 29), (30, 44), (45, 64), (65, 200))  # the CEC's statistical 
 MAX_ATTEMPTS_COUNTED = 3
 
 NOT_YET, AUTHENTICATED, REIDENTIFIED = "N", "A", "R"
+VERDICTS = ("authenticated", "reidentified", "refused", "impersonation")
 LEGAL_KINDS = ("reidentified", "impersonation")
 PROBLEMS = ("document", "sensor", "application", "network")
 
 COUNTERS: tuple[str, ...] = (
-    "authenticated", "reidentified", "refused", "not_in_register", "no_template", "failures", "impersonation",
+    "visits", "authenticated", "reidentified", "refused", "not_in_register", "no_template", "failures", "impersonation",
     *(f"attempts.{n}" for n in range(1, MAX_ATTEMPTS_COUNTED + 1)),
     "sex.M", "sex.F", *(f"age.{lo}" for lo, _ in AGE_GROUPS),
     *(f"duration.{i}" for i in range(len(DURATION_EDGES_S) + 1)),
@@ -76,6 +86,49 @@ _VOTER_KEYS = frozenset({"jmbg", "name", "voter", "register_number", "document_n
 
 class AuthStoreError(RuntimeError):
     """The auth store cannot do what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class LastVisit:
+    """The slot written with every visit: how many visits were decided, and the latest's verdict and the
+    keyed hash of the voter it was about (None for a person not on the register)."""
+
+    number: int
+    verdict: str
+    pseudonym: bytes | None
+
+
+@dataclass
+class Visit:
+    """What one visit at the desk adds to the store, gathered while the voter is served and written in
+    one transaction at the verdict (`AuthStore.record_visit`)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    jmbg: str | None = None  # the register voter the visit was about
+    authenticated: str | None = None  # AUTHENTICATED or REIDENTIFIED: the voter's state flips to it
+    legal: list[LegalRecord] = field(default_factory=list)
+
+    def count(self, name: str, by: int = 1) -> None:
+        if name not in COUNTERS or name == "visits":
+            raise AuthStoreError(f"counter {name!r} is not one of the auth store's counters")
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def authenticate(self, jmbg: str, *, sex: str, age: int, attempts: int, seconds: float,
+                     reidentified: LegalRecord | None = None) -> None:
+        """The voter authenticated by finger, or re-identified by the committee (with its legal record)."""
+        self.jmbg = jmbg
+        self.authenticated = REIDENTIFIED if reidentified is not None else AUTHENTICATED
+        self.count("reidentified" if reidentified is not None else "authenticated")
+        for name in (f"sex.{sex}", f"age.{_age_group(age)}", f"duration.{_duration_bin(seconds)}"):
+            self.count(name)
+        if reidentified is None:
+            self.count(f"attempts.{min(max(attempts, 1), MAX_ATTEMPTS_COUNTED)}")
+        else:
+            self.legal.append(reidentified)
+
+    def impersonation(self, record: LegalRecord) -> None:
+        self.count("impersonation")
+        self.legal.append(record)
 
 
 @dataclass(frozen=True)
@@ -121,6 +174,7 @@ class AuthStore:
                        " WITHOUT ROWID")
             db.executemany("INSERT INTO meta VALUES (?, ?)",
                            [(n, pad(b"", VALUE_SIZE)) for n in ("format", "opened_at", "closed_at")])
+            db.execute("INSERT INTO meta VALUES ('last_visit', ?)", (pad(b"", LAST_VISIT_SIZE),))
             db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (pad(FORMAT_VERSION.encode(), VALUE_SIZE),))
             pseudonyms = sorted({store.pseudonym(j) for j in jmbgs})
             db.executemany("INSERT INTO voter VALUES (?, ?)", [(p, NOT_YET) for p in pseudonyms])
@@ -137,38 +191,69 @@ class AuthStore:
         row = self._db.execute("SELECT state FROM voter WHERE pseudonym = ?", (self.pseudonym(jmbg),)).fetchone()
         return None if row is None else str(row[0])
 
+    def record_visit(self, visit: Visit, verdict: str | None) -> int:
+        """One visit, in one transaction: its counters, the voter's state, its legal records and, with a
+        verdict (one of VERDICTS), the visits counter and the last_visit slot. Returns the visits decided
+        so far. A visit cut short without a verdict (the polls closed on it) keeps its counters only."""
+        if verdict is not None and verdict not in VERDICTS:
+            raise AuthStoreError(f"verdict {verdict!r}: one of {VERDICTS}")
+        with self._write():
+            if visit.authenticated is not None:
+                if visit.jmbg is None:
+                    raise AuthStoreError("an authenticated visit names its register voter")
+                cur = self._db.execute("UPDATE voter SET state = ? WHERE pseudonym = ? AND state = ?",
+                                       (visit.authenticated, self.pseudonym(visit.jmbg), NOT_YET))
+                if cur.rowcount != 1:
+                    raise AuthStoreError("this voter is not in the register or is authenticated already")
+            for name, by in visit.counts.items():
+                self._add(name, by)
+            for record in visit.legal:
+                self._insert_legal(record)
+            if verdict is None:
+                return self.counters()["visits"]
+            number = self._add("visits", 1)
+            slot = {"visit": number, "verdict": verdict,
+                    "voter": self.pseudonym(visit.jmbg).hex() if visit.jmbg is not None else None}
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'last_visit'",
+                             (pad(json.dumps(slot, sort_keys=True).encode(), LAST_VISIT_SIZE),))
+        return number
+
+    def last_visit(self) -> LastVisit | None:
+        """The slot of the latest decided visit (None before the first, after the close, or in a store of
+        format 1, which had no slot)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'last_visit'").fetchone()
+        text = unpad(row[0]) if row is not None else b""
+        if not text:
+            return None
+        data = json.loads(text)
+        return LastVisit(int(data["visit"]), str(data["verdict"]),
+                         bytes.fromhex(data["voter"]) if data.get("voter") else None)
+
     def record_authenticated(self, jmbg: str, *, sex: str, age: int, attempts: int, seconds: float,
                              reidentified: LegalRecord | None = None) -> None:
-        """One voter authenticated (by finger, or re-identified by the committee), in one transaction."""
-        state = REIDENTIFIED if reidentified is not None else AUTHENTICATED
-        with self._write():
-            cur = self._db.execute("UPDATE voter SET state = ? WHERE pseudonym = ? AND state = ?",
-                                   (state, self.pseudonym(jmbg), NOT_YET))
-            if cur.rowcount != 1:
-                raise AuthStoreError("this voter is not in the register or is authenticated already")
-            names = ["reidentified" if reidentified else "authenticated", f"sex.{sex}", f"age.{_age_group(age)}",
-                     f"duration.{_duration_bin(seconds)}"]
-            if reidentified is None:
-                names.append(f"attempts.{min(max(attempts, 1), MAX_ATTEMPTS_COUNTED)}")
-            for name in names:
-                self._add(name, 1)
-            if reidentified is not None:
-                self._insert_legal(reidentified)
+        """One voter authenticated (by finger, or re-identified by the committee), as a visit of its own."""
+        visit = Visit()
+        visit.authenticate(jmbg, sex=sex, age=age, attempts=attempts, seconds=seconds, reidentified=reidentified)
+        self.record_visit(visit, "reidentified" if reidentified is not None else "authenticated")
 
     def count(self, name: str, by: int = 1) -> None:
-        with self._write():
-            self._add(name, by)
+        """A counter on its own (no visit decided)."""
+        visit = Visit()
+        visit.count(name, by)
+        self.record_visit(visit, None)
 
-    def record_impersonation(self, record: LegalRecord) -> None:
-        with self._write():
-            self._add("impersonation", 1)
-            self._insert_legal(record)
+    def record_impersonation(self, record: LegalRecord, jmbg: str | None = None) -> None:
+        visit = Visit(jmbg=jmbg)
+        visit.impersonation(record)
+        self.record_visit(visit, "impersonation")
 
     def set_polls(self, name: str, at: datetime) -> None:
         if name not in ("opened_at", "closed_at"):
             raise AuthStoreError(f"polls value {name!r}: only opened_at and closed_at are kept")
         with self._write():
             self._db.execute("UPDATE meta SET value = ? WHERE name = ?", (pad(at.isoformat().encode(), VALUE_SIZE), name))
+            if name == "closed_at":  # the only order-dependent bytes go with the day
+                self._db.execute("UPDATE meta SET value = ? WHERE name = 'last_visit'", (pad(b"", LAST_VISIT_SIZE),))
         self.log_event(f"polls.{name[:-3]}", {"at": at.isoformat()})
 
     def log_event(self, kind: str, detail: dict[str, Any]) -> None:
@@ -190,7 +275,11 @@ class AuthStore:
     def counters(self) -> dict[str, int]:
         rows = self._db.execute("SELECT name, value FROM counter").fetchall()
         values = {str(n): _COUNTER.unpack(v)[0] for n, v in rows}
-        return {n: values[n] for n in COUNTERS}
+        return {n: values.get(n, 0) for n in COUNTERS}
+
+    def format(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        return unpad(row[0]).decode() if row else "?"
 
     def polls(self, name: str) -> datetime | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -214,11 +303,16 @@ class AuthStore:
         self._db.close()
 
     # -- internals ---------------------------------------------------------------------------------
-    def _add(self, name: str, by: int) -> None:
+    def _add(self, name: str, by: int) -> int:
         if name not in COUNTERS:
             raise AuthStoreError(f"counter {name!r} is not one of the auth store's counters")
-        (value,) = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
-        self._db.execute("UPDATE counter SET value = ? WHERE name = ?", (_COUNTER.pack(_COUNTER.unpack(value)[0] + by), name))
+        row = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
+        if row is None:  # a store of format 1 has no visits counter
+            raise AuthStoreError(f"counter {name!r} is missing: this auth store was made by an older version "
+                                 f"(format {self.format()}); finish its day with that version")
+        value = _COUNTER.unpack(row[0])[0] + by
+        self._db.execute("UPDATE counter SET value = ? WHERE name = ?", (_COUNTER.pack(value), name))
+        return value
 
     def _insert_legal(self, record: LegalRecord) -> None:
         if record.kind not in LEGAL_KINDS:
@@ -244,7 +338,12 @@ class _Transaction:
         self.store._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.store._db.execute("ROLLBACK")
+        else:
+            failpoints.hit("auth.commit.before")
+            self.store._db.execute("COMMIT")
+            failpoints.hit("auth.commit.after")
         self.store._scrub_journal()
 
 

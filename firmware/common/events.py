@@ -83,8 +83,8 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
     _e("log.uncatalogued", _C.ERROR, ALL, "a service asked to log a kind the catalogue does not have, or a "
        "detail it does not declare (the detail is dropped)", "kind", "reason"),
     # -- power and status ------------------------------------------------------------------------------
-    _e("power.recovered", _C.POWER, SCANNER, "after a power cut, what the box decided for an open intent "
-       "and the polls", "decisions"),
+    _e("power.recovered", _C.POWER, SCANNER | AUTH, "after a power cut, what the box decided for an open "
+       "intent and the polls (the desk: whether it serves again; never who was at it)", "decisions"),
     _e("device.self_test", _C.STATUS, ALL, "the devices' self-test (Art. 11, 20)", "ok", "failed"),
     _e("device.clock_checked", _C.STATUS, ALL, "the clock's sanity check", "ok", "offset_s"),
     _e("device.network_checked", _C.STATUS, SCANNER, "network reachability (reported, never blocking)", "ok"),
@@ -220,6 +220,7 @@ AUTH_KINDS: dict[str, str] = {
     "polls.closed": "polls.closed",
     "register.opened": "register.opened",
     "register.wiped": "register.wiped",
+    "power_cut_recovery": "power.recovered",
     "access_refused": "user.pin_refused",
     "access_granted": "user.pin_accepted",
     "access_locked": "user.locked_out",
