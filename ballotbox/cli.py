@@ -400,7 +400,10 @@ def _authentication_desk(args: argparse.Namespace, election: Any, state_dir: Pat
     identity = load_or_provision(state_dir / "device", SIM_DEVICE_ID)  # the box's one key, made by the day
     started = time.perf_counter()
     desk = run_desk(election, n, args.seed, state_dir / "device" / "auth", messages, registered=registered,
-                    identity=identity, pins_dir=state_dir / "device", on_report=save_report)
+                    identity=identity, pins_dir=state_dir / "device", on_report=save_report,
+                    world_dir=state_dir / "world", resume=args.resume)
+    for line in (*(desk.recovery.lines if desk.recovery else ()), *desk.notes):
+        console.print(f"authentication desk, after the power cut: {line}")
     r = desk.report
     console.print(f"authentication desk: {n} voters of a register of {registered} in "
                   f"{time.perf_counter() - started:.1f} s; " + ", ".join(f"{k} {v}" for k, v in _desk_line(r)))

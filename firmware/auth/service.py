@@ -18,8 +18,10 @@ the polls, `open_polls`/`close_polls` here); the service never asks the scanner 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from biometrics.documents import (
@@ -47,6 +49,7 @@ from firmware.auth.register import (
     RegisterVoter,
 )
 from firmware.auth.store import AuthStore, LegalRecord, Visit
+from firmware.common import failpoints
 from firmware.common.i18n import Messages
 from firmware.common.roles import (
     AccessControl,
@@ -114,6 +117,28 @@ def desk_access(hashes: Mapping[Role, SecretHash], clock: Clock, store: AuthStor
                                                                                       "at": at.isoformat()}))
 
 
+def deletion_from_log(path: Path) -> DeletionRecord | None:
+    """The deletion record of the register's wipe as the desk's log has it (the last `register.wiped`), or
+    None: after a power cut that came after the wipe, the register is gone and the log is what remains."""
+    found = None
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except FileNotFoundError:
+        return None
+    for raw in lines:
+        try:
+            line = json.loads(raw)
+            if line.get("event") != "register.wiped":
+                continue
+            d = line["detail"]
+            found = DeletionRecord(dt.datetime.fromisoformat(line["at"]), int(d["records"]), int(d["templates"]),
+                                   str(d["register_sha256"]), int(d["sensor_templates_after"]),
+                                   bool(d["key_destroyed"]), int(d["sensor_templates_before"]), d.get("role"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a torn last line, or not a record
+    return found
+
+
 class AuthService:
     def __init__(self, register: RegisterExtract, sensor: FingerprintSensor, store: AuthStore, clock: Clock,
                  messages: Messages, day: dt.date, access: AccessControl | None = None) -> None:
@@ -157,9 +182,11 @@ class AuthService:
         last = self.store.last_visit()
         now = self.clock.now()
         if closed is not None:
+            if self.store.event_log is not None:  # wiped before the cut: the record is read back from the log
+                self.deletion = deletion_from_log(self.store.event_log.path)
             lines = (self.msgs.t("auth.recovery.polls_closed"),)
-            self.store.log_event("power_cut_recovery", {"decisions": ["polls closed at the cut: the desk stays "
-                                                                      "closed"], "at": now.isoformat()})
+            decision = "polls closed at the cut: the desk stays closed"
+            self.store.log_event("power_cut_recovery", {"decisions": [decision], "at": now.isoformat()})
             return DeskRecovery(False, counters["visits"], None, None, None, lines)
         self._open_register()
         self.polls_open = True
@@ -210,6 +237,7 @@ class AuthService:
         self.store.set_polls("closed_at", self.clock.now())
         self._enrolled, self._gallery = {}, None
         self.register.close()
+        failpoints.hit("auth.polls.closed")  # closed, not yet wiped: a power cut here is tested
 
     def wipe(self, credential: Credential | None = None) -> DeletionRecord:
         """After the close: the register extract and its key overwritten and deleted, the sensor's template
@@ -217,6 +245,8 @@ class AuthService:
         (AccessRefused) and counts toward the role's lockout, and nothing is wiped."""
         if self.polls_open:
             raise RegisterClosed("the wipe comes after the close of the polls; close them first")
+        if self.deletion is not None:  # done already (before a power cut, read back by resume_polls)
+            return self.deletion
         role = self.access.authorize("wipe", credential) if self.access is not None else None
         deletion = self.register.wipe(self.sensor, self.clock)
         self.deletion = replace(deletion, authorized_by=role.value if role is not None else None)

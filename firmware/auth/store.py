@@ -141,7 +141,9 @@ class LegalRecord:
 class AuthStore:
     """The desk's store in `data_dir`; create() allocates it for a register before the polls open."""
 
-    def __init__(self, data_dir: Path, key: bytes) -> None:
+    def __init__(self, data_dir: Path, key: bytes | None) -> None:
+        """`key`: the pseudonym key (firmware.auth.register.pseudonym_key); None once the register's key is
+        destroyed (after the wipe): the store is then read only for the report."""
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
         self.log_path = self.data_dir / LOG_FILE
@@ -185,6 +187,9 @@ class AuthStore:
 
     # -- the desk's writes -------------------------------------------------------------------------
     def pseudonym(self, jmbg: str) -> bytes:
+        if self._key is None:
+            raise AuthStoreError(f"{self.path}: the pseudonym key was destroyed with the register (the wipe "
+                                 "after the close); no voter can be looked up any more")
         return hmac.new(self._key, jmbg.encode("ascii"), hashlib.sha256).digest()[:PSEUDONYM_BYTES]
 
     def state_of(self, jmbg: str) -> str | None:
