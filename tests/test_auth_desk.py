@@ -37,5 +37,6 @@ def test_the_desk_log_holds_polls_events_only_and_no_voter_name(tmp_path: Path) 
     assert names and not any(n in log for n in names)
     events = [json.loads(line)["event"] for line in log.splitlines()]
     assert [e for e in events if not e.startswith("log.")] == ["polls.opened", "register.opened", "polls.closed",
-                                                               "user.pin_accepted", "register.wiped"]
+                                                               "user.pin_accepted", "register.wipe_started",
+                                                               "register.wiped"]
     assert events[0] == "log.opened" and events[-2:] == ["log.closed", "log.head_signed"]

@@ -83,16 +83,22 @@ def test_a_desk_day_cut_three_times_resumes_and_its_report_agrees(tmp_path: Path
     assert run.returncode == -signal.SIGKILL, run.stdout + run.stderr
     assert (out / "state" / "device" / "auth" / "register.bbr").exists()  # not wiped yet
 
-    # 4. resumed to the end: the wipe happens once, the report agrees with the world
+    # 4. resumed, then killed inside the wipe: the extract shredded, its key not yet
+    run = _resumed(out, "auth.register.shredded", 1)
+    assert run.returncode == -signal.SIGKILL, run.stdout + run.stderr
+    auth = out / "state" / "device" / "auth"
+    assert not (auth / "register.bbr").exists() and (auth / "auth.key").exists()
+
+    # 5. resumed to the end: the wipe is finished as it was allowed, the report agrees with the world
     run = _resumed(out)
     assert run.returncode == 0, run.stdout + run.stderr
     text = " ".join(run.stdout.split())
     assert "AUTHENTICATION REPORT AGREES" in text and "TALLIES AGREE" in text
-    assert not (out / "state" / "device" / "auth" / "register.bbr").exists()
+    assert not (auth / "register.bbr").exists() and not (auth / "auth.key").exists()
     report = json.loads((out / "reports" / "auth-report.json").read_text(encoding="utf-8"))
-    assert report["deletion"]["records"] >= 6
+    assert report["deletion"]["records"] == 1200 and report["deletion"]["authorized_by"] == "president"
     events = _desk_events(out)
-    assert sum(e["e"] == "boot" for e in events) == 3
+    assert sum(e["e"] == "boot" for e in events) == 4
     assert [e["e"] for e in events].count("opened") == 1  # opened once: a restart never reopens the polls
     done = [e["i"] for e in events if e["e"] == "done"]
     assert len(done) == len(set(done))  # every visit decided once
@@ -105,7 +111,8 @@ def test_a_desk_day_cut_three_times_resumes_and_its_report_agrees(tmp_path: Path
     key = serialization.load_pem_public_key((out / "state" / "device" / "device-key.pub.pem").read_bytes())
     check = verify_log(out / "state" / "device" / "auth" / "auth-events.jsonl", key)  # type: ignore[arg-type]
     assert check.intact, check.problems
-    assert check.events.get("power.recovered") == 3 and check.events.get("register.wiped") == 1
+    assert check.events.get("power.recovered") == 4  # four boots; the finished day resumed again writes nothing
+    assert check.events.get("register.wipe_started") == 1 and check.events.get("register.wiped") == 1
     assert check.events.get("polls.opened") == 1 and check.events.get("polls.closed") == 1
     log = (out / "state" / "device" / "auth" / "auth-events.jsonl").read_text(encoding="utf-8")
     assert "posljednja posjeta" not in log  # who was at the desk is on the screen, never in the log

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from firmware.common import failpoints
 from firmware.errors import UserError
 
 FORMAT = "ballotbox-register/1"
@@ -209,17 +210,29 @@ class RegisterExtract:
     def __len__(self) -> int:
         return len(self._require_open())
 
-    def wipe(self, sensor: SensorFlash | None, clock: Clock) -> DeletionRecord:
-        """Close, overwrite and delete the file and the key file, empty the sensor's flash."""
-        if self.deletion is not None:
-            return self.deletion
+    def census(self) -> tuple[int, int, str]:
+        """(records, templates, sha256 of the file): what a wipe will destroy, for its record."""
         if self._voters is None:
             self.open()
         voters = self._require_open()
-        records, templates = len(voters), sum(len(v.templates) for v in voters)
-        sha = self.sha256 or ""
+        return len(voters), sum(len(v.templates) for v in voters), self.sha256 or ""
+
+    def wipe(self, sensor: SensorFlash | None, clock: Clock,
+             census: tuple[int, int, str] | None = None) -> DeletionRecord:
+        """Close, overwrite and delete the file and the key file, empty the sensor's flash. `census`: what
+        the wipe destroys as counted before it began; given, a wipe that a power cut interrupted (the file
+        partly overwritten or gone) is finished instead of refused."""
+        if self.deletion is not None:
+            return self.deletion
+        try:
+            records, templates, sha = self.census()
+        except RegisterError:
+            if census is None:
+                raise
+            records, templates, sha = census  # the shredding had begun before the cut
         self.close()
         _shred(self.path)
+        failpoints.hit("auth.register.shredded")  # the extract gone, its key not yet: a power cut here is tested
         key_destroyed = True
         if self._key_file is not None:
             _shred(self._key_file)

@@ -120,6 +120,17 @@ def desk_access(hashes: Mapping[Role, SecretHash], clock: Clock, store: AuthStor
 def deletion_from_log(path: Path) -> DeletionRecord | None:
     """The deletion record of the register's wipe as the desk's log has it (the last `register.wiped`), or
     None: after a power cut that came after the wipe, the register is gone and the log is what remains."""
+    line = _last_logged(path, "register.wiped")
+    if line is None:
+        return None
+    d = line["detail"]
+    return DeletionRecord(dt.datetime.fromisoformat(line["at"]), int(d["records"]), int(d["templates"]),
+                          str(d["register_sha256"]), int(d["sensor_templates_after"]), bool(d["key_destroyed"]),
+                          int(d["sensor_templates_before"]), d.get("role"))
+
+
+def _last_logged(path: Path, event: str) -> dict[str, Any] | None:
+    """The last whole line of `event` in a log (a torn line is skipped)."""
     found = None
     try:
         lines = Path(path).read_bytes().splitlines()
@@ -128,14 +139,10 @@ def deletion_from_log(path: Path) -> DeletionRecord | None:
     for raw in lines:
         try:
             line = json.loads(raw)
-            if line.get("event") != "register.wiped":
-                continue
-            d = line["detail"]
-            found = DeletionRecord(dt.datetime.fromisoformat(line["at"]), int(d["records"]), int(d["templates"]),
-                                   str(d["register_sha256"]), int(d["sensor_templates_after"]),
-                                   bool(d["key_destroyed"]), int(d["sensor_templates_before"]), d.get("role"))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue  # a torn last line, or not a record
+            if isinstance(line, dict) and line.get("event") == event and isinstance(line.get("detail"), dict):
+                found = line
+        except ValueError:
+            continue
     return found
 
 
@@ -247,9 +254,22 @@ class AuthService:
             raise RegisterClosed("the wipe comes after the close of the polls; close them first")
         if self.deletion is not None:  # done already (before a power cut, read back by resume_polls)
             return self.deletion
-        role = self.access.authorize("wipe", credential) if self.access is not None else None
-        deletion = self.register.wipe(self.sensor, self.clock)
-        self.deletion = replace(deletion, authorized_by=role.value if role is not None else None)
+        log = self.store.event_log.path if self.store.event_log is not None else None
+        started = _last_logged(log, "register.wipe_started") if log is not None else None
+        if started is not None:  # authorized and begun before a power cut: finished now, as it was allowed
+            d = started["detail"]
+            census = (int(d["records"]), int(d["templates"]), str(d["register_sha256"]))
+            role_name = d.get("role")
+        else:
+            role = self.access.authorize("wipe", credential) if self.access is not None else None
+            role_name = role.value if role is not None else None
+            census = self.register.census()
+            self.store.log_event("register.wipe_started", {"records": census[0], "templates": census[1],
+                                                           "register_sha256": census[2], "role": role_name,
+                                                           "at": self.clock.now().isoformat()})
+        failpoints.hit("auth.wipe.started")
+        deletion = self.register.wipe(self.sensor, self.clock, census)
+        self.deletion = replace(deletion, authorized_by=role_name)
         self.store.log_event("register.wiped", {"records": deletion.records, "templates": deletion.templates,
                                                 "sensor_templates_before": deletion.sensor_templates_before,
                                                 "sensor_templates_after": deletion.sensor_templates_after,

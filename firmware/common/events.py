@@ -144,6 +144,9 @@ EVENTS: dict[str, EventType] = {e.id: e for e in (
        "index_sha256", "files"),
     # -- auth service ----------------------------------------------------------------------------------
     _e("register.opened", _C.DATA, AUTH, "the register extract decrypted into memory (polls open)", "records"),
+    _e("register.wipe_started", _C.DATA, AUTH, "the wipe of the register extract begins: what it will destroy "
+       "and the role whose PIN allowed it (a wipe a power cut interrupts is finished at the next boot)",
+       "records", "templates", "register_sha256", "role"),
     _e("register.wiped", _C.DATA, AUTH, "the register extract and its key overwritten and deleted, the reader's "
        "template flash emptied (Art. 34), with the role whose PIN allowed it", "records", "templates",
        "sensor_templates_before", "sensor_templates_after", "key_destroyed", "register_sha256", "role"),
@@ -220,6 +223,7 @@ AUTH_KINDS: dict[str, str] = {
     "polls.closed": "polls.closed",
     "register.opened": "register.opened",
     "register.wiped": "register.wiped",
+    "register.wipe_started": "register.wipe_started",
     "power_cut_recovery": "power.recovered",
     "access_refused": "user.pin_refused",
     "access_granted": "user.pin_accepted",
