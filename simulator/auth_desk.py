@@ -43,6 +43,7 @@ from config.election import Election
 from firmware.auth.flow import VoterState
 from firmware.auth.register import (
     KEY_FILE,
+    DeletionRecord,
     RegisterExtract,
     RegisterVoter,
     build_register_file,
@@ -259,6 +260,21 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     if world is not None:
         world.write("wiped", clock.monotonic())
     store.event_log.close(clock.now())
+    report, differences = _report(election, data_dir, store, identity, clock, registered, deletion, truth, on_report)
+    stats = {"visits": len(visits), "captures": sensor.captures, "wall_seconds_enrolment": round(enrol_s, 2),
+             "wall_seconds_desk": round(desk_s, 2),
+             "seconds_per_visit": round(desk_s / max(1, len(visits)), 3),
+             "true_duration_median_s": median(truth.durations) if truth.durations else None,
+             "report_duration_median_s": report.duration_median_s, "report_duration_p95_s": report.duration_p95_s,
+             "power_cuts": world.boots if world is not None else 0}
+    return DeskResult(not differences, differences, report, truth.as_dict(), stats, service, recovery,
+                      tuple(messages_out))
+
+
+def _report(election: Election, data_dir: Path, store: AuthStore, identity: DeviceIdentity, clock: AcceleratedClock,
+            registered: int, deletion: DeletionRecord, truth: _Truth,
+            on_report: Callable[[str, object], None] | None) -> tuple[AuthReport, list[str]]:
+    """The authentication report (the store is closed after it) and its differences from the truth."""
     header = build_header(election, device_id=identity.device_id, software_version=software_version(),
                           software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,
                           printed_at=clock.now())
@@ -269,14 +285,7 @@ def run_desk(election: Election, voters: int, seed: int, data_dir: Path, message
     differences = truth.compare(report)
     if deletion.sensor_templates_after != 0 or (data_dir / REGISTER_FILE).exists():
         differences.append("the register extract or the sensor's templates survived the close")
-    stats = {"visits": len(visits), "captures": sensor.captures, "wall_seconds_enrolment": round(enrol_s, 2),
-             "wall_seconds_desk": round(desk_s, 2),
-             "seconds_per_visit": round(desk_s / max(1, len(visits)), 3),
-             "true_duration_median_s": median(truth.durations) if truth.durations else None,
-             "report_duration_median_s": report.duration_median_s, "report_duration_p95_s": report.duration_p95_s,
-             "power_cuts": world.boots if world is not None else 0}
-    return DeskResult(not differences, differences, report, truth.as_dict(), stats, service, recovery,
-                      tuple(messages_out))
+    return report, differences
 
 
 def _report_again(election: Election, data_dir: Path, store: AuthStore, identity: DeviceIdentity,
@@ -295,16 +304,7 @@ def _report_again(election: Election, data_dir: Path, store: AuthStore, identity
     truth = _Truth()
     for i in sorted(world.done):
         _Desk.replay(visits[i], truth, world.done[i])
-    header = build_header(election, device_id=identity.device_id, software_version=software_version(),
-                          software_hash=software_hash(), device_key_fingerprint=identity.fingerprint,
-                          printed_at=clock.now())
-    report = build_auth_report(header, store, registered_voters=registered, deletion=deletion)
-    store.close()
-    if on_report:
-        on_report("auth", report)
-    differences = truth.compare(report)
-    if deletion.sensor_templates_after != 0 or (data_dir / REGISTER_FILE).exists():
-        differences.append("the register extract or the sensor's templates survived the close")
+    report, differences = _report(election, data_dir, store, identity, clock, registered, deletion, truth, on_report)
     sensor = SimulatedFingerprintSensor()
     service = AuthService(RegisterExtract(data_dir / REGISTER_FILE, election.station.code, None), sensor, store,
                           clock, messages, dt.date.fromisoformat(election.date))
