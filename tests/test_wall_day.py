@@ -81,7 +81,8 @@ def test_the_auth_side_holds_no_vote_and_the_scanner_side_no_voter(day: Path) ->
 def test_the_auth_side_keeps_no_time_order_but_the_polls_and_the_legal_records_to_the_minute(day: Path) -> None:
     log = [json.loads(line) for line in _auth(day)["auth-events.jsonl"].decode().splitlines()]
     assert [e["event"] for e in log if not e["event"].startswith("log.")] == [
-        "polls.opened", "register.opened", "polls.closed", "user.pin_accepted", "register.wiped"]
+        "polls.opened", "register.opened", "polls.closed", "user.pin_accepted", "register.wipe_started",
+        "register.wiped"]
     db = sqlite3.connect(day / "state" / "device" / "auth" / "auth.sqlite")
     legal = [bytes(row[0]) for row in db.execute("SELECT body FROM legal_record")]
     meta = [bytes(row[0]) for row in db.execute("SELECT value FROM meta")]
