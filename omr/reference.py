@@ -95,6 +95,8 @@ def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, th
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # seen > 96 where writing is not allowed (255 there, as uint8: the components are the same)
     stray = cv2.bitwise_and(cv2.compare(seen, 96, cv2.CMP_GT), _not_allowed(layout, reference, (H, W)))
+    if not cv2.countNonZero(stray):
+        return []  # the common case, a ballot with no writing on it: no components to label
     n, _, stats, centroids = cv2.connectedComponentsWithStats(stray, connectivity=8)
     out = []
     for i in range(1, n):
