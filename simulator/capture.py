@@ -124,9 +124,10 @@ _noise_cache: dict[tuple[tuple[int, ...], float], tuple[np.ndarray, np.ndarray]]
 
 
 def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
-    """Gaussian sensor noise. Drawing millions of normals per frame costs more than the whole OMR, so a
-    field is drawn once per frame size and each capture takes it at a random offset (seeded): the noise
-    still differs from frame to frame and pixel to pixel."""
+    """Gaussian sensor noise, added to `img` in place (the capture's own frame: no second and third frame
+    to allocate). Drawing millions of normals per frame costs more than the whole OMR, so a field is drawn
+    once per frame size and each capture takes it at a random offset (seeded): the noise still differs from
+    frame to frame and pixel to pixel."""
     h, w = img.shape[:2]
     key = (img.shape, sigma)
     if key not in _noise_cache:
@@ -139,4 +140,6 @@ def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
         _noise_cache[key] = (pos, neg)
     pos, neg = _noise_cache[key]
     dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
-    return cv2.subtract(cv2.add(img, pos[dy:dy + h, dx:dx + w]), neg[dy:dy + h, dx:dx + w])
+    cv2.add(img, pos[dy:dy + h, dx:dx + w], dst=img)
+    cv2.subtract(img, neg[dy:dy + h, dx:dx + w], dst=img)
+    return img
