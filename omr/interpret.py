@@ -214,6 +214,14 @@ def darkest_channel(rgb: np.ndarray) -> np.ndarray:
     return cv2.min(cv2.min(r, g), b)
 
 
+def _darkest(patch: np.ndarray) -> np.ndarray:
+    """darkest_channel of a small patch (a view into the frame): plane by plane in NumPy, which on a few
+    hundred pixels cheaper than OpenCV's calls and several times cheaper than patch.min(axis=2)."""
+    if patch.ndim == 2:
+        return patch
+    return np.minimum(np.minimum(patch[..., 0], patch[..., 1]), patch[..., 2])
+
+
 def _why_no_marks(thumb: np.ndarray, reason: Reason, image_ppm: float) -> Reason:
     """A sheet with (almost) no ink is a blank sheet, or a ballot fed face down. Ink is counted inside
     the lit sheet only, 5 mm in from its edge (the feeder bed around it is dark, not ink)."""
@@ -680,7 +688,7 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
         dark, light = np.zeros(len(boxes)), np.zeros(len(boxes))
         for i in range(len(boxes)):
             patch = rgb[y0[i]:y1[i], x0[i]:x1[i]]
-            ink = patch if patch.ndim == 2 else patch.min(axis=2)
+            ink = _darkest(patch)
             dark[i] = np.count_nonzero(ink < level[i] * th.ink_level / 255.0)
             light[i] = np.count_nonzero(ink < level[i] * th.light_level / 255.0)
     else:
@@ -792,7 +800,7 @@ def _surroundings(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, index: i
     M = H @ canvas_to_layout(k, x0, y0)
     win = cv2.warpPerspective(rgb, M, size, flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
-    ink = (win if win.ndim == 2 else win.min(axis=2)) < paper_level * light_level / 255.0
+    ink = _darkest(win) < paper_level * light_level / 255.0
     area = np.zeros(size[::-1], np.uint8)
     inner, outer = int(round((reach - AROUND_MM[0]) * k)), int(round((reach - AROUND_MM[1]) * k))
     cv2.rectangle(area, (outer, outer), (size[0] - 1 - outer, size[1] - 1 - outer), 1, -1)
@@ -846,7 +854,7 @@ def _stroke_mark(rgb: np.ndarray, centre: np.ndarray, half: float, ppm: float, p
     patch = rgb[Y0:Y1, X0:X1]
     if patch.size == 0:
         return 0.0, "marginal"
-    ink = (patch if patch.ndim == 2 else patch.min(axis=2)).astype(np.float32)
+    ink = _darkest(patch).astype(np.float32)
     d = np.clip(1.0 - ink / max(paper_level, 1.0), 0.0, 1.0)
     disc = int(round(STROKE_DISC_MM * ppm)) | 1
     tophat = cv2.morphologyEx(d, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
