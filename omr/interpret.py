@@ -86,12 +86,19 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
-    # With a pool, the checks that need only the registration (streaks, the paper level, later the ink
-    # outside the boxes) run beside the code, fit and box scores; the results, the trace and the early
-    # returns are those of the one-thread order (each stage is pure; only what runs when differs).
-    streak_job = _submit(pool, _any_streak, grey, thumb, found)
+    # With a pool, the checks that need only the registration (the paper level, streaks, later the ink
+    # outside the boxes) run beside the code, fit and box scores, which are read before the streaks' answer
+    # is awaited; the results, the trace and the early returns are those of the one-thread order (each
+    # stage is pure; only what runs when differs).
     paper_job = pool.submit(_paper_level, thumb, found.thumb_ppm) if pool is not None else None
+    streak_job = _submit(pool, _any_streak, grey, thumb, found)
     read = _read_and_fit(rgb, grey, found, election, dpi, white) if pool is not None else None
+    boxes = None
+    if read is not None and read.refused is None:
+        try:
+            boxes = _read_boxes(read, rgb, thumb, found, election, references, second_opinion, paper_job, pool)
+        except Exception:  # noqa: BLE001 - read again below, in the one-thread order (which may never get there)
+            boxes = None
     streak = streak_job.result()
     emit("streaks", streak)
     if streak is not None:
@@ -104,15 +111,9 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         return read.refused
     code, layout, geometry = read.code, read.layout, read.geometry
     assert code is not None and layout is not None and geometry is not None
-
-    paper = paper_job.result() if paper_job is not None else _paper_level(thumb, found.thumb_ppm)
-    reference = (references or {}).get(code.style)
-    # where a square was cut by the paper's edge, the print runs off the paper: the bed beyond is not ink
-    on_paper = found.sheet * found.scale if found.cut and found.sheet is not None else None
-    edge_px = int(round(found.thumb_ppm))
-    stray_job = pool.submit(outside_ink, thumb, paper, geometry.homography, found.scale, layout, reference,
-                            on_paper, edge_px=edge_px) if pool is not None else None
-    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion, thumb)
+    if boxes is None:
+        boxes = _read_boxes(read, rgb, thumb, found, election, references, second_opinion, None, None)
+    scores, stray_of = boxes
     emit("scores", scores)
 
     results = []
@@ -122,8 +123,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
 
-    stray = stray_job.result() if stray_job is not None else \
-        outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference, on_paper, edge_px=edge_px)
+    stray = stray_of()
     emit("outside_ink", stray)
     if stray:
         # Election Law 5.17: a name or sign written on the ballot may make it invalid - a person decides.
@@ -131,6 +131,28 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         verdict, why = Verdict.AMBIGUOUS, why + where
     return Interpretation(verdict, why, style=code.style, contests={r.contest: r for r in results},
                           scores=tuple(scores), orientation=geometry.orientation)
+
+
+def _read_boxes(read: _Read, rgb: np.ndarray, thumb: np.ndarray, found: Found, election: Election,
+                references: dict[str, StyleReference] | None, second_opinion: MarkClassifier | None,
+                paper_job: Future[np.ndarray] | None, pool: Executor | None
+                ) -> tuple[list[BoxScore], Callable[[], list[tuple[float, float]]]]:
+    """Stages 5-6 on a sheet whose code and fit were read: the box scores, and the ink outside the boxes
+    (on the pool, when there is one; without, it is looked for when asked)."""
+    code, layout, geometry = read.code, read.layout, read.geometry
+    assert code is not None and layout is not None and geometry is not None
+    paper = paper_job.result() if paper_job is not None else _paper_level(thumb, found.thumb_ppm)
+    reference = (references or {}).get(code.style)
+    # where a square was cut by the paper's edge, the print runs off the paper: the bed beyond is not ink
+    on_paper = found.sheet * found.scale if found.cut and found.sheet is not None else None
+    edge_px = int(round(found.thumb_ppm))
+    stray_job = pool.submit(outside_ink, thumb, paper, geometry.homography, found.scale, layout, reference,
+                            on_paper, edge_px=edge_px) if pool is not None else None
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion, thumb)
+    if stray_job is not None:
+        return scores, stray_job.result
+    return scores, lambda: outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference, on_paper,
+                                       edge_px=edge_px)
 
 
 def _submit(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any]:
