@@ -86,12 +86,19 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
     if two_sheets(thumb, found) is not None:  # a second sheet in near register: its squares show through
         return Interpretation(Verdict.UNREADABLE, (Reason.DOUBLE_SHEET,))
 
-    # With a pool, the checks that need only the registration (streaks, the paper level, later the ink
-    # outside the boxes) run beside the code, fit and box scores; the results, the trace and the early
-    # returns are those of the one-thread order (each stage is pure; only what runs when differs).
-    streak_job = _submit(pool, _any_streak, grey, thumb, found)
+    # With a pool, the checks that need only the registration (the paper level, streaks, later the ink
+    # outside the boxes) run beside the code, fit and box scores, which are read before the streaks' answer
+    # is awaited; the results, the trace and the early returns are those of the one-thread order (each
+    # stage is pure; only what runs when differs).
     paper_job = pool.submit(_paper_level, thumb, found.thumb_ppm) if pool is not None else None
+    streak_job = _submit(pool, _any_streak, grey, thumb, found)
     read = _read_and_fit(rgb, grey, found, election, dpi, white) if pool is not None else None
+    boxes = None
+    if read is not None and read.refused is None:
+        try:
+            boxes = _read_boxes(read, rgb, thumb, found, election, references, second_opinion, paper_job, pool)
+        except Exception:  # noqa: BLE001 - read again below, in the one-thread order (which may never get there)
+            boxes = None
     streak = streak_job.result()
     emit("streaks", streak)
     if streak is not None:
@@ -104,15 +111,9 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         return read.refused
     code, layout, geometry = read.code, read.layout, read.geometry
     assert code is not None and layout is not None and geometry is not None
-
-    paper = paper_job.result() if paper_job is not None else _paper_level(thumb, found.thumb_ppm)
-    reference = (references or {}).get(code.style)
-    # where a square was cut by the paper's edge, the print runs off the paper: the bed beyond is not ink
-    on_paper = found.sheet * found.scale if found.cut and found.sheet is not None else None
-    edge_px = int(round(found.thumb_ppm))
-    stray_job = pool.submit(outside_ink, thumb, paper, geometry.homography, found.scale, layout, reference,
-                            on_paper, edge_px=edge_px) if pool is not None else None
-    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion, thumb)
+    if boxes is None:
+        boxes = _read_boxes(read, rgb, thumb, found, election, references, second_opinion, None, None)
+    scores, stray_of = boxes
     emit("scores", scores)
 
     results = []
@@ -122,8 +123,7 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         results.append(decide_contest(contest, marked, marginal))  # type: ignore[arg-type]
     verdict, why = ballot_verdict(results)
 
-    stray = stray_job.result() if stray_job is not None else \
-        outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference, on_paper, edge_px=edge_px)
+    stray = stray_of()
     emit("outside_ink", stray)
     if stray:
         # Election Law 5.17: a name or sign written on the ballot may make it invalid - a person decides.
@@ -131,6 +131,28 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
         verdict, why = Verdict.AMBIGUOUS, why + where
     return Interpretation(verdict, why, style=code.style, contests={r.contest: r for r in results},
                           scores=tuple(scores), orientation=geometry.orientation)
+
+
+def _read_boxes(read: _Read, rgb: np.ndarray, thumb: np.ndarray, found: Found, election: Election,
+                references: dict[str, StyleReference] | None, second_opinion: MarkClassifier | None,
+                paper_job: Future[np.ndarray] | None, pool: Executor | None
+                ) -> tuple[list[BoxScore], Callable[[], list[tuple[float, float]]]]:
+    """Stages 5-6 on a sheet whose code and fit were read: the box scores, and the ink outside the boxes
+    (on the pool, when there is one; without, it is looked for when asked)."""
+    code, layout, geometry = read.code, read.layout, read.geometry
+    assert code is not None and layout is not None and geometry is not None
+    paper = paper_job.result() if paper_job is not None else _paper_level(thumb, found.thumb_ppm)
+    reference = (references or {}).get(code.style)
+    # where a square was cut by the paper's edge, the print runs off the paper: the bed beyond is not ink
+    on_paper = found.sheet * found.scale if found.cut and found.sheet is not None else None
+    edge_px = int(round(found.thumb_ppm))
+    stray_job = pool.submit(outside_ink, thumb, paper, geometry.homography, found.scale, layout, reference,
+                            on_paper, edge_px=edge_px) if pool is not None else None
+    scores = _score_boxes(rgb, layout, geometry, election, paper, found.scale, reference, second_opinion, thumb)
+    if stray_job is not None:
+        return scores, stray_job.result
+    return scores, lambda: outside_ink(thumb, paper, geometry.homography, found.scale, layout, reference, on_paper,
+                                       edge_px=edge_px)
 
 
 def _submit(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any]:
@@ -212,6 +234,14 @@ def darkest_channel(rgb: np.ndarray) -> np.ndarray:
         return rgb
     r, g, b = cv2.split(rgb)
     return cv2.min(cv2.min(r, g), b)
+
+
+def _darkest(patch: np.ndarray) -> np.ndarray:
+    """darkest_channel of a small patch (a view into the frame), plane by plane: the same bytes, several
+    times cheaper than patch.min(axis=2)."""
+    if patch.ndim == 2:
+        return patch
+    return np.minimum(np.minimum(patch[..., 0], patch[..., 1]), patch[..., 2])
 
 
 def _why_no_marks(thumb: np.ndarray, reason: Reason, image_ppm: float) -> Reason:
@@ -680,7 +710,7 @@ def _score_boxes(rgb: np.ndarray, layout: BallotLayout, geometry: Fit, election:
         dark, light = np.zeros(len(boxes)), np.zeros(len(boxes))
         for i in range(len(boxes)):
             patch = rgb[y0[i]:y1[i], x0[i]:x1[i]]
-            ink = patch if patch.ndim == 2 else patch.min(axis=2)
+            ink = _darkest(patch)
             dark[i] = np.count_nonzero(ink < level[i] * th.ink_level / 255.0)
             light[i] = np.count_nonzero(ink < level[i] * th.light_level / 255.0)
     else:
@@ -792,7 +822,7 @@ def _surroundings(rgb: np.ndarray, H: np.ndarray, layout: BallotLayout, index: i
     M = H @ canvas_to_layout(k, x0, y0)
     win = cv2.warpPerspective(rgb, M, size, flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
-    ink = (win if win.ndim == 2 else win.min(axis=2)) < paper_level * light_level / 255.0
+    ink = _darkest(win) < paper_level * light_level / 255.0
     area = np.zeros(size[::-1], np.uint8)
     inner, outer = int(round((reach - AROUND_MM[0]) * k)), int(round((reach - AROUND_MM[1]) * k))
     cv2.rectangle(area, (outer, outer), (size[0] - 1 - outer, size[1] - 1 - outer), 1, -1)
@@ -846,7 +876,7 @@ def _stroke_mark(rgb: np.ndarray, centre: np.ndarray, half: float, ppm: float, p
     patch = rgb[Y0:Y1, X0:X1]
     if patch.size == 0:
         return 0.0, "marginal"
-    ink = (patch if patch.ndim == 2 else patch.min(axis=2)).astype(np.float32)
+    ink = _darkest(patch).astype(np.float32)
     d = np.clip(1.0 - ink / max(paper_level, 1.0), 0.0, 1.0)
     disc = int(round(STROKE_DISC_MM * ppm)) | 1
     tophat = cv2.morphologyEx(d, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
@@ -875,28 +905,43 @@ def _stroke_mark(rgb: np.ndarray, centre: np.ndarray, half: float, ppm: float, p
 
 def _region_sums(rgb: np.ndarray, paper: np.ndarray, thumb_scale: float, ink_levels: tuple[int, ...],
                  x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Ink counts of many boxes at once, one array per level of `ink_levels`: the darkest channel and the
-    paper level over the boxes' region are made once, then one threshold map and one integral image per
-    level."""
+    """Ink counts of many boxes at once, one array per level of `ink_levels`, against the paper level
+    resized once over the boxes' region. Only the boxes' own pixels are looked at (a small share of their
+    region): gathered into one row, box after box, with their darkest channel and their level; then one
+    comparison per level and a sum per box."""
     rx0, ry0, rx1, ry1 = int(x0.min()), int(y0.min()), int(x1.max()), int(y1.max())
-    roi = rgb[ry0:ry1, rx0:rx1]
-    ink = roi if roi.ndim == 2 else darkest_channel(roi)
     tx0, ty0 = int(rx0 * thumb_scale), int(ry0 * thumb_scale)
     tx1, ty1 = int(np.ceil(rx1 * thumb_scale)) + 1, int(np.ceil(ry1 * thumb_scale)) + 1
     level = paper[ty0:ty1, tx0:tx1]
     level = cv2.resize(level, (round(level.shape[1] / thumb_scale), round(level.shape[0] / thumb_scale)),
                        interpolation=cv2.INTER_LINEAR)
     oy, ox = ry0 - round(ty0 / thumb_scale), rx0 - round(tx0 / thumb_scale)
-    level = level[max(0, oy):max(0, oy) + ink.shape[0], max(0, ox):max(0, ox) + ink.shape[1]]
-    if level.shape != ink.shape:
-        level = cv2.resize(level, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
-    a, b, c, d = y0 - ry0, y1 - ry0, x0 - rx0, x1 - rx0
+    shape = (ry1 - ry0, rx1 - rx0)  # the region, as the level must cover it
+    level = level[max(0, oy):max(0, oy) + shape[0], max(0, ox):max(0, ox) + shape[1]]
+    if level.shape != shape:
+        level = cv2.resize(level, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    # every box's pixels, row by row, box after box: pixel k of box i is at row y0 + k // width, column
+    # x0 + k % width of it
+    sizes = (y1 - y0) * (x1 - x0)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    box = np.repeat(np.arange(len(sizes)), sizes)
+    k = np.arange(int(sizes.sum())) - starts[box]
+    width = (x1 - x0)[box]
+    ys, xs = y0[box] + k // np.maximum(width, 1), x0[box] + k % np.maximum(width, 1)
+    if rgb.ndim == 2:
+        ink = rgb[ys, xs]
+    else:  # the darkest channel of those pixels alone, from the image's bytes
+        at = (ys * rgb.shape[1] + xs) * rgb.shape[2]
+        flat = rgb.reshape(-1)
+        ink = np.minimum(np.minimum(flat[at], flat[at + 1]), flat[at + 2])
+    box_level = level[ys - ry0, xs - rx0]
+    # (an empty box at the end would start past the last pixel: its start is kept in range, its count set to 0)
+    starts = np.minimum(starts, max(0, len(k) - 1))
     grey_levels = np.arange(256, dtype=np.uint16)
     sums = []
     for ink_level in ink_levels:
         # the threshold per pixel, level * ink_level // 255 in integers, as a lookup table
-        thr = cv2.LUT(level, (grey_levels * ink_level // 255).astype(np.uint8))
-        mask = (ink < thr).view(np.uint8)
-        integral = cv2.integral(mask, sdepth=cv2.CV_32S)
-        sums.append((integral[b, d] - integral[a, d] - integral[b, c] + integral[a, c]).astype(np.float64))
+        below = ink < (grey_levels * ink_level // 255).astype(np.uint8)[box_level]
+        counts = np.add.reduceat(below.astype(np.int64), starts) if len(below) else np.zeros(len(sizes), np.int64)
+        sums.append(np.where(sizes > 0, counts, 0).astype(np.float64))  # (reduceat gives an empty box its next pixel)
     return tuple(sums)

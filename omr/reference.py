@@ -93,8 +93,11 @@ def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, th
     M = image_to_thumb(thumb_scale) @ homography @ canvas_to_layout(REF_PPM)
     seen = cv2.warpPerspective(ink, M, (W, H), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    stray = (seen > 96) & ~_allowed(layout, reference, (H, W))
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(stray.astype(np.uint8), connectivity=8)
+    # seen > 96 where writing is not allowed (255 there, as uint8: the components are the same)
+    stray = cv2.bitwise_and(cv2.compare(seen, 96, cv2.CMP_GT), _not_allowed(layout, reference, (H, W)))
+    if not cv2.countNonZero(stray):
+        return []  # the common case, a ballot with no writing on it: no components to label
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(stray, connectivity=8)
     out = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
@@ -103,12 +106,14 @@ def outside_ink(thumb: np.ndarray, paper: np.ndarray, homography: np.ndarray, th
     return sorted(out, key=lambda p: (p[1], p[0]))
 
 
-_ALLOWED: dict[tuple[int, int], tuple[BallotLayout, StyleReference | None, np.ndarray]] = {}
+_NOT_ALLOWED: dict[tuple[int, int], tuple[BallotLayout, StyleReference | None, np.ndarray]] = {}
 
 
-def _allowed(layout: BallotLayout, reference: StyleReference | None, shape: tuple[int, int]) -> np.ndarray:
+def _not_allowed(layout: BallotLayout, reference: StyleReference | None, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 of `shape` (the canvas), 255 where ink is not allowed: not near a box, square, the code, band,
+    stamp zone or note, not at the sheet's edge, not on the print (made once per layout and reference)."""
     key = (id(layout), id(reference))
-    hit = _ALLOWED.get(key)
+    hit = _NOT_ALLOWED.get(key)
     if hit is not None and hit[0] is layout and hit[1] is reference:
         return hit[2]
     mask = np.zeros(shape, np.uint8)
@@ -134,7 +139,7 @@ def _allowed(layout: BallotLayout, reference: StyleReference | None, shape: tupl
     else:
         for t in layout.texts:
             fill(t.rect.x, t.rect.y, t.rect.w, t.rect.h, 1.0)
-    if len(_ALLOWED) > 16:
-        _ALLOWED.clear()
-    _ALLOWED[key] = (layout, reference, mask.astype(bool))
-    return _ALLOWED[key][2]
+    if len(_NOT_ALLOWED) > 16:
+        _NOT_ALLOWED.clear()
+    _NOT_ALLOWED[key] = (layout, reference, np.where(mask > 0, 0, 255).astype(np.uint8))
+    return _NOT_ALLOWED[key][2]

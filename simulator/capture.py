@@ -8,6 +8,7 @@ the OMR corpus generator's business.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -121,22 +122,33 @@ def _kernel_radius(sigma: float) -> int:
 
 _NOISE_PAD = 97
 _noise_cache: dict[tuple[tuple[int, ...], float], tuple[np.ndarray, np.ndarray]] = {}  # (h, w[, planes]), sigma
+_noise_lock = threading.Lock()  # the camera's thread drawing ahead and the firmware's capture: one field, drawn once
 
 
 def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
-    """Gaussian sensor noise. Drawing millions of normals per frame costs more than the whole OMR, so a
-    field is drawn once per frame size and each capture takes it at a random offset (seeded): the noise
-    still differs from frame to frame and pixel to pixel."""
+    """Gaussian sensor noise, added to `img` in place (the capture's own frame: no second and third frame
+    to allocate). Drawing millions of normals per frame costs more than the whole OMR, so a field is drawn
+    once per frame size and each capture takes it at a random offset (seeded): the noise still differs from
+    frame to frame and pixel to pixel."""
     h, w = img.shape[:2]
     key = (img.shape, sigma)
-    if key not in _noise_cache:
-        field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
-        pos, neg = np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)
-        if img.ndim == 3:  # the same value on every plane, merged once rather than at every capture
-            pos, neg = cv2.merge([pos] * img.shape[2]), cv2.merge([neg] * img.shape[2])
-        if len(_noise_cache) >= 8:
-            _noise_cache.clear()
-        _noise_cache[key] = (pos, neg)
-    pos, neg = _noise_cache[key]
+    with _noise_lock:
+        if key not in _noise_cache:
+            if len(_noise_cache) >= 8:
+                _noise_cache.clear()
+            _noise_cache[key] = _noise_field(img, sigma)
+        pos, neg = _noise_cache[key]
     dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
-    return cv2.subtract(cv2.add(img, pos[dy:dy + h, dx:dx + w]), neg[dy:dy + h, dx:dx + w])
+    cv2.add(img, pos[dy:dy + h, dx:dx + w], dst=img)
+    cv2.subtract(img, neg[dy:dy + h, dx:dx + w], dst=img)
+    return img
+
+
+def _noise_field(img: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The positive and negative parts of the noise field for frames like `img` (uint8, as many planes)."""
+    h, w = img.shape[:2]
+    field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
+    pos, neg = np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)
+    if img.ndim == 3:  # the same value on every plane, merged once rather than at every capture
+        pos, neg = cv2.merge([pos] * img.shape[2]), cv2.merge([neg] * img.shape[2])
+    return pos, neg

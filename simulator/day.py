@@ -316,9 +316,7 @@ class _Day:
     def _vote(self, i: int) -> None:
         voter = self.population[i]
         if i + 1 < len(self.population):  # the next voter is marking their ballots in the booth meanwhile
-            nxt = self.population[i + 1].ballots
-            self.st.camera.prefetch(self._sheet(f"v{i + 1}.b{b}.{'s' if p.spoiled_first else 'f'}0")
-                                    for b, p in enumerate(nxt))
+            self.st.camera.prefetch(self._sheet(key) for key in planned_sheets(i + 1, self.population[i + 1].ballots))
         if not any((i, b) in self.world.ballots for b in range(len(voter.ballots))) and not self._started(i):
             self._stat("voters")
         for b, plan in enumerate(voter.ballots):
@@ -455,6 +453,20 @@ def voter_choice(plan: BallotPlan, verdict: PanelVerdict, castable: bool, last: 
         return VoterChoice.CAST
     # accidental invalid, or an unclear mark: take it back and ask for a new ballot
     return VoterChoice.CAST if last and castable else VoterChoice.RETURN
+
+
+def planned_sheets(voter: int, ballots: Sequence[BallotPlan]) -> list[str]:
+    """The sheets voter `voter` will feed by their plan, in order (`_ballot`): the one spoiled on purpose,
+    the first of the final intention, and the corrected one after an accidental invalid (the second
+    sheet). A sheet returned as ambiguous and fed again is not foreseen."""
+    keys = []
+    for b, plan in enumerate(ballots):
+        if plan.spoiled_first is not None:
+            keys.append(f"v{voter}.b{b}.s0")
+        keys.append(f"v{voter}.b{b}.f0")
+        if plan.corrected is not None:
+            keys.append(f"v{voter}.b{b}.c1")
+    return keys
 
 
 def sheet_for(population: Sequence[Any], seed: int, key: str, cache: dict[str, Sheet]) -> Sheet:

@@ -274,7 +274,9 @@ class SimCamera:
         for sheet in sheets:
             if sheet.key not in self._ahead and sheet.key not in self._captures and sheet.image is None:
                 self._ahead[sheet.key] = self._pool.submit(self._draw_capture, sheet, 0)
-        while len(self._ahead) > 8:  # sheets never fed (a voter who stopped early): forget the oldest
+        # sheets never fed (a voter who stopped early): forget the oldest beyond two voters' worth (a voter's
+        # plan feeds up to three sheets per ballot: spoiled, first, corrected)
+        while len(self._ahead) > 12:
             self._ahead.pop(next(iter(self._ahead)))
 
     def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
