@@ -225,3 +225,29 @@ def test_the_capture_extracts_on_one_opencv_thread_and_gives_the_others_back(
     finally:
         cv2.setNumThreads(before)
     assert seen == [1, 2]
+
+
+def test_after_a_power_cut_the_desk_resumes_with_the_polls_open_and_names_the_last_visit(tmp_path: Path) -> None:
+    service, people = _desk(tmp_path)
+    service.open_polls()
+    assert service.type_jmbg(people[2].jmbg.digits).state == VoterState.REFUSED  # decided: on disk
+    service.next_voter()
+    service.read_document("IDBIH<<<garbage")  # the next visit is cut off here by the power
+    opened_at = service.store.polls("opened_at")
+    service.store.close()
+
+    key = (tmp_path / "auth.key").read_bytes()
+    store = AuthStore(tmp_path, pseudonym_key(key, STATION))
+    clock = AcceleratedClock(dt.datetime(2026, 10, 4, 9, 0, tzinfo=dt.UTC))
+    again = AuthService(RegisterExtract(tmp_path / "r.bbr", STATION, key), SimulatedFingerprintSensor(), store,
+                        clock, Messages.for_language("en"), DAY)
+    recovery = again.resume_polls()
+    assert again.polls_open and recovery.polls_open and recovery.visits_recorded == 1
+    assert recovery.last_verdict == "refused" and recovery.last_register_number is None  # not on the register
+    assert "visit 1" in recovery.lines[1] and "not in the register extract" in recovery.lines[1]
+    assert store.polls("opened_at") == opened_at  # a restart never reopens the polls
+    assert store.counters()["problem.document"] == 0  # the visit cut off left nothing
+    view = again.read_document(id_card(people[0]).text)
+    assert view.state == VoterState.CAPTURING  # the desk serves again
+    again.close_polls()
+    assert again.resume_polls().polls_open is False and not again.polls_open

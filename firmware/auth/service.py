@@ -45,6 +45,7 @@ from firmware.auth.flow import (
 from firmware.auth.register import (
     DeletionRecord,
     RegisterClosed,
+    RegisterError,
     RegisterExtract,
     RegisterVoter,
 )
@@ -124,9 +125,12 @@ def deletion_from_log(path: Path) -> DeletionRecord | None:
     if line is None:
         return None
     d = line["detail"]
-    return DeletionRecord(dt.datetime.fromisoformat(line["at"]), int(d["records"]), int(d["templates"]),
-                          str(d["register_sha256"]), int(d["sensor_templates_after"]), bool(d["key_destroyed"]),
-                          int(d["sensor_templates_before"]), d.get("role"))
+    try:
+        return DeletionRecord(dt.datetime.fromisoformat(line["at"]), int(d["records"]), int(d["templates"]),
+                              str(d["register_sha256"]), int(d["sensor_templates_after"]),
+                              bool(d["key_destroyed"]), int(d["sensor_templates_before"]), d.get("role"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RegisterError(f"{path}: the register.wiped line lacks {exc}; check the log (ballotbox log verify)") from None
 
 
 def _last_logged(path: Path, event: str) -> dict[str, Any] | None:
