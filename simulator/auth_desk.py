@@ -362,6 +362,9 @@ class _DeskWorld:
     def __init__(self, world_dir: Path) -> None:
         world_dir.mkdir(parents=True, exist_ok=True)
         self.path = world_dir / DESK_JOURNAL
+        self._load()
+
+    def _load(self) -> None:
         self.events = _read_lines(self.path)
         self.journal = Journal(self.path)
         self.t = max((float(e.get("t", 0.0)) for e in self.events), default=0.0)
@@ -379,7 +382,7 @@ class _DeskWorld:
         """Provisioning again (the desk never opened): what the world journaled of it did not happen."""
         self.journal.close()
         self.path.unlink(missing_ok=True)
-        self.__init__(self.path.parent)  # type: ignore[misc]
+        self._load()
 
     def write(self, event: str, t: float, **detail: Any) -> None:
         self.journal.write({"e": event, "t": round(t, 3), **detail})

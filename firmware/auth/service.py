@@ -95,6 +95,7 @@ class _Voter:
 
 _VERDICT = {VoterState.AUTHENTICATED: "authenticated", VoterState.REIDENTIFIED: "reidentified",
             VoterState.REFUSED: "refused", VoterState.IMPERSONATION: "impersonation"}
+assert set(_VERDICT) == FINAL_STATES  # every final state is a verdict the store records
 
 
 @dataclass(frozen=True)
@@ -426,8 +427,8 @@ class AuthService:
         """One event of the table. Landing in a final state decides the visit: everything it gathered goes
         into the store in one transaction, before the panel shows the verdict (synchronous=FULL)."""
         actions = self.machine.fire(event)
-        verdict = _VERDICT.get(self.machine.state) if self.machine.state in FINAL_STATES else None
-        if verdict is not None and event != VoterEvent.NEXT_VOTER:
+        verdict = _VERDICT.get(self.machine.state)
+        if verdict is not None:
             visit, self._current.visit = self._current.visit, Visit()
             self.store.record_visit(visit, verdict)
         return actions
