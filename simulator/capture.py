@@ -31,10 +31,17 @@ class CaptureProfile:
 MILD = CaptureProfile()
 
 
+Box = tuple[int, int, int, int]  # x, y, w, h in sheet px
+
+
 def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureProfile = MILD, *,
-            blurred: bool = False) -> np.ndarray:
+            blurred: bool = False, colour: Iterable[Box] | None = None) -> np.ndarray:
     """An RGB capture of the printed-and-marked `sheet` (RGB, rendered at the camera's dpi). `blurred`: the
-    sheet already went through the lens (`lens_blur`), so only the pose and the sensor noise are added."""
+    sheet already went through the lens (`lens_blur`), so only the pose and the sensor noise are added.
+    `colour`: when known, the boxes outside which the (blurred) sheet is grey, R = G = B (see `colour_boxes`):
+    the pose is then computed on one plane and only those boxes in three, a third of the work and the same
+    bytes (OpenCV's warp of a grey plane is its warp of each of three equal planes, and a warp into a part
+    of the frame is that part of the whole frame's warp: `tests/test_capture_twin.py`)."""
     k = dpi / 25.4
     h, w = sheet.shape[:2]
     margin = round(profile.bed_margin_mm * k)
@@ -48,13 +55,52 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
     M[0, 2] += margin + shift[0]
     M[1, 2] += margin + shift[1]
     bed = (profile.bed_grey,) * 3
-    img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=bed)
+    if colour is not None and sheet.ndim == 3 and sheet.shape[2] == 3 and (blurred or profile.blur_sigma_px <= 0):
+        img = _pose_mostly_grey(sheet, M, (out_w, out_h), bed, colour)
+    else:
+        img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=bed)
     if profile.blur_sigma_px > 0 and not blurred:
         img = cv2.GaussianBlur(img, (0, 0), profile.blur_sigma_px)
     if profile.noise_sigma > 0:
         img = _add_noise(img, profile.noise_sigma, rng)
     return img
+
+
+def _pose_mostly_grey(sheet: np.ndarray, M: np.ndarray, size: tuple[int, int], bed: tuple[int, int, int],
+                      colour: Iterable[Box]) -> np.ndarray:
+    """cv2.warpAffine(sheet, M, size) (INTER_LINEAR, constant `bed` border) of a sheet that is grey outside
+    the `colour` boxes: the green plane posed and spread to three planes, then each box's part of the frame
+    posed in colour. A part reaches every frame pixel whose 2 x 2 source neighbourhood touches its box."""
+    out_w, out_h = size
+    img = cv2.cvtColor(cv2.warpAffine(cv2.extractChannel(sheet, 1), M, size, flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=bed[1]), cv2.COLOR_GRAY2RGB)
+    for x, y, w, h in colour:
+        corners = np.array([[x - 2, y - 2, 1], [x + w + 2, y - 2, 1], [x + w + 2, y + h + 2, 1], [x - 2, y + h + 2, 1]],
+                           np.float64) @ M.T
+        x0, y0 = max(0, int(np.floor(corners[:, 0].min())) - 1), max(0, int(np.floor(corners[:, 1].min())) - 1)
+        x1, y1 = min(out_w, int(np.ceil(corners[:, 0].max())) + 2), min(out_h, int(np.ceil(corners[:, 1].max())) + 2)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        part = M.copy()
+        part[0, 2] -= x0
+        part[1, 2] -= y0
+        img[y0:y1, x0:x1] = cv2.warpAffine(sheet, part, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=bed)
+    return img
+
+
+def colour_boxes(img: np.ndarray, grow: int = 2) -> list[Box]:
+    """Boxes (x, y, w, h) holding every pixel of an RGB image that is not grey (R, G, B not all equal),
+    one per cluster of such pixels (those within `grow` px of each other join); [] for a grey image."""
+    if img.ndim != 3:
+        return []
+    r, g, b = cv2.split(img)
+    tinted = cv2.bitwise_or(cv2.compare(r, g, cv2.CMP_NE), cv2.compare(g, b, cv2.CMP_NE))
+    if not cv2.countNonZero(tinted):
+        return []
+    n, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(tinted, np.ones((2 * grow + 1,) * 2, np.uint8)))
+    return [(int(x), int(y), int(bw), int(bh)) for x, y, bw, bh, _ in stats[1:n]]  # grown by `grow`: harmless
 
 
 def lens_blur(sheet: np.ndarray, profile: CaptureProfile = MILD) -> np.ndarray:
@@ -65,15 +111,24 @@ def lens_blur(sheet: np.ndarray, profile: CaptureProfile = MILD) -> np.ndarray:
 
 def lens_blur_patched(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray,
                       windows: Iterable[tuple[int, int, int, int]], profile: CaptureProfile = MILD) -> np.ndarray:
+    """`lens_blur(marked)`, from the blurred blank: see `lens_blur_patched_boxes`."""
+    return lens_blur_patched_boxes(blank, blank_blurred, marked, windows, profile)[0]
+
+
+def lens_blur_patched_boxes(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray,
+                            windows: Iterable[tuple[int, int, int, int]],
+                            profile: CaptureProfile = MILD) -> tuple[np.ndarray, list[Box] | None]:
     """`lens_blur(marked)` where `marked` is `blank` with ink added only inside `windows` (x, y, w, h):
     the blurred blank with each window's changed pixels blurred again locally. OpenCV's 8-bit Gaussian
     is bit-exact, so the result is byte for byte the whole sheet's blur at a few percent of its cost; a
-    change that reaches a window's edge (ink outside it) falls back to blurring the whole sheet."""
+    change that reaches a window's edge (ink outside it) falls back to blurring the whole sheet. With it,
+    the boxes written over the blurred blank, or None when the whole sheet was blurred again."""
     if profile.blur_sigma_px <= 0:
-        return marked.copy()
+        return marked.copy(), None
     r = _kernel_radius(profile.blur_sigma_px)
     h, w = marked.shape[:2]
     out = blank_blurred.copy()
+    written: list[Box] = []
     for x, y, ww, hh in _merged(windows):
         x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + ww), min(h, y + hh)
         if x1 <= x0 or y1 <= y0:
@@ -85,14 +140,15 @@ def lens_blur_patched(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.n
             continue
         if (rows[0] == 0 and y0 > 0) or (rows[-1] == y1 - y0 - 1 and y1 < h) \
                 or (cols[0] == 0 and x0 > 0) or (cols[-1] == x1 - x0 - 1 and x1 < w):
-            return lens_blur(marked, profile)  # the ink may go on outside the window
+            return lens_blur(marked, profile), None  # the ink may go on outside the window
         # the changed pixels' box, grown by the kernel (what they reach), and again (what reaches that)
         cy0, cy1 = max(0, y0 + rows[0] - r), min(h, y0 + rows[-1] + 1 + r)
         cx0, cx1 = max(0, x0 + cols[0] - r), min(w, x0 + cols[-1] + 1 + r)
         sy0, sy1, sx0, sx1 = max(0, cy0 - r), min(h, cy1 + r), max(0, cx0 - r), min(w, cx1 + r)
         local = cv2.GaussianBlur(marked[sy0:sy1, sx0:sx1], (0, 0), profile.blur_sigma_px)
         out[cy0:cy1, cx0:cx1] = local[cy0 - sy0:cy1 - sy0, cx0 - sx0:cx1 - sx0]
-    return out
+        written.append((int(cx0), int(cy0), int(cx1 - cx0), int(cy1 - cy0)))
+    return out, written
 
 
 def _merged(windows: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:

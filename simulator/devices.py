@@ -34,12 +34,18 @@ from hal.printer import PaperOut
 from hal.switches import Indicator, SealState
 from simulator.capture import (
     MILD,
+    Box,
     CaptureProfile,
     capture,
+    colour_boxes,
     lens_blur,
-    lens_blur_patched,
+    lens_blur_patched_boxes,
 )
 from simulator.voters import Sheet
+
+# a style's printed ballot: as drawn, through the lens, its boxes (candidate or list -> x, y, w, h px), and
+# where it is not grey through the lens
+_Blank = tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]], list[Box]]
 
 
 class AcceleratedClock:
@@ -258,8 +264,9 @@ class SimCamera:
         self.election, self.path, self.rng, self.dpi, self.profile = election, path, rng, dpi, profile
         self.white_level = 250.0  # "calibrated" like a real camera: white paper under the twin's light
         self.fail_next = False
-        self._drawn: tuple[int, np.ndarray] | None = None  # the sheet in the feeder, drawn once (through the lens)
-        self._blanks: dict[str, tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]]]] = {}
+        # the sheet in the feeder, drawn once (through the lens), and where it is not grey (None: anywhere)
+        self._drawn: tuple[int, np.ndarray, list[Box] | None] | None = None
+        self._blanks: dict[str, _Blank] = {}
         self._seed = rng.getrandbits(64)
         self._captures: dict[str, int] = {}  # sheet key -> captures so far (each capture varies)
         self._ahead: dict[str, Future[np.ndarray]] = {}  # first captures drawn ahead, on another core
@@ -281,25 +288,32 @@ class SimCamera:
 
     def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
         """The sheet as the lens sees it, flat: printed, marked, blurred (drawn once while it is held)."""
-        if self._drawn is None or self._drawn[0] != sheet.sheet_id:
-            self._drawn = (sheet.sheet_id, self._draw(sheet))
-        return self._drawn[1]
+        return self._held(sheet)[1]
 
-    def _blank(self, style_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]]]:
-        """The printed ballot of a style, as drawn and through the lens, and its boxes (once per style)."""
+    def _held(self, sheet: Sheet) -> tuple[int, np.ndarray, list[Box] | None]:
+        if self._drawn is None or self._drawn[0] != sheet.sheet_id:
+            self._drawn = (sheet.sheet_id, *self._draw(sheet))
+        return self._drawn
+
+    def _blank(self, style_id: str) -> _Blank:
+        """The printed ballot of a style, as drawn and through the lens, its boxes, and where it is not grey
+        through the lens (its coloured print; once per style)."""
         if style_id not in self._blanks:
             img, layout = render_ballot(self.election, style_id, self.dpi)
             arr = np.array(img)
-            self._blanks[style_id] = (arr, lens_blur(arr, self.profile),
-                                      {b.candidate or b.list: tuple(b.rect.px(self.dpi)) for b in layout.boxes})
+            blurred = lens_blur(arr, self.profile)
+            self._blanks[style_id] = (arr, blurred,
+                                      {b.candidate or b.list: tuple(b.rect.px(self.dpi)) for b in layout.boxes},
+                                      colour_boxes(blurred))
         return self._blanks[style_id]
 
-    def _draw(self, sheet: Sheet) -> np.ndarray:
+    def _draw(self, sheet: Sheet) -> tuple[np.ndarray, list[Box] | None]:
+        """The sheet through the lens, and the boxes outside which it is grey (None: not known)."""
         if sheet.image is not None:
-            return lens_blur(sheet.image, self.profile)
-        blank, blurred, rects = self._blank(sheet.style)
+            return lens_blur(sheet.image, self.profile), None
+        blank, blurred, rects, tinted = self._blank(sheet.style)
         if not sheet.marks:
-            return blurred
+            return blurred, tinted
         arr = blank.copy()
         ink = random.Random(sheet.ink_seed)
         windows = []
@@ -308,11 +322,13 @@ class SimCamera:
             draw_mark(arr, (x, y, w, h), style, pen, self.dpi, ink)
             grow = max(w, h) + 16  # an oversized X reaches 0.7 of the box from its centre, plus the pen
             windows.append((x - grow, y - grow, w + 2 * grow, h + 2 * grow))
-        return lens_blur_patched(blank, blurred, arr, windows, self.profile)
+        img, written = lens_blur_patched_boxes(blank, blurred, arr, windows, self.profile)
+        return img, None if written is None else tinted + written
 
     def _draw_capture(self, sheet: Sheet, n: int) -> np.ndarray:
-        return capture(self._draw(sheet), self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile,
-                       blurred=True)
+        img, tinted = self._draw(sheet)
+        return capture(img, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile, blurred=True,
+                       colour=tinted)
 
     def capture(self) -> BallotImage:
         if self.fail_next:
@@ -328,8 +344,9 @@ class SimCamera:
         if ahead is not None and n == 0:
             pixels = ahead.result()
         else:
-            pixels = capture(self.printed_and_marked(sheet), self.dpi,
-                             random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile, blurred=True)
+            _, img, tinted = self._held(sheet)
+            pixels = capture(img, self.dpi, random.Random(f"{self._seed}:{sheet.key}:{n}"), self.profile,
+                             blurred=True, colour=tinted)
         return BallotImage(pixels, self.dpi, white_level=self.white_level)
 
     def self_test(self) -> DeviceStatus:
