@@ -10,7 +10,14 @@ import numpy as np
 from config.election import SAMPLE_ELECTION, load_election
 from firmware.cec.pens import draw_mark
 from simulator import capture as capture_module
-from simulator.capture import MILD, CaptureProfile, capture, colour_boxes, lens_blur, lens_blur_patched
+from simulator.capture import (
+    MILD,
+    CaptureProfile,
+    capture,
+    colour_boxes,
+    lens_blur,
+    lens_blur_patched,
+)
 from simulator.devices import build_sim_station
 from simulator.voters import make_population, new_sheet
 
