@@ -294,6 +294,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
         def uploader_for(store: Any, clock: Any) -> Any:
             return Uploader(store, endpoint, messages, receipt_key=receipt_key, now=clock.now, sleep=clock.sleep)
+    import cv2
+
+    # One OpenCV thread: the day already keeps both of a small machine's cores busy (the firmware's reading
+    # thread and its pool, the camera twin drawing ahead), and OpenCV's own workers waiting on them cost more
+    # than they give (the README's figures). A box's scanner service keeps OpenCV's default.
+    cv2.setNumThreads(1)
     started = time.perf_counter()
     console.print(f"[bold]ballotbox[/] simulated day: {election.title.latn}, station {election.station.code} "
                   f"{election.station.name.latn}, {args.voters} voters, seed {args.seed}"
