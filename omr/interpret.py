@@ -72,9 +72,11 @@ def interpret(image: np.ndarray, election: Election, dpi: float | None = None,
             or min(image.shape[:2]) < 64 or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         return Interpretation(Verdict.UNREADABLE, (Reason.IMAGE_INVALID,))
     rgb = image if image.ndim == 2 or image.shape[2] == 3 else image[:, :, :3]
-    grey = rgb if rgb.ndim == 2 else cv2.extractChannel(rgb, 1)  # green: black print at full contrast
+    # green: black print at full contrast (needed only after the registration: on the pool, beside it)
+    grey_job = _submit(pool, cv2.extractChannel, rgb, 1) if rgb.ndim == 3 else None
 
     found, thumb, ppm_guess = _find(rgb, election, dpi)
+    grey = rgb if grey_job is None else grey_job.result()
     emit("registration_marks", found)
     if isinstance(found, Reason):
         return Interpretation(Verdict.UNREADABLE, (_why_no_marks(thumb, found, ppm_guess),))
