@@ -56,7 +56,7 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
     M[1, 2] += margin + shift[1]
     bed = (profile.bed_grey,) * 3
     if colour is not None and sheet.ndim == 3 and sheet.shape[2] == 3 and (blurred or profile.blur_sigma_px <= 0):
-        img = _pose_mostly_grey(sheet, M, (out_w, out_h), bed, colour)
+        return _pose_mostly_grey(sheet, M, (out_w, out_h), bed, colour, profile.noise_sigma, rng)
     else:
         img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=bed)
@@ -68,13 +68,23 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
 
 
 def _pose_mostly_grey(sheet: np.ndarray, M: np.ndarray, size: tuple[int, int], bed: tuple[int, int, int],
-                      colour: Iterable[Box]) -> np.ndarray:
+                      colour: Iterable[Box], noise_sigma: float, rng: random.Random) -> np.ndarray:
     """cv2.warpAffine(sheet, M, size) (INTER_LINEAR, constant `bed` border) of a sheet that is grey outside
-    the `colour` boxes: the green plane posed and spread to three planes, then each box's part of the frame
-    posed in colour. A part reaches every frame pixel whose 2 x 2 source neighbourhood touches its box."""
+    the `colour` boxes, with `_add_noise(., noise_sigma, rng)`: the green plane posed and its noise added
+    (the noise is the same on every plane), spread to three planes, then each box's part of the frame posed
+    in colour with its part of the noise. A part reaches every frame pixel whose 2 x 2 source neighbourhood
+    touches its box."""
     out_w, out_h = size
-    img = cv2.cvtColor(cv2.warpAffine(cv2.extractChannel(sheet, 1), M, size, flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_CONSTANT, borderValue=bed[1]), cv2.COLOR_GRAY2RGB)
+    plane = cv2.warpAffine(cv2.extractChannel(sheet, 1), M, size, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=bed[1])
+    noise = None
+    if noise_sigma > 0:
+        pos, neg = _noise_parts((out_h, out_w), noise_sigma)
+        dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
+        noise = pos[dy:dy + out_h, dx:dx + out_w], neg[dy:dy + out_h, dx:dx + out_w]
+        cv2.add(plane, noise[0], dst=plane)
+        cv2.subtract(plane, noise[1], dst=plane)
+    img = cv2.cvtColor(plane, cv2.COLOR_GRAY2RGB)
     for x, y, w, h in colour:
         corners = np.array([[x - 2, y - 2, 1], [x + w + 2, y - 2, 1], [x + w + 2, y + h + 2, 1], [x - 2, y + h + 2, 1]],
                            np.float64) @ M.T
@@ -85,8 +95,12 @@ def _pose_mostly_grey(sheet: np.ndarray, M: np.ndarray, size: tuple[int, int], b
         part = M.copy()
         part[0, 2] -= x0
         part[1, 2] -= y0
-        img[y0:y1, x0:x1] = cv2.warpAffine(sheet, part, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                           borderMode=cv2.BORDER_CONSTANT, borderValue=bed)
+        posed = cv2.warpAffine(sheet, part, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=bed)
+        if noise is not None:
+            cv2.add(posed, cv2.merge([noise[0][y0:y1, x0:x1]] * 3), dst=posed)
+            cv2.subtract(posed, cv2.merge([noise[1][y0:y1, x0:x1]] * 3), dst=posed)
+        img[y0:y1, x0:x1] = posed
     return img
 
 
@@ -187,24 +201,25 @@ def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
     once per frame size and each capture takes it at a random offset (seeded): the noise still differs from
     frame to frame and pixel to pixel."""
     h, w = img.shape[:2]
-    key = (img.shape, sigma)
-    with _noise_lock:
-        if key not in _noise_cache:
-            if len(_noise_cache) >= 8:
-                _noise_cache.clear()
-            _noise_cache[key] = _noise_field(img, sigma)
-        pos, neg = _noise_cache[key]
+    pos, neg = _noise_parts(img.shape, sigma)
     dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
     cv2.add(img, pos[dy:dy + h, dx:dx + w], dst=img)
     cv2.subtract(img, neg[dy:dy + h, dx:dx + w], dst=img)
     return img
 
 
-def _noise_field(img: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """The positive and negative parts of the noise field for frames like `img` (uint8, as many planes)."""
-    h, w = img.shape[:2]
-    field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
-    pos, neg = np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)
-    if img.ndim == 3:  # the same value on every plane, merged once rather than at every capture
-        pos, neg = cv2.merge([pos] * img.shape[2]), cv2.merge([neg] * img.shape[2])
-    return pos, neg
+def _noise_parts(shape: tuple[int, ...], sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The positive and negative parts of the noise field for frames of `shape` (h, w[, planes]; uint8),
+    drawn once: the same value on every plane, merged once rather than at every capture."""
+    key = (tuple(shape), sigma)
+    with _noise_lock:
+        if key not in _noise_cache:
+            if len(_noise_cache) >= 8:
+                _noise_cache.clear()
+            h, w = shape[:2]
+            field = np.random.default_rng(12345).normal(0, sigma, (h + _NOISE_PAD, w + _NOISE_PAD))
+            pos, neg = np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)
+            if len(shape) == 3:
+                pos, neg = cv2.merge([pos] * shape[2]), cv2.merge([neg] * shape[2])
+            _noise_cache[key] = pos, neg
+        return _noise_cache[key]
