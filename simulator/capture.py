@@ -57,9 +57,8 @@ def capture(sheet: np.ndarray, dpi: float, rng: random.Random, profile: CaptureP
     bed = (profile.bed_grey,) * 3
     if colour is not None and sheet.ndim == 3 and sheet.shape[2] == 3 and (blurred or profile.blur_sigma_px <= 0):
         return _pose_mostly_grey(sheet, M, (out_w, out_h), bed, colour, profile.noise_sigma, rng)
-    else:
-        img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=bed)
+    img = cv2.warpAffine(sheet, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=bed)
     if profile.blur_sigma_px > 0 and not blurred:
         img = cv2.GaussianBlur(img, (0, 0), profile.blur_sigma_px)
     if profile.noise_sigma > 0:
@@ -77,11 +76,8 @@ def _pose_mostly_grey(sheet: np.ndarray, M: np.ndarray, size: tuple[int, int], b
     out_w, out_h = size
     plane = cv2.warpAffine(cv2.extractChannel(sheet, 1), M, size, flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=bed[1])
-    noise = None
-    if noise_sigma > 0:
-        pos, neg = _noise_parts((out_h, out_w), noise_sigma)
-        dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
-        noise = pos[dy:dy + out_h, dx:dx + out_w], neg[dy:dy + out_h, dx:dx + out_w]
+    noise = _noise_window(plane.shape, noise_sigma, rng) if noise_sigma > 0 else None
+    if noise is not None:
         cv2.add(plane, noise[0], dst=plane)
         cv2.subtract(plane, noise[1], dst=plane)
     img = cv2.cvtColor(plane, cv2.COLOR_GRAY2RGB)
@@ -123,20 +119,13 @@ def lens_blur(sheet: np.ndarray, profile: CaptureProfile = MILD) -> np.ndarray:
     return cv2.GaussianBlur(sheet, (0, 0), profile.blur_sigma_px) if profile.blur_sigma_px > 0 else sheet.copy()
 
 
-def lens_blur_patched(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray,
-                      windows: Iterable[tuple[int, int, int, int]], profile: CaptureProfile = MILD) -> np.ndarray:
-    """`lens_blur(marked)`, from the blurred blank: see `lens_blur_patched_boxes`."""
-    return lens_blur_patched_boxes(blank, blank_blurred, marked, windows, profile)[0]
-
-
-def lens_blur_patched_boxes(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray,
-                            windows: Iterable[tuple[int, int, int, int]],
-                            profile: CaptureProfile = MILD) -> tuple[np.ndarray, list[Box] | None]:
+def lens_blur_patched(blank: np.ndarray, blank_blurred: np.ndarray, marked: np.ndarray, windows: Iterable[Box],
+                      profile: CaptureProfile = MILD) -> tuple[np.ndarray, list[Box] | None]:
     """`lens_blur(marked)` where `marked` is `blank` with ink added only inside `windows` (x, y, w, h):
     the blurred blank with each window's changed pixels blurred again locally. OpenCV's 8-bit Gaussian
     is bit-exact, so the result is byte for byte the whole sheet's blur at a few percent of its cost; a
-    change that reaches a window's edge (ink outside it) falls back to blurring the whole sheet. With it,
-    the boxes written over the blurred blank, or None when the whole sheet was blurred again."""
+    change that reaches a window's edge (ink outside it) falls back to blurring the whole sheet. With the
+    sheet, the boxes written over the blurred blank, or None when the whole sheet was blurred again."""
     if profile.blur_sigma_px <= 0:
         return marked.copy(), None
     r = _kernel_radius(profile.blur_sigma_px)
@@ -200,12 +189,18 @@ def _add_noise(img: np.ndarray, sigma: float, rng: random.Random) -> np.ndarray:
     to allocate). Drawing millions of normals per frame costs more than the whole OMR, so a field is drawn
     once per frame size and each capture takes it at a random offset (seeded): the noise still differs from
     frame to frame and pixel to pixel."""
-    h, w = img.shape[:2]
-    pos, neg = _noise_parts(img.shape, sigma)
-    dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
-    cv2.add(img, pos[dy:dy + h, dx:dx + w], dst=img)
-    cv2.subtract(img, neg[dy:dy + h, dx:dx + w], dst=img)
+    pos, neg = _noise_window(img.shape, sigma, rng)
+    cv2.add(img, pos, dst=img)
+    cv2.subtract(img, neg, dst=img)
     return img
+
+
+def _noise_window(shape: tuple[int, ...], sigma: float, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+    """This capture's positive and negative noise for a frame of `shape`: the field at a random offset."""
+    pos, neg = _noise_parts(shape, sigma)
+    h, w = shape[:2]
+    dy, dx = rng.randrange(_NOISE_PAD), rng.randrange(_NOISE_PAD)
+    return pos[dy:dy + h, dx:dx + w], neg[dy:dy + h, dx:dx + w]
 
 
 def _noise_parts(shape: tuple[int, ...], sigma: float) -> tuple[np.ndarray, np.ndarray]:

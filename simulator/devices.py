@@ -39,7 +39,7 @@ from simulator.capture import (
     capture,
     colour_boxes,
     lens_blur,
-    lens_blur_patched_boxes,
+    lens_blur_patched,
 )
 from simulator.voters import Sheet
 
@@ -286,11 +286,9 @@ class SimCamera:
         while len(self._ahead) > 12:
             self._ahead.pop(next(iter(self._ahead)))
 
-    def printed_and_marked(self, sheet: Sheet) -> np.ndarray:
-        """The sheet as the lens sees it, flat: printed, marked, blurred (drawn once while it is held)."""
-        return self._held(sheet)[1]
-
     def _held(self, sheet: Sheet) -> tuple[int, np.ndarray, list[Box] | None]:
+        """The sheet as the lens sees it, flat: printed, marked, blurred (drawn once while it is held), and
+        where it is not grey."""
         if self._drawn is None or self._drawn[0] != sheet.sheet_id:
             self._drawn = (sheet.sheet_id, *self._draw(sheet))
         return self._drawn
@@ -322,7 +320,7 @@ class SimCamera:
             draw_mark(arr, (x, y, w, h), style, pen, self.dpi, ink)
             grow = max(w, h) + 16  # an oversized X reaches 0.7 of the box from its centre, plus the pen
             windows.append((x - grow, y - grow, w + 2 * grow, h + 2 * grow))
-        img, written = lens_blur_patched_boxes(blank, blurred, arr, windows, self.profile)
+        img, written = lens_blur_patched(blank, blurred, arr, windows, self.profile)
         return img, None if written is None else tinted + written
 
     def _draw_capture(self, sheet: Sheet, n: int) -> np.ndarray:

@@ -58,11 +58,15 @@ def test_ink_beyond_a_window_falls_back_to_the_whole_sheet() -> None:
     blurred = lens_blur(blank, MILD)
     marked = blank.copy()
     marked[100:140, 100:300] = rng.integers(0, 255, (40, 200, 3), dtype=np.uint8)  # ink wider than the window
-    assert np.array_equal(lens_blur_patched(blank, blurred, marked, [(90, 90, 100, 60)], MILD), lens_blur(marked, MILD))
+    whole, written = lens_blur_patched(blank, blurred, marked, [(90, 90, 100, 60)], MILD)
+    assert np.array_equal(whole, lens_blur(marked, MILD)) and written is None
     inside = blank.copy()
     inside[150:160, 150:170] = 0  # ink well inside its window
-    assert np.array_equal(lens_blur_patched(blank, blurred, inside, [(130, 130, 60, 50)], MILD), lens_blur(inside, MILD))
-    assert np.array_equal(lens_blur_patched(blank, blurred, blank.copy(), [(130, 130, 60, 50)], MILD), blurred)
+    patched, written = lens_blur_patched(blank, blurred, inside, [(130, 130, 60, 50)], MILD)
+    assert np.array_equal(patched, lens_blur(inside, MILD))
+    assert written and all(x <= 150 and y <= 150 and x + w >= 170 and y + h >= 160 for x, y, w, h in written)
+    untouched, written = lens_blur_patched(blank, blurred, blank.copy(), [(130, 130, 60, 50)], MILD)
+    assert np.array_equal(untouched, blurred) and written == []
 
 
 def _outside(img: np.ndarray, boxes) -> np.ndarray:
